@@ -1,0 +1,50 @@
+package testcluster
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// FailWith answers every call with code.
+func FailWith(code codes.Code) Fault {
+	return func(context.Context, string) error { return status.Error(code, "testcluster: injected "+code.String()) }
+}
+
+// FailEvery answers every n-th call (the 1st, the (n+1)-th, ...) with code.
+func FailEvery(n int64, code codes.Code) Fault {
+	var calls atomic.Int64
+	fail := FailWith(code)
+	return func(ctx context.Context, m string) error {
+		if (calls.Add(1)-1)%n == 0 {
+			return fail(ctx, m)
+		}
+		return nil
+	}
+}
+
+// Delay makes every call take d longer (or end with ctx).
+func Delay(d time.Duration) Fault {
+	return func(ctx context.Context, _ string) error {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+}
+
+// Hang accepts every call and never answers: the call ends only with its
+// context (a black-hole node).
+func Hang() Fault {
+	return func(ctx context.Context, _ string) error {
+		<-ctx.Done()
+		return status.FromContextError(ctx.Err()).Err()
+	}
+}

@@ -1,0 +1,265 @@
+// Package testcluster starts real gRPC servers on 127.0.0.1 random ports for
+// rpcguard's tests, examples and demo. Its tiny Echo service is a
+// hand-written grpc.ServiceDesc over protobuf's well-known StringValue, so
+// nothing is generated at test time. Each node counts the calls it served
+// and can be given a Fault, stopped gracefully or killed.
+package testcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// Full method names of the Echo service.
+const (
+	Service      = "rpcguard.test.Echo"
+	UnaryMethod  = "/rpcguard.test.Echo/Unary"
+	StreamMethod = "/rpcguard.test.Echo/ServerStream"
+	BidiMethod   = "/rpcguard.test.Echo/Bidi"
+)
+
+// Fault runs before a node handles a call (for a stream, before its first
+// message). A non-nil error is the call's answer. It may block (latency) and
+// should return when ctx ends.
+type Fault func(ctx context.Context, method string) error
+
+// Node is one running server.
+type Node struct {
+	ID   string
+	Addr string
+
+	srv     *grpc.Server
+	health  *health.Server
+	calls   atomic.Int64
+	fault   atomic.Pointer[Fault]
+	stopped sync.Once
+}
+
+// Cluster is a set of nodes, stopped by the test's cleanup.
+type Cluster struct {
+	Nodes []*Node
+}
+
+// Start starts n nodes, named node-0 ... node-(n-1), and stops them when the
+// test ends.
+func Start(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{}
+	for i := range n {
+		node, err := StartNode("node-" + strconv.Itoa(i))
+		if err != nil {
+			t.Fatalf("testcluster: %v", err)
+		}
+		t.Cleanup(node.Kill)
+		c.Nodes = append(c.Nodes, node)
+	}
+	return c
+}
+
+// StartNode starts one node on 127.0.0.1 and a random port. The caller
+// stops it (Stop or Kill).
+func StartNode(id string) (*Node, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	n := &Node{ID: id, Addr: lis.Addr().String(), srv: grpc.NewServer(), health: health.NewServer()}
+	n.srv.RegisterService(&serviceDesc, n)
+	healthpb.RegisterHealthServer(n.srv, n.health)
+	n.SetServing(true)
+	go func() { _ = n.srv.Serve(lis) }()
+	return n, nil
+}
+
+// Calls returns how many calls reached the node (faulted ones included).
+func (n *Node) Calls() int64 { return n.calls.Load() }
+
+// SetFault makes the node run f before every call; nil clears it. It may be
+// changed while calls run.
+func (n *Node) SetFault(f Fault) {
+	if f == nil {
+		n.fault.Store(nil)
+		return
+	}
+	n.fault.Store(&f)
+}
+
+// SetServing sets the node's grpc.health.v1 status (for every service name,
+// "" included). Nodes start SERVING.
+func (n *Node) SetServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	n.health.SetServingStatus("", st)
+	n.health.SetServingStatus(Service, st)
+}
+
+// Stop stops the node gracefully: it refuses new calls and waits for the
+// running ones.
+func (n *Node) Stop() { n.stopped.Do(func() { n.health.Shutdown(); n.srv.GracefulStop() }) }
+
+// Kill stops the node at once: its listener and connections close and
+// running calls fail.
+func (n *Node) Kill() { n.stopped.Do(func() { n.health.Shutdown(); n.srv.Stop() }) }
+
+// Addrs returns the nodes' addresses.
+func (c *Cluster) Addrs() []string {
+	out := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		out[i] = n.Addr
+	}
+	return out
+}
+
+// Calls returns each node's call count, in node order.
+func (c *Cluster) Calls() []int64 {
+	out := make([]int64, len(c.Nodes))
+	for i, n := range c.Nodes {
+		out[i] = n.Calls()
+	}
+	return out
+}
+
+// DeadAddr returns a 127.0.0.1 address on which nothing listens: a port that
+// was just bound and closed again (connections to it are refused).
+func DeadAddr(t testing.TB) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testcluster: %v", err)
+	}
+	addr := lis.Addr().String()
+	_ = lis.Close()
+	return addr
+}
+
+// Dial returns a client for target with insecure credentials, closed when
+// the test ends.
+func Dial(t testing.TB, target string, opts ...grpc.DialOption) *grpc.ClientConn {
+	t.Helper()
+	cc, err := grpc.NewClient(target, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
+	if err != nil {
+		t.Fatalf("testcluster: NewClient(%q): %v", target, err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	return cc
+}
+
+// Unary calls the Echo service's unary method and returns the ID of the node
+// that answered.
+func Unary(ctx context.Context, cc grpc.ClientConnInterface, opts ...grpc.CallOption) (string, error) {
+	reply := new(wrapperspb.StringValue)
+	err := cc.Invoke(ctx, UnaryMethod, wrapperspb.String("ping"), reply, opts...)
+	return reply.GetValue(), err
+}
+
+// ServerStream asks for n messages and returns the ones received ("id:i").
+func ServerStream(ctx context.Context, cc grpc.ClientConnInterface, n int, opts ...grpc.CallOption) ([]string, error) {
+	s, err := cc.NewStream(ctx, &serviceDesc.Streams[0], StreamMethod, opts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.SendMsg(wrapperspb.String(strconv.Itoa(n))); err != nil {
+		return nil, err
+	}
+	if err := s.CloseSend(); err != nil {
+		return nil, err
+	}
+	var got []string
+	for {
+		m := new(wrapperspb.StringValue)
+		if err := s.RecvMsg(m); err != nil {
+			if errors.Is(err, io.EOF) {
+				return got, nil
+			}
+			return got, err
+		}
+		got = append(got, m.GetValue())
+	}
+}
+
+// StreamDescs returns the Echo service's stream descriptions (server
+// stream, then bidi), for callers that open streams themselves.
+func StreamDescs() []grpc.StreamDesc { return serviceDesc.Streams }
+
+type echoServer interface{}
+
+var serviceDesc = grpc.ServiceDesc{
+	ServiceName: Service,
+	HandlerType: (*echoServer)(nil),
+	Methods: []grpc.MethodDesc{{
+		MethodName: "Unary",
+		Handler: func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			n := srv.(*Node)
+			if err := dec(new(wrapperspb.StringValue)); err != nil {
+				return nil, err
+			}
+			if err := n.enter(ctx, UnaryMethod); err != nil {
+				return nil, err
+			}
+			return wrapperspb.String(n.ID), nil
+		},
+	}},
+	Streams: []grpc.StreamDesc{
+		{StreamName: "ServerStream", ServerStreams: true, Handler: func(srv any, ss grpc.ServerStream) error {
+			n := srv.(*Node)
+			req := new(wrapperspb.StringValue)
+			if err := ss.RecvMsg(req); err != nil {
+				return err
+			}
+			count, err := strconv.Atoi(req.GetValue())
+			if err != nil {
+				return fmt.Errorf("testcluster: bad count %q", req.GetValue())
+			}
+			if err := n.enter(ss.Context(), StreamMethod); err != nil {
+				return err
+			}
+			for i := range count {
+				if err := ss.SendMsg(wrapperspb.String(n.ID + ":" + strconv.Itoa(i))); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{StreamName: "Bidi", ServerStreams: true, ClientStreams: true, Handler: func(srv any, ss grpc.ServerStream) error {
+			n := srv.(*Node)
+			if err := n.enter(ss.Context(), BidiMethod); err != nil {
+				return err
+			}
+			for {
+				m := new(wrapperspb.StringValue)
+				if err := ss.RecvMsg(m); err != nil {
+					if errors.Is(err, io.EOF) {
+						return nil
+					}
+					return err
+				}
+				if err := ss.SendMsg(wrapperspb.String(n.ID + ":" + m.GetValue())); err != nil {
+					return err
+				}
+			}
+		}},
+	},
+}
+
+func (n *Node) enter(ctx context.Context, method string) error {
+	n.calls.Add(1)
+	if f := n.fault.Load(); f != nil {
+		return (*f)(ctx, method)
+	}
+	return nil
+}

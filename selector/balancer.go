@@ -1,0 +1,265 @@
+package selector
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/attributes"
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/balancer/base"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/serviceconfig"
+	"google.golang.org/grpc/status"
+)
+
+// BalancerName is the name under which the package registers its gRPC
+// balancer (with no Go options: no hooks, the default classifier). Choose it
+// in the service config:
+//
+//	{"loadBalancingConfig": [{"rpcguard_selector": {
+//	    "strategy": "round_robin",
+//	    "ejection": {"consecutiveFailures": 5, "baseTime": "30s", "maxTime": "300s", "maxPercent": 50},
+//	    "reuseTried": false,
+//	    "metadata": {"version": "v2"}
+//	}}]}
+//
+// Every field is optional. "strategy" is "random", "round_robin" (default) or
+// "p2c". "ejection", when present, enables outlier ejection; its missing
+// fields take DefaultEjection's values; durations are Go or protobuf JSON
+// durations ("30s", "1.5s", "250ms"). "metadata" keeps the nodes whose
+// metadata has every listed key and value. Unknown fields are errors.
+//
+// The picker avoids the nodes the call's record (NewCall, EnsureCall,
+// UnaryClientInterceptor) holds, records the node it picks, and feeds every
+// attempt's outcome back. Client-side health checking is honoured when the
+// service config has a healthCheckConfig (and the program imports
+// google.golang.org/grpc/health).
+const BalancerName = "rpcguard_selector"
+
+func init() {
+	balancer.Register(&builder{name: BalancerName})
+}
+
+// NewBalancerBuilder returns a gRPC balancer builder named name whose
+// selectors start from opts (hooks and classifier can only be set this way);
+// the service config's fields override the options they name. Register it
+// with balancer.Register before creating clients that name it; gRPC's
+// registry is global, so give each distinct configuration its own name.
+func NewBalancerBuilder(name string, opts ...Option) (balancer.Builder, error) {
+	if name == "" || strings.ToLower(name) != name {
+		return nil, fmt.Errorf("selector: balancer name %q must be non-empty and lowercase (gRPC matches names lowercased)", name)
+	}
+	if _, err := buildOptions(opts); err != nil {
+		return nil, err
+	}
+	return &builder{name: name, opts: slices.Clone(opts)}, nil
+}
+
+type builder struct {
+	name string
+	opts []Option
+}
+
+func (b *builder) Name() string { return b.name }
+
+// lbConfig is the balancer's service-config JSON.
+type lbConfig struct {
+	serviceconfig.LoadBalancingConfig `json:"-"`
+
+	Strategy   Strategy          `json:"strategy,omitempty"`
+	Ejection   *ejectionJSON     `json:"ejection,omitempty"`
+	ReuseTried bool              `json:"reuseTried,omitempty"`
+	Metadata   map[string]string `json:"metadata,omitempty"`
+
+	opts []Option // derived from the fields above
+}
+
+type ejectionJSON struct {
+	ConsecutiveFailures *int    `json:"consecutiveFailures,omitempty"`
+	BaseTime            *string `json:"baseTime,omitempty"`
+	MaxTime             *string `json:"maxTime,omitempty"`
+	MaxPercent          *int    `json:"maxPercent,omitempty"`
+}
+
+// ParseConfig validates the balancer's service-config JSON; gRPC rejects
+// the service config with this error.
+func (b *builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfig, error) {
+	cfg := &lbConfig{}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		return nil, fmt.Errorf("%s: bad service config %s: %w", b.name, js, err)
+	}
+	if cfg.Strategy != "" {
+		cfg.opts = append(cfg.opts, WithStrategy(cfg.Strategy))
+	}
+	if cfg.Ejection != nil {
+		e, err := cfg.Ejection.ejection()
+		if err != nil {
+			return nil, fmt.Errorf("%s: service config: %w", b.name, err)
+		}
+		cfg.opts = append(cfg.opts, WithEjection(e))
+	}
+	if cfg.ReuseTried {
+		cfg.opts = append(cfg.opts, WithReuseTried())
+	}
+	for k, v := range cfg.Metadata {
+		cfg.opts = append(cfg.opts, WithFilter(MetadataEquals(k, v)))
+	}
+	if _, err := buildOptions(append(slices.Clone(b.opts), cfg.opts...)); err != nil {
+		return nil, fmt.Errorf("%s: service config: %w", b.name, err)
+	}
+	return cfg, nil
+}
+
+func (j *ejectionJSON) ejection() (Ejection, error) {
+	e := DefaultEjection()
+	if j.ConsecutiveFailures != nil {
+		e.ConsecutiveFailures = *j.ConsecutiveFailures
+		if e.ConsecutiveFailures < 1 {
+			return e, fmt.Errorf("ejection.consecutiveFailures must be at least 1, got %d", e.ConsecutiveFailures)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		in   *string
+		out  *time.Duration
+	}{{"baseTime", j.BaseTime, &e.BaseTime}, {"maxTime", j.MaxTime, &e.MaxTime}} {
+		if d.in == nil {
+			continue
+		}
+		v, err := time.ParseDuration(*d.in)
+		if err != nil || v <= 0 {
+			return e, fmt.Errorf("ejection.%s must be a positive duration such as \"30s\", got %q", d.name, *d.in)
+		}
+		*d.out = v
+	}
+	if j.MaxPercent != nil {
+		e.MaxPercent = *j.MaxPercent
+	}
+	return e, e.validate()
+}
+
+// Build makes a balancer: gRPC's base balancer (subconnection management,
+// health checking) with our picker.
+func (b *builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
+	gb := &grpcBalancer{b: b}
+	gb.sel, _ = New(b.opts...) // validated by NewBalancerBuilder
+	gb.Balancer = base.NewBalancerBuilder(b.name, gb, base.Config{HealthCheck: true}).
+		Build(&announcer{ClientConn: cc}, opts)
+	return gb
+}
+
+// grpcBalancer is base's balancer, reconfigured by the service config. gRPC
+// serializes calls into a balancer, so its fields need no lock.
+type grpcBalancer struct {
+	balancer.Balancer
+	b   *builder
+	sel *Selector
+	cfg *lbConfig
+}
+
+func (gb *grpcBalancer) UpdateClientConnState(s balancer.ClientConnState) error {
+	if cfg, ok := s.BalancerConfig.(*lbConfig); ok && cfg != gb.cfg {
+		sel, err := New(append(slices.Clone(gb.b.opts), cfg.opts...)...)
+		if err != nil {
+			return err // ParseConfig validated it
+		}
+		gb.sel, gb.cfg = sel, cfg
+	}
+	return gb.Balancer.UpdateClientConnState(s)
+}
+
+// Build implements base.PickerBuilder: the ready subconnections become the
+// selector's node set.
+func (gb *grpcBalancer) Build(info base.PickerBuildInfo) balancer.Picker {
+	nodes := make([]Node, 0, len(info.ReadySCs))
+	byID := make(map[string]balancer.SubConn, len(info.ReadySCs))
+	for sc, sci := range info.ReadySCs {
+		n := nodeOf(sci.Address)
+		nodes = append(nodes, n)
+		byID[n.ID] = sc
+	}
+	slices.SortFunc(nodes, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
+	v, kept := gb.sel.update(nodes)
+	p := &picker{sel: gb.sel, v: v, kept: kept, scs: make([]balancer.SubConn, len(v.nodes))}
+	for i, ns := range v.nodes {
+		p.scs[i] = byID[ns.node.ID]
+	}
+	return p
+}
+
+// picker picks among the subconnections that were ready when it was built.
+type picker struct {
+	sel       *Selector
+	v         *view
+	scs       []balancer.SubConn // aligned with v.nodes
+	kept      []Node
+	announced bool // OnUpdate ran; touched only by the balancer's goroutine
+}
+
+func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
+	pk, i, err := p.sel.pick(info.Ctx, p.v)
+	if err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			err = status.FromContextError(err).Err()
+		}
+		return balancer.PickResult{}, err
+	}
+	classify := p.sel.opts.classifier
+	return balancer.PickResult{
+		SubConn: p.scs[i],
+		Done: func(di balancer.DoneInfo) {
+			// gRPC reports a pick it did not use (the subconnection stopped
+			// being ready) as a DoneInfo with nothing in it.
+			pk.report(classify(di.Err), di.Err != nil || di.BytesSent || di.BytesReceived)
+		},
+	}, nil
+}
+
+// announcer runs the OnUpdate hook once a picker is installed, so that the
+// hook means what it says: picks from now on see only these nodes.
+type announcer struct {
+	balancer.ClientConn
+}
+
+func (a *announcer) UpdateState(s balancer.State) {
+	a.ClientConn.UpdateState(s)
+	if p, ok := s.Picker.(*picker); ok && !p.announced {
+		p.announced = true
+		if h := p.sel.opts.hooks.OnUpdate; h != nil {
+			h(p.kept)
+		}
+	}
+}
+
+// nodeKey is the resolver.Address attribute key under which our resolver
+// stores the Node.
+type nodeKey struct{}
+
+// nodeAttr is comparable through Equal, as gRPC attributes require.
+type nodeAttr struct{ n Node }
+
+func (a nodeAttr) Equal(o any) bool {
+	b, ok := o.(nodeAttr)
+	return ok && a.n.equal(b.n)
+}
+
+func addressOf(n Node) resolver.Address {
+	return resolver.Address{Addr: n.Addr, Attributes: attributes.New(nodeKey{}, nodeAttr{n})}
+}
+
+// nodeOf returns the Node our resolver stored in a, or, for addresses from
+// other resolvers, a Node whose ID is the address.
+func nodeOf(a resolver.Address) Node {
+	if na, ok := a.Attributes.Value(nodeKey{}).(nodeAttr); ok {
+		return na.n
+	}
+	return Node{ID: a.Addr, Addr: a.Addr}
+}

@@ -1,0 +1,70 @@
+package selector
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Outcome is what an attempt's result says about the node that served it.
+type Outcome int
+
+const (
+	// Success: the node answered; its consecutive-failure count resets.
+	// Business errors (NotFound, InvalidArgument, ...) are successes here:
+	// the node is working.
+	Success Outcome = iota
+	// Failure: the node failed; it counts towards ejection.
+	Failure
+	// Neutral: the result says nothing about the node (the caller canceled).
+	Neutral
+)
+
+// String returns "success", "failure" or "neutral".
+func (o Outcome) String() string {
+	switch o {
+	case Success:
+		return "success"
+	case Failure:
+		return "failure"
+	case Neutral:
+		return "neutral"
+	}
+	return "Outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Classifier maps an attempt's error (nil for success) to an Outcome.
+type Classifier func(err error) Outcome
+
+// DefaultClassifier classifies by gRPC status code: nil is a Success;
+// Canceled (a gRPC status or context.Canceled) is Neutral; Unavailable,
+// Unknown, Internal, DataLoss and DeadlineExceeded (a gRPC status or
+// context.DeadlineExceeded: a node that does not answer in time is failing)
+// are Failures; an error without a gRPC status is a Failure (a transport
+// error of a non-gRPC client); every other code is a Success, because the
+// node answered.
+func DefaultClassifier(err error) Outcome {
+	if err == nil {
+		return Success
+	}
+	if errors.Is(err, context.Canceled) {
+		return Neutral
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return Failure
+	}
+	s, ok := status.FromError(err)
+	if !ok {
+		return Failure
+	}
+	switch s.Code() {
+	case codes.Canceled:
+		return Neutral
+	case codes.Unavailable, codes.Unknown, codes.Internal, codes.DataLoss, codes.DeadlineExceeded:
+		return Failure
+	}
+	return Success
+}

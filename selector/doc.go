@@ -1,0 +1,29 @@
+// Package selector chooses the node an RPC attempt goes to.
+//
+// It exists because node choice decides whether a retry helps: a retry that
+// lands on the node that just failed is wasted, a round robin that restarts at
+// every call is not a round robin, and a node that keeps failing should stop
+// receiving traffic for a while. Package selector makes that choice explicit,
+// observable and shared by every transport:
+//
+//   - [Node] and a [Selector] whose node set can change while calls run
+//     (picks never block on updates).
+//   - Strategies: [Random], [RoundRobin] (its position persists across calls)
+//     and [PowerOfTwo] (power of two choices, least in-flight, ties broken by
+//     an EWMA of latency); [Filter]s on node metadata.
+//   - A per-call record carried in the call's [context.Context] ([NewCall]):
+//     the nodes this call already tried. A pick avoids them; when all were
+//     tried the pick fails with [ErrAllTried], or, with [WithReuseTried],
+//     reuses the one that failed least recently.
+//   - Outcome feedback ([Picked.Done]) and outlier ejection ([Ejection]):
+//     consecutive failures eject a node for a growing time, never more than a
+//     maximum share of the nodes; hooks report ejections and returns.
+//
+// The plain Go API is [Selector.Pick] followed by [Picked.Done]. For gRPC the
+// package provides a balancer ([BalancerName], configured through the service
+// config's loadBalancingConfig) and a resolver ([NewResolverBuilder]) that
+// takes nodes from a [Source].
+//
+// selector imports no other rpcguard package: it is the floor the retry,
+// health and go-micro packages stand on.
+package selector

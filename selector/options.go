@@ -1,0 +1,170 @@
+package selector
+
+import (
+	"fmt"
+	"time"
+)
+
+// Strategy names how a Selector chooses among the eligible nodes.
+type Strategy string
+
+// The strategies. Their names are also the values of "strategy" in the
+// balancer's service config.
+const (
+	// Random picks uniformly at random.
+	Random Strategy = "random"
+	// RoundRobin cycles through the nodes; the position is shared by all
+	// calls and goroutines and persists across calls.
+	RoundRobin Strategy = "round_robin"
+	// PowerOfTwo draws two nodes at random and takes the one with fewer
+	// attempts in flight; on a tie, the one with the lower latency EWMA.
+	PowerOfTwo Strategy = "p2c"
+)
+
+func (s Strategy) valid() bool { return s == Random || s == RoundRobin || s == PowerOfTwo }
+
+// Filter keeps the nodes for which it returns true.
+type Filter func(Node) bool
+
+// MetadataEquals keeps the nodes whose Metadata[key] is value.
+func MetadataEquals(key, value string) Filter {
+	return func(n Node) bool { v, ok := n.Metadata[key]; return ok && v == value }
+}
+
+// Ejection configures outlier ejection. The zero value disables it; start
+// from DefaultEjection to enable it with the defaults.
+type Ejection struct {
+	// ConsecutiveFailures ejects a node after this many Failures in a row
+	// (see Classifier). 0 disables ejection. Default 5.
+	ConsecutiveFailures int
+	// BaseTime is how long a first ejection lasts; the n-th ejection lasts
+	// n × BaseTime, capped at MaxTime. Default 30 s.
+	BaseTime time.Duration
+	// MaxTime caps an ejection. A node that stayed in for MaxTime since its
+	// last return starts again from BaseTime. Default 300 s.
+	MaxTime time.Duration
+	// MaxPercent is the largest share of the nodes, in percent, that may be
+	// ejected at once (rounded down: with 3 nodes and 50%, one). Default 50.
+	MaxPercent int
+}
+
+// DefaultEjection returns the default ejection settings: 5 consecutive
+// failures, 30 s base time, 300 s cap, at most 50% of the nodes.
+func DefaultEjection() Ejection {
+	return Ejection{ConsecutiveFailures: 5, BaseTime: 30 * time.Second, MaxTime: 300 * time.Second, MaxPercent: 50}
+}
+
+func (e Ejection) enabled() bool { return e.ConsecutiveFailures > 0 }
+
+func (e Ejection) validate() error {
+	if e == (Ejection{}) {
+		return nil
+	}
+	switch {
+	case e.ConsecutiveFailures < 1:
+		return fmt.Errorf("selector: Ejection.ConsecutiveFailures must be at least 1, got %d (use the zero Ejection to disable ejection)", e.ConsecutiveFailures)
+	case e.BaseTime <= 0:
+		return fmt.Errorf("selector: Ejection.BaseTime must be positive, got %v", e.BaseTime)
+	case e.MaxTime < e.BaseTime:
+		return fmt.Errorf("selector: Ejection.MaxTime (%v) must not be below BaseTime (%v)", e.MaxTime, e.BaseTime)
+	case e.MaxPercent < 0 || e.MaxPercent > 100:
+		return fmt.Errorf("selector: Ejection.MaxPercent must be in 0..100, got %d", e.MaxPercent)
+	}
+	return nil
+}
+
+// Hooks observe a Selector. Each may be nil. They run on the goroutine that
+// caused the event (a pick, a Done, an Update) and must not block.
+type Hooks struct {
+	// OnEject runs when a node is ejected, with the time it is out for.
+	OnEject func(n Node, d time.Duration)
+	// OnReturn runs when an ejected node is first seen back (its time is up).
+	OnReturn func(n Node)
+	// OnUpdate runs once a new node set is in effect: picks that start after
+	// it see only these nodes.
+	OnUpdate func(nodes []Node)
+}
+
+type options struct {
+	strategy   Strategy
+	filters    []Filter
+	ejection   Ejection
+	reuseTried bool
+	classifier Classifier
+	hooks      Hooks
+}
+
+// Option configures a Selector (New) or the gRPC balancer
+// (NewBalancerBuilder).
+type Option func(*options) error
+
+// WithStrategy sets the strategy. Default RoundRobin.
+func WithStrategy(s Strategy) Option {
+	return func(o *options) error {
+		if !s.valid() {
+			return fmt.Errorf("selector: unknown strategy %q (want %q, %q or %q)", s, Random, RoundRobin, PowerOfTwo)
+		}
+		o.strategy = s
+		return nil
+	}
+}
+
+// WithFilter keeps only the nodes that pass f; several filters must all
+// pass. Filters run when the node set is updated, not on every pick.
+func WithFilter(f Filter) Option {
+	return func(o *options) error {
+		if f == nil {
+			return fmt.Errorf("selector: WithFilter: nil filter")
+		}
+		o.filters = append(o.filters, f)
+		return nil
+	}
+}
+
+// WithEjection sets outlier ejection (see Ejection). Default: disabled.
+func WithEjection(e Ejection) Option {
+	return func(o *options) error {
+		if err := e.validate(); err != nil {
+			return err
+		}
+		o.ejection = e
+		return nil
+	}
+}
+
+// WithReuseTried makes a pick that finds every node already tried in this
+// call reuse the one that failed least recently (a tried node that did not
+// fail first), instead of failing with ErrAllTried.
+func WithReuseTried() Option {
+	return func(o *options) error { o.reuseTried = true; return nil }
+}
+
+// WithClassifier sets how attempt errors count against nodes. Default
+// DefaultClassifier.
+func WithClassifier(c Classifier) Option {
+	return func(o *options) error {
+		if c == nil {
+			return fmt.Errorf("selector: WithClassifier: nil classifier")
+		}
+		o.classifier = c
+		return nil
+	}
+}
+
+// WithHooks sets the hooks.
+func WithHooks(h Hooks) Option {
+	return func(o *options) error { o.hooks = h; return nil }
+}
+
+func buildOptions(opts []Option) (options, error) {
+	o := options{strategy: RoundRobin, classifier: DefaultClassifier}
+	for _, opt := range opts {
+		if opt == nil {
+			return o, fmt.Errorf("selector: nil Option")
+		}
+		if err := opt(&o); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}

@@ -1,0 +1,189 @@
+package selector
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+)
+
+// ewmaWeight is the weight of a new latency sample in a node's EWMA.
+const ewmaWeight = 0.3
+
+// pick chooses from v and returns the Picked and its index in v.nodes.
+func (s *Selector) pick(ctx context.Context, v *view) (Picked, int, error) {
+	if err := ctx.Err(); err != nil {
+		return Picked{}, -1, err
+	}
+	n := len(v.nodes)
+	if n == 0 {
+		return Picked{}, -1, ErrNoNodes
+	}
+	e := eligibility{s: s, c: CallFrom(ctx)}
+	if s.nEjected.Load() > 0 {
+		e.now = s.now()
+	}
+	if e.c != nil {
+		e.c.mu.Lock()
+		defer e.c.mu.Unlock()
+	}
+	var i int
+	switch s.opts.strategy {
+	case RoundRobin:
+		i = e.scan(v, int((s.rr.Add(1)-1)%uint64(n)))
+	case Random:
+		i = e.scan(v, rand.IntN(n))
+	default:
+		i = e.twoChoices(v)
+	}
+	if i < 0 {
+		var err error
+		if i, err = e.fallback(v); err != nil {
+			return Picked{}, -1, err
+		}
+	}
+	ns := v.nodes[i]
+	ns.inflight.Add(1)
+	p := Picked{Node: ns.node, s: s, ns: ns, c: e.c}
+	if e.c != nil {
+		p.added = e.c.mark(s, ns.node)
+	}
+	if s.opts.strategy == PowerOfTwo {
+		p.start = s.now()
+	}
+	return p, i, nil
+}
+
+// eligibility decides which nodes one pick may take. c.mu is held.
+type eligibility struct {
+	s   *Selector
+	c   *Call // nil: the call keeps no record
+	now int64 // 0: no node is ejected, skip the check
+}
+
+// in reports whether ns is not ejected, returning it if its time is up.
+func (e *eligibility) in(ns *nodeState) bool {
+	if e.now == 0 {
+		return true
+	}
+	until := ns.ejectedUntil.Load()
+	if until == 0 {
+		return true
+	}
+	if e.now < until {
+		return false
+	}
+	e.s.returned(ns, until)
+	return true
+}
+
+func (e *eligibility) ok(ns *nodeState) bool {
+	return e.in(ns) && (e.c == nil || !e.c.has(e.s, ns.node.ID))
+}
+
+// scan returns the first eligible node at or after start, wrapping, or -1.
+func (e *eligibility) scan(v *view, start int) int {
+	n := len(v.nodes)
+	for k := 0; k < n; k++ {
+		i := start + k
+		if i >= n {
+			i -= n
+		}
+		if e.ok(v.nodes[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
+// twoChoices draws two distinct nodes and keeps the less loaded eligible one.
+func (e *eligibility) twoChoices(v *view) int {
+	n := len(v.nodes)
+	if n == 1 {
+		return e.scan(v, 0)
+	}
+	i := rand.IntN(n)
+	j := rand.IntN(n - 1)
+	if j >= i {
+		j++
+	}
+	a, b := v.nodes[i], v.nodes[j]
+	okA, okB := e.ok(a), e.ok(b)
+	switch {
+	case okA && okB:
+		if lessLoaded(b, a) {
+			return j
+		}
+		return i
+	case okA:
+		return i
+	case okB:
+		return j
+	}
+	return e.scan(v, i)
+}
+
+// lessLoaded reports whether a should be preferred over b: fewer attempts in
+// flight, then a lower latency EWMA.
+func lessLoaded(a, b *nodeState) bool {
+	ia, ib := a.inflight.Load(), b.inflight.Load()
+	if ia != ib {
+		return ia < ib
+	}
+	return a.ewma.Load() < b.ewma.Load() // non-negative float64 bits order like the values
+}
+
+// fallback runs when no node is eligible: it tells ErrNoNodes from
+// ErrAllTried, or reuses the tried node that failed least recently.
+func (e *eligibility) fallback(v *view) (int, error) {
+	if e.c == nil {
+		return -1, ErrNoNodes
+	}
+	anyIn := false
+	for _, ns := range v.nodes {
+		if e.in(ns) {
+			anyIn = true
+			break
+		}
+	}
+	if !anyIn {
+		return -1, ErrNoNodes
+	}
+	if !e.s.opts.reuseTried {
+		return -1, ErrAllTried
+	}
+	id := e.c.leastRecentlyFailed(e.s, func(id string) bool {
+		for _, ns := range v.nodes {
+			if ns.node.ID == id {
+				return e.in(ns)
+			}
+		}
+		return false
+	})
+	for i, ns := range v.nodes {
+		if ns.node.ID == id {
+			return i, nil
+		}
+	}
+	return -1, ErrAllTried // unreachable: some node is in, and all were tried
+}
+
+// observe folds a latency sample (ns) into the node's EWMA. A failure counts
+// as at least four times the current EWMA, so that a node failing fast does
+// not look like the fastest node.
+func (ns *nodeState) observe(sample float64, failed bool) {
+	for {
+		oldBits := ns.ewma.Load()
+		old := math.Float64frombits(oldBits)
+		x := sample
+		if failed {
+			x = math.Max(x, 4*old)
+		}
+		nv := x
+		if oldBits != 0 {
+			nv = old + ewmaWeight*(x-old)
+		}
+		if ns.ewma.CompareAndSwap(oldBits, math.Float64bits(nv)) {
+			return
+		}
+	}
+}

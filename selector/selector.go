@@ -1,0 +1,199 @@
+package selector
+
+import (
+	"context"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Selector chooses nodes for attempts and learns from their outcomes. It is
+// safe for concurrent use; Update may run while picks do, and picks never
+// wait for it: they read an immutable snapshot of the node set.
+type Selector struct {
+	opts     options
+	epoch    time.Time // base of the monotonic clock (now)
+	view     atomic.Pointer[view]
+	rr       atomic.Uint64 // round-robin position, shared by all calls
+	nEjected atomic.Int64  // nodes whose ejection has not been seen to end
+
+	mu sync.Mutex // serializes Update and ejection decisions
+}
+
+// view is one immutable node set; nodes passed the filters.
+type view struct {
+	nodes []*nodeState
+}
+
+// nodeState is a node and what the selector learned about it. It survives
+// updates that keep the node unchanged.
+type nodeState struct {
+	node         Node
+	inflight     atomic.Int64
+	ewma         atomic.Uint64 // latency EWMA in ns, as float64 bits
+	consecutive  atomic.Int64  // Failures in a row
+	ejectedUntil atomic.Int64  // Selector clock; 0 while the node is in
+
+	// guarded by Selector.mu
+	ejections  int   // ejections so far, the multiplier of BaseTime
+	lastReturn int64 // end of the last ejection
+}
+
+// New builds a Selector with no nodes; call Update to give it some.
+func New(opts ...Option) (*Selector, error) {
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Selector{opts: o, epoch: time.Now()}
+	s.view.Store(&view{})
+	return s, nil
+}
+
+// now reads the Selector's monotonic clock in ns; it is never 0.
+func (s *Selector) now() int64 { return int64(time.Since(s.epoch)) + 1 }
+
+// Update replaces the node set. It validates the whole set first (see
+// ValidateNodes) and changes nothing on error. Nodes that stay, unchanged,
+// keep their load figures, failure counts and ejection; picks that start
+// after Update returns never see a removed node.
+func (s *Selector) Update(nodes []Node) error {
+	if err := ValidateNodes(nodes); err != nil {
+		return err
+	}
+	_, kept := s.update(nodes)
+	if h := s.opts.hooks.OnUpdate; h != nil {
+		h(kept)
+	}
+	return nil
+}
+
+// update installs nodes (already validated) and returns the new view and
+// the nodes it kept. The caller runs the OnUpdate hook once the view is in
+// effect.
+func (s *Selector) update(nodes []Node) (*view, []Node) {
+	s.mu.Lock()
+	old := s.view.Load()
+	prev := make(map[string]*nodeState, len(old.nodes))
+	for _, ns := range old.nodes {
+		prev[ns.node.ID] = ns
+	}
+	nv := &view{nodes: make([]*nodeState, 0, len(nodes))}
+	kept := make([]Node, 0, len(nodes))
+	for _, n := range nodes {
+		if !s.passes(n) {
+			continue
+		}
+		ns, ok := prev[n.ID]
+		if ok && ns.node.equal(n) {
+			delete(prev, n.ID)
+		} else {
+			n.Metadata = maps.Clone(n.Metadata)
+			ns = &nodeState{node: n}
+		}
+		nv.nodes = append(nv.nodes, ns)
+		kept = append(kept, ns.node)
+	}
+	for _, gone := range prev { // removed or replaced: their ejection ends
+		if until := gone.ejectedUntil.Load(); until != 0 && gone.ejectedUntil.CompareAndSwap(until, 0) {
+			s.nEjected.Add(-1)
+		}
+	}
+	s.view.Store(nv)
+	s.mu.Unlock()
+	return nv, kept
+}
+
+func (s *Selector) passes(n Node) bool {
+	for _, f := range s.opts.filters {
+		if !f(n) {
+			return false
+		}
+	}
+	return true
+}
+
+// Nodes returns the current node set (after filters).
+func (s *Selector) Nodes() []Node {
+	v := s.view.Load()
+	out := make([]Node, len(v.nodes))
+	for i, ns := range v.nodes {
+		out[i] = ns.node
+	}
+	return out
+}
+
+// Picked is the node a pick chose for one attempt. Report the attempt's
+// outcome with Done exactly once.
+type Picked struct {
+	// Node is the chosen node. Treat its Metadata as read-only.
+	Node Node
+
+	s     *Selector
+	ns    *nodeState
+	c     *Call
+	start int64 // Selector clock at the pick; 0 when latency is not tracked
+	added bool  // the pick added Node to c
+}
+
+// Pick chooses a node for one attempt of the call ctx belongs to. It avoids
+// nodes the call's record (NewCall) already holds for this Selector and
+// records the chosen one there. It fails with ctx's error if ctx is done,
+// ErrNoNodes if no node is available, and ErrAllTried if every available
+// node was tried (unless WithReuseTried). It does not block.
+func (s *Selector) Pick(ctx context.Context) (Picked, error) {
+	p, _, err := s.pick(ctx, s.view.Load())
+	return p, err
+}
+
+// Done reports the attempt's result: err is classified (WithClassifier) and
+// its latency measured from the pick. Call it exactly once per Picked.
+func (p Picked) Done(err error) {
+	if p.ns == nil {
+		return // the zero Picked of a failed pick
+	}
+	p.report(p.s.opts.classifier(err), true)
+}
+
+// report feeds an outcome back. used is false for a pick that was never
+// used for an attempt: it is taken back from the call record and counts
+// for nothing.
+func (p Picked) report(o Outcome, used bool) {
+	if p.ns == nil {
+		return
+	}
+	p.ns.inflight.Add(-1)
+	s := p.s
+	if !used {
+		if p.c != nil && p.added {
+			p.c.mu.Lock()
+			p.c.unmark(s, p.Node.ID)
+			p.c.mu.Unlock()
+		}
+		return
+	}
+	if o == Neutral {
+		return
+	}
+	var now int64
+	if p.start != 0 {
+		now = s.now()
+		p.ns.observe(float64(now-p.start), o == Failure)
+	}
+	if o == Success {
+		p.ns.consecutive.Store(0)
+		return
+	}
+	if p.c != nil {
+		if now == 0 {
+			now = s.now()
+		}
+		p.c.mu.Lock()
+		p.c.failed(s, p.Node.ID, now)
+		p.c.mu.Unlock()
+	}
+	if e := s.opts.ejection; e.enabled() && p.ns.consecutive.Add(1) >= int64(e.ConsecutiveFailures) {
+		s.maybeEject(p.ns)
+	}
+}

@@ -1,0 +1,414 @@
+package selector_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/rpcguard/rpcguard/selector"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// nodes returns n valid nodes n0..n(n-1) on 127.0.0.1 ports 10000+.
+func nodes(n int) []selector.Node {
+	out := make([]selector.Node, n)
+	for i := range out {
+		out[i] = selector.Node{ID: "n" + strconv.Itoa(i), Addr: "127.0.0.1:" + strconv.Itoa(10000+i)}
+	}
+	return out
+}
+
+func newSelector(t testing.TB, ns []selector.Node, opts ...selector.Option) *selector.Selector {
+	t.Helper()
+	s, err := selector.New(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(ns); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestRoundRobinPersistsAcrossCallsAndGoroutines(t *testing.T) {
+	s := newSelector(t, nodes(3), selector.WithStrategy(selector.RoundRobin))
+	var mu sync.Mutex
+	count := map[string]int{}
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 500 {
+				p, err := s.Pick(selector.NewCall(context.Background()))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				p.Done(nil)
+				mu.Lock()
+				count[p.Node.ID]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, n := range nodes(3) {
+		if count[n.ID] != 1000 {
+			t.Errorf("round robin over 3,000 picks gave %s %d picks, want exactly 1,000 (all: %v)", n.ID, count[n.ID], count)
+		}
+	}
+	// One goroutine, consecutive calls: the position carries over.
+	a, _ := s.Pick(context.Background())
+	b, _ := s.Pick(context.Background())
+	a.Done(nil)
+	b.Done(nil)
+	if a.Node.ID == b.Node.ID {
+		t.Errorf("two consecutive calls both got %s: round robin restarted", a.Node.ID)
+	}
+}
+
+func TestCallRecordAvoidsTriedNodes(t *testing.T) {
+	for _, st := range []selector.Strategy{selector.Random, selector.RoundRobin, selector.PowerOfTwo} {
+		t.Run(string(st), func(t *testing.T) {
+			s := newSelector(t, nodes(4), selector.WithStrategy(st))
+			for range 200 {
+				ctx := selector.NewCall(context.Background())
+				seen := map[string]bool{}
+				for range 4 {
+					p, err := s.Pick(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if seen[p.Node.ID] {
+						t.Fatalf("node %s picked twice in one call", p.Node.ID)
+					}
+					seen[p.Node.ID] = true
+					p.Done(status.Error(codes.Unavailable, "down"))
+				}
+				_, err := s.Pick(ctx)
+				if !errors.Is(err, selector.ErrAllTried) || status.Code(err) != codes.Unavailable {
+					t.Fatalf("fifth pick: got %v (code %v), want ErrAllTried with code Unavailable", err, status.Code(err))
+				}
+				if got := selector.CallFrom(ctx).Len(); got != 4 {
+					t.Fatalf("record holds %d nodes, want 4", got)
+				}
+			}
+		})
+	}
+}
+
+func TestReuseTriedTakesLeastRecentlyFailed(t *testing.T) {
+	s := newSelector(t, nodes(3), selector.WithReuseTried())
+	ctx := selector.NewCall(context.Background())
+	var order []string
+	for range 3 {
+		p, err := s.Pick(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		order = append(order, p.Node.ID)
+		time.Sleep(time.Millisecond) // distinct failure times on a coarse clock
+		p.Done(status.Error(codes.Unavailable, "down"))
+	}
+	for i := range 3 {
+		p, err := s.Pick(ctx)
+		if err != nil {
+			t.Fatalf("reuse pick %d: %v", i, err)
+		}
+		if p.Node.ID != order[i] {
+			t.Fatalf("reuse pick %d got %s, want the least recently failed %s (failure order %v)", i, p.Node.ID, order[i], order)
+		}
+		time.Sleep(time.Millisecond)
+		p.Done(status.Error(codes.Unavailable, "down"))
+	}
+}
+
+func TestRecordsOfDifferentSelectorsDoNotMix(t *testing.T) {
+	a := newSelector(t, nodes(1))
+	b := newSelector(t, nodes(1)) // same IDs, another service
+	ctx := selector.NewCall(context.Background())
+	p, err := a.Pick(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Done(nil)
+	if _, err := b.Pick(ctx); err != nil {
+		t.Fatalf("a pick on selector b was blocked by a's record: %v", err)
+	}
+}
+
+func TestNoNodes(t *testing.T) {
+	s, err := selector.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pick(context.Background()); !errors.Is(err, selector.ErrNoNodes) {
+		t.Fatalf("pick on an empty selector: %v, want ErrNoNodes", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s = newSelector(t, nodes(2))
+	if _, err := s.Pick(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("pick with a canceled ctx: %v, want context.Canceled", err)
+	}
+}
+
+func TestMetadataFilter(t *testing.T) {
+	ns := nodes(4)
+	for i := range ns {
+		ns[i].Metadata = map[string]string{"version": "v" + strconv.Itoa(i%2+1)}
+	}
+	s := newSelector(t, ns, selector.WithFilter(selector.MetadataEquals("version", "v2")))
+	for range 100 {
+		p, err := s.Pick(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Done(nil)
+		if v := p.Node.Metadata["version"]; v != "v2" {
+			t.Fatalf("filter on version v2 let through %s (version %q)", p.Node.ID, v)
+		}
+	}
+	if got := len(s.Nodes()); got != 2 {
+		t.Fatalf("filtered node set has %d nodes, want 2", got)
+	}
+}
+
+func TestEjectionAndReturn(t *testing.T) {
+	var ejected, returned atomic.Int32
+	var ejectedFor atomic.Int64
+	e := selector.Ejection{ConsecutiveFailures: 5, BaseTime: 80 * time.Millisecond, MaxTime: time.Second, MaxPercent: 50}
+	s := newSelector(t, nodes(3), selector.WithEjection(e), selector.WithHooks(selector.Hooks{
+		OnEject:  func(n selector.Node, d time.Duration) { ejected.Add(1); ejectedFor.Store(int64(d)) },
+		OnReturn: func(selector.Node) { returned.Add(1) },
+	}))
+	pickDone := func(failOn string) string {
+		p, err := s.Pick(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Node.ID == failOn {
+			p.Done(status.Error(codes.Unavailable, "down"))
+		} else {
+			p.Done(nil)
+		}
+		return p.Node.ID
+	}
+	var ejectedAt time.Time // no later than the ejection
+	for ejected.Load() == 0 {
+		ejectedAt = time.Now()
+		pickDone("n1")
+	}
+	if d := time.Duration(ejectedFor.Load()); d != e.BaseTime {
+		t.Fatalf("first ejection lasts %v, want BaseTime %v", d, e.BaseTime)
+	}
+	for returned.Load() == 0 {
+		if id := pickDone(""); id == "n1" && returned.Load() == 0 {
+			t.Fatalf("ejected node picked before its return")
+		}
+	}
+	if since := time.Since(ejectedAt); since < e.BaseTime {
+		t.Fatalf("node returned after %v, before its ejection time %v", since, e.BaseTime)
+	}
+	seen := false
+	for range 3 {
+		seen = seen || pickDone("") == "n1"
+	}
+	if !seen {
+		t.Fatal("returned node got no pick in a round")
+	}
+	// Second ejection: twice the base time.
+	for ejected.Load() == 1 {
+		pickDone("n1")
+	}
+	if d := time.Duration(ejectedFor.Load()); d != 2*e.BaseTime {
+		t.Fatalf("second ejection lasts %v, want 2 × BaseTime", d)
+	}
+}
+
+func TestEjectionNeverPassesMaxPercent(t *testing.T) {
+	var ejected atomic.Int32
+	e := selector.Ejection{ConsecutiveFailures: 2, BaseTime: time.Minute, MaxTime: time.Hour, MaxPercent: 50}
+	s := newSelector(t, nodes(4), selector.WithEjection(e), selector.WithHooks(selector.Hooks{
+		OnEject: func(selector.Node, time.Duration) { ejected.Add(1) },
+	}))
+	// Every node fails: at most 2 of 4 may be out.
+	for range 200 {
+		p, err := s.Pick(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Done(status.Error(codes.Unavailable, "down"))
+	}
+	if got := ejected.Load(); got != 2 {
+		t.Fatalf("%d of 4 nodes ejected with MaxPercent 50, want 2", got)
+	}
+}
+
+func TestClassification(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want selector.Outcome
+	}{
+		{nil, selector.Success},
+		{status.Error(codes.NotFound, "x"), selector.Success},
+		{status.Error(codes.InvalidArgument, "x"), selector.Success},
+		{status.Error(codes.Canceled, "x"), selector.Neutral},
+		{context.Canceled, selector.Neutral},
+		{fmt.Errorf("wrapped: %w", context.Canceled), selector.Neutral},
+		{status.Error(codes.Unavailable, "x"), selector.Failure},
+		{status.Error(codes.Internal, "x"), selector.Failure},
+		{status.Error(codes.DeadlineExceeded, "x"), selector.Failure},
+		{context.DeadlineExceeded, selector.Failure},
+		{errors.New("connection refused"), selector.Failure},
+	} {
+		if got := selector.DefaultClassifier(tc.err); got != tc.want {
+			t.Errorf("DefaultClassifier(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestBusinessErrorsDoNotEject(t *testing.T) {
+	var ejected atomic.Int32
+	s := newSelector(t, nodes(2), selector.WithEjection(selector.DefaultEjection()), selector.WithHooks(selector.Hooks{
+		OnEject: func(selector.Node, time.Duration) { ejected.Add(1) },
+	}))
+	for range 100 {
+		p, _ := s.Pick(context.Background())
+		p.Done(status.Error(codes.NotFound, "no such thing"))
+		p, _ = s.Pick(context.Background())
+		p.Done(context.Canceled)
+	}
+	if ejected.Load() != 0 {
+		t.Fatal("NotFound and Canceled answers ejected a node")
+	}
+}
+
+func TestUpdateWhilePicking(t *testing.T) {
+	// Every update keeps three stable nodes, drops the previous generation's
+	// three and adds three new ones; a dropped node never comes back, so a
+	// pick that started after the update that dropped it must not return it.
+	stable := nodes(3)
+	gen := func(g int) []selector.Node {
+		out := append([]selector.Node(nil), stable...)
+		for k := range 3 {
+			out = append(out, selector.Node{ID: fmt.Sprintf("g%d-%d", g, k), Addr: fmt.Sprintf("127.0.0.1:%d", 20000+3*g+k)})
+		}
+		return out
+	}
+	s := newSelector(t, gen(0), selector.WithStrategy(selector.PowerOfTwo))
+	var generation atomic.Int64
+	var removedIn sync.Map // node ID -> generation whose update removed it
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var picks, bad atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				g := generation.Load() // before the pick starts
+				p, err := s.Pick(selector.NewCall(context.Background()))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				picks.Add(1)
+				if r, ok := removedIn.Load(p.Node.ID); ok && r.(int64) <= g {
+					bad.Add(1)
+				}
+				p.Done(nil)
+				runtime.Gosched()
+			}
+		}()
+	}
+	for g := int64(1); g <= 300; g++ {
+		if err := s.Update(gen(int(g))); err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range gen(int(g - 1))[3:] {
+			removedIn.Store(n.ID, g)
+		}
+		generation.Store(g)
+		for target := picks.Load() + 20; picks.Load() < target; {
+			runtime.Gosched() // let picks run on this set
+		}
+	}
+	cancel()
+	wg.Wait()
+	if n := bad.Load(); n != 0 {
+		t.Fatalf("%d of %d picks that started after an update returned a node it removed", n, picks.Load())
+	}
+	if picks.Load() < 300 {
+		t.Fatalf("only %d picks ran during 300 updates", picks.Load())
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	for name, tc := range map[string]struct {
+		nodes []selector.Node
+		opts  []selector.Option
+		want  string
+	}{
+		"empty ID":          {nodes: []selector.Node{{Addr: "127.0.0.1:1"}}, want: "empty ID"},
+		"duplicate ID":      {nodes: []selector.Node{{ID: "a", Addr: "127.0.0.1:1"}, {ID: "a", Addr: "127.0.0.1:2"}}, want: `duplicate node ID "a"`},
+		"duplicate addr":    {nodes: []selector.Node{{ID: "a", Addr: "127.0.0.1:1"}, {ID: "b", Addr: "127.0.0.1:1"}}, want: "share the address"},
+		"no port":           {nodes: []selector.Node{{ID: "a", Addr: "127.0.0.1"}}, want: "does not parse"},
+		"port not numeric":  {nodes: []selector.Node{{ID: "a", Addr: "127.0.0.1:http"}}, want: "not a number"},
+		"port too big":      {nodes: []selector.Node{{ID: "a", Addr: "127.0.0.1:70000"}}, want: "not a number in 1..65535"},
+		"no host":           {nodes: []selector.Node{{ID: "a", Addr: ":80"}}, want: "no host"},
+		"unknown strategy":  {opts: []selector.Option{selector.WithStrategy("fastest")}, want: `unknown strategy "fastest"`},
+		"nil filter":        {opts: []selector.Option{selector.WithFilter(nil)}, want: "nil filter"},
+		"nil classifier":    {opts: []selector.Option{selector.WithClassifier(nil)}, want: "nil classifier"},
+		"ejection 0 base":   {opts: []selector.Option{selector.WithEjection(selector.Ejection{ConsecutiveFailures: 5, MaxTime: time.Second, MaxPercent: 10})}, want: "BaseTime must be positive"},
+		"ejection percent":  {opts: []selector.Option{selector.WithEjection(selector.Ejection{ConsecutiveFailures: 5, BaseTime: time.Second, MaxTime: time.Second, MaxPercent: 101})}, want: "MaxPercent must be in 0..100, got 101"},
+		"ejection max<base": {opts: []selector.Option{selector.WithEjection(selector.Ejection{ConsecutiveFailures: 5, BaseTime: time.Minute, MaxTime: time.Second, MaxPercent: 10})}, want: "must not be below BaseTime"},
+		"ejection failures": {opts: []selector.Option{selector.WithEjection(selector.Ejection{ConsecutiveFailures: -1, BaseTime: time.Second, MaxTime: time.Second})}, want: "ConsecutiveFailures must be at least 1"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := selector.New(tc.opts...)
+			if err == nil {
+				err = s.Update(tc.nodes)
+				if err == nil && len(s.Nodes()) != len(tc.nodes) {
+					t.Fatal("Update changed the set")
+				}
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := selector.NewStatic(); err == nil || !strings.Contains(err.Error(), "at least one node") {
+		t.Fatalf("NewStatic(): %v, want an error about no nodes", err)
+	}
+}
+
+func TestZeroPickedDoneIsHarmless(t *testing.T) {
+	var p selector.Picked
+	p.Done(nil) // a Picked from a failed pick: nothing to report
+}
