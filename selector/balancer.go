@@ -179,6 +179,11 @@ func (gb *grpcBalancer) UpdateClientConnState(s balancer.ClientConnState) error 
 // Build implements base.PickerBuilder: the ready subconnections become the
 // selector's node set.
 func (gb *grpcBalancer) Build(info base.PickerBuildInfo) balancer.Picker {
+	if len(info.ReadySCs) == 0 {
+		// Nothing is connected yet: calls wait for the next picker, as with
+		// gRPC's own balancers. (ErrNoNodes would fail them at once.)
+		return base.NewErrPicker(balancer.ErrNoSubConnAvailable)
+	}
 	nodes := make([]Node, 0, len(info.ReadySCs))
 	byID := make(map[string]balancer.SubConn, len(info.ReadySCs))
 	for sc, sci := range info.ReadySCs {

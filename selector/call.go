@@ -12,6 +12,7 @@ import (
 type Call struct {
 	mu    sync.Mutex
 	tried []tried
+	buf   [3]tried // backs tried for the usual few attempts: no allocation
 }
 
 type tried struct {
@@ -27,7 +28,9 @@ type callKey struct{}
 // every attempt of one logical call a context derived from it; start a new
 // one for the next logical call. Retry engines do this for you.
 func NewCall(ctx context.Context) context.Context {
-	return context.WithValue(ctx, callKey{}, &Call{})
+	c := &Call{}
+	c.tried = c.buf[:0]
+	return context.WithValue(ctx, callKey{}, c)
 }
 
 // EnsureCall returns ctx if it already carries a Call record, and otherwise

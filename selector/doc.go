@@ -9,8 +9,8 @@
 //   - [Node] and a [Selector] whose node set can change while calls run
 //     (picks never block on updates).
 //   - Strategies: [Random], [RoundRobin] (its position persists across calls)
-//     and [PowerOfTwo] (power of two choices, least in-flight, ties broken by
-//     an EWMA of latency); [Filter]s on node metadata.
+//     and [PowerOfTwo] (power of two choices, least loaded: in-flight count
+//     weighted by an EWMA of latency); [Filter]s on node metadata.
 //   - A per-call record carried in the call's [context.Context] ([NewCall]):
 //     the nodes this call already tried. A pick avoids them; when all were
 //     tried the pick fails with [ErrAllTried], or, with [WithReuseTried],

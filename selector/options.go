@@ -16,8 +16,9 @@ const (
 	// RoundRobin cycles through the nodes; the position is shared by all
 	// calls and goroutines and persists across calls.
 	RoundRobin Strategy = "round_robin"
-	// PowerOfTwo draws two nodes at random and takes the one with fewer
-	// attempts in flight; on a tie, the one with the lower latency EWMA.
+	// PowerOfTwo draws two nodes at random and takes the less loaded one:
+	// the lower (attempts in flight + 1) × latency EWMA, so that among equal
+	// in-flight counts the lower EWMA wins.
 	PowerOfTwo Strategy = "p2c"
 )
 

@@ -122,14 +122,21 @@ func (e *eligibility) twoChoices(v *view) int {
 	return e.scan(v, i)
 }
 
-// lessLoaded reports whether a should be preferred over b: fewer attempts in
-// flight, then a lower latency EWMA.
+// lessLoaded reports whether a should be preferred over b. Load is the
+// expected wait: (attempts in flight + 1) × latency EWMA, as in Finagle's and
+// Linkerd's least-loaded balancers, so equal in-flight counts are broken by
+// the EWMA. A node without a latency sample yet is compared on in-flight
+// counts alone (and wins a tie, so that it gets its first sample).
 func lessLoaded(a, b *nodeState) bool {
 	ia, ib := a.inflight.Load(), b.inflight.Load()
-	if ia != ib {
-		return ia < ib
+	ea, eb := a.ewma.Load(), b.ewma.Load()
+	if ea == 0 || eb == 0 {
+		if ia != ib {
+			return ia < ib
+		}
+		return ea < eb
 	}
-	return a.ewma.Load() < b.ewma.Load() // non-negative float64 bits order like the values
+	return float64(ia+1)*math.Float64frombits(ea) < float64(ib+1)*math.Float64frombits(eb)
 }
 
 // fallback runs when no node is eligible: it tells ErrNoNodes from

@@ -54,29 +54,41 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-func TestRoundRobinPersistsAcrossCallsAndGoroutines(t *testing.T) {
-	s := newSelector(t, nodes(3), selector.WithStrategy(selector.RoundRobin))
-	var mu sync.Mutex
-	count := map[string]int{}
+// inParallel runs call n times in each of g goroutines and waits; the first
+// error fails t and ends that goroutine.
+func inParallel(t testing.TB, g, n int, call func() error) {
+	t.Helper()
 	var wg sync.WaitGroup
-	for range 6 {
+	for range g {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range 500 {
-				p, err := s.Pick(selector.NewCall(context.Background()))
-				if err != nil {
+			for range n {
+				if err := call(); err != nil {
 					t.Error(err)
 					return
 				}
-				p.Done(nil)
-				mu.Lock()
-				count[p.Node.ID]++
-				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+func TestRoundRobinPersistsAcrossCallsAndGoroutines(t *testing.T) {
+	s := newSelector(t, nodes(3), selector.WithStrategy(selector.RoundRobin))
+	var mu sync.Mutex
+	count := map[string]int{}
+	inParallel(t, 6, 500, func() error {
+		p, err := s.Pick(selector.NewCall(context.Background()))
+		if err != nil {
+			return err
+		}
+		p.Done(nil)
+		mu.Lock()
+		count[p.Node.ID]++
+		mu.Unlock()
+		return nil
+	})
 	for _, n := range nodes(3) {
 		if count[n.ID] != 1000 {
 			t.Errorf("round robin over 3,000 picks gave %s %d picks, want exactly 1,000 (all: %v)", n.ID, count[n.ID], count)
@@ -309,64 +321,99 @@ func TestBusinessErrorsDoNotEject(t *testing.T) {
 	}
 }
 
+// removalCheck runs callers while the node set changes, and counts the calls
+// that returned a node removed by an update in effect before they started.
+// Tests must never bring a removed node back.
+type removalCheck struct {
+	generation atomic.Int64
+	removedIn  sync.Map // node ID -> generation whose update removed it
+	calls, bad atomic.Int64
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+}
+
+// startCallers runs n goroutines that call until stop; call returns the ID
+// of the node that served.
+func startCallers(t testing.TB, n int, call func() (string, error)) *removalCheck {
+	r := &removalCheck{}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	for range n {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			for ctx.Err() == nil {
+				g := r.generation.Load() // before the call starts
+				id, err := call()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				r.calls.Add(1)
+				if rg, ok := r.removedIn.Load(id); ok && rg.(int64) <= g {
+					r.bad.Add(1)
+				}
+				runtime.Gosched()
+			}
+		}()
+	}
+	return r
+}
+
+// removed says that the update of generation g, now in effect, removed ids.
+func (r *removalCheck) removed(g int64, ids ...string) {
+	for _, id := range ids {
+		r.removedIn.Store(id, g)
+	}
+	r.generation.Store(g)
+}
+
+// waitCalls waits until n more calls have completed.
+func (r *removalCheck) waitCalls(t testing.TB, n int64) {
+	t.Helper()
+	target := r.calls.Load() + n
+	waitFor(t, 10*time.Second, "calls on the current node set", func() bool { return r.calls.Load() >= target })
+}
+
+// stop ends the callers and fails t if any call went to a removed node.
+func (r *removalCheck) stop(t testing.TB) {
+	t.Helper()
+	r.cancel()
+	r.wg.Wait()
+	if n := r.bad.Load(); n != 0 {
+		t.Fatalf("%d of %d calls went to a node removed before they started", n, r.calls.Load())
+	}
+}
+
 func TestUpdateWhilePicking(t *testing.T) {
 	// Every update keeps three stable nodes, drops the previous generation's
-	// three and adds three new ones; a dropped node never comes back, so a
-	// pick that started after the update that dropped it must not return it.
+	// three and adds three new ones.
 	stable := nodes(3)
-	gen := func(g int) []selector.Node {
+	gen := func(g int64) []selector.Node {
 		out := append([]selector.Node(nil), stable...)
-		for k := range 3 {
+		for k := range int64(3) {
 			out = append(out, selector.Node{ID: fmt.Sprintf("g%d-%d", g, k), Addr: fmt.Sprintf("127.0.0.1:%d", 20000+3*g+k)})
 		}
 		return out
 	}
 	s := newSelector(t, gen(0), selector.WithStrategy(selector.PowerOfTwo))
-	var generation atomic.Int64
-	var removedIn sync.Map // node ID -> generation whose update removed it
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var picks, bad atomic.Int64
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				g := generation.Load() // before the pick starts
-				p, err := s.Pick(selector.NewCall(context.Background()))
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				picks.Add(1)
-				if r, ok := removedIn.Load(p.Node.ID); ok && r.(int64) <= g {
-					bad.Add(1)
-				}
-				p.Done(nil)
-				runtime.Gosched()
-			}
-		}()
-	}
+	r := startCallers(t, 8, func() (string, error) {
+		p, err := s.Pick(selector.NewCall(context.Background()))
+		p.Done(nil)
+		return p.Node.ID, err
+	})
 	for g := int64(1); g <= 300; g++ {
-		if err := s.Update(gen(int(g))); err != nil {
+		if err := s.Update(gen(g)); err != nil {
 			t.Fatal(err)
 		}
-		for _, n := range gen(int(g - 1))[3:] {
-			removedIn.Store(n.ID, g)
+		var gone []string
+		for _, n := range gen(g - 1)[3:] {
+			gone = append(gone, n.ID)
 		}
-		generation.Store(g)
-		for target := picks.Load() + 20; picks.Load() < target; {
-			runtime.Gosched() // let picks run on this set
-		}
+		r.removed(g, gone...)
+		r.waitCalls(t, 20)
 	}
-	cancel()
-	wg.Wait()
-	if n := bad.Load(); n != 0 {
-		t.Fatalf("%d of %d picks that started after an update returned a node it removed", n, picks.Load())
-	}
-	if picks.Load() < 300 {
-		t.Fatalf("only %d picks ran during 300 updates", picks.Load())
-	}
+	r.stop(t)
 }
 
 func TestBadInput(t *testing.T) {
