@@ -223,7 +223,7 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 		Done: func(di balancer.DoneInfo) {
 			// gRPC reports a pick it did not use (the subconnection stopped
 			// being ready) as a DoneInfo with nothing in it.
-			pk.report(classify(di.Err), di.Err != nil || di.BytesSent || di.BytesReceived)
+			pk.report(classify(di.Err), di.Err != nil || di.BytesSent || di.BytesReceived, di.BytesSent)
 		},
 	}, nil
 }

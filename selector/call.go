@@ -3,6 +3,7 @@ package selector
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Call is the per-call record: the nodes one logical call (all its attempts,
@@ -13,6 +14,34 @@ type Call struct {
 	mu    sync.Mutex
 	tried []tried
 	buf   [3]tried // backs tried for the usual few attempts: no allocation
+	cur   Attempt  // the attempt in progress, when attempts run one at a time
+
+	lastOwner *Selector // the selector of the last pick, and its node count
+	lastSize  int
+}
+
+// Attempt is what is known of one attempt of a call. A retry engine sets
+// Number, Hedge and Delay when it starts the attempt (Call.StartAttempt,
+// WithAttempt); the pick fills in the rest. Wrappers that run per attempt
+// (tracing, logging) read it with AttemptFrom.
+type Attempt struct {
+	Number int           // 1 for the first attempt; 0 when no retry engine numbered it
+	Hedge  bool          // a hedged attempt, running beside others
+	Delay  time.Duration // how long the engine waited before starting it
+
+	Picked bool // a selector picked Node for it
+	Node   Node
+	Done   bool // its outcome was reported
+	// Sent: the attempt may have reached the node. The gRPC balancer knows
+	// (gRPC reports whether any byte was sent); the plain API assumes true.
+	Sent bool
+}
+
+// attemptScope gives one of several concurrent attempts (hedges) its own
+// Attempt while it shares the call's record.
+type attemptScope struct {
+	c *Call
+	a Attempt
 }
 
 type tried struct {
@@ -33,6 +62,69 @@ func NewCall(ctx context.Context) context.Context {
 	return context.WithValue(ctx, callKey{}, c)
 }
 
+// WithAttempt returns a context for one attempt that runs beside others
+// (a hedge): it shares ctx's Call record (NewCall first if there is none)
+// but has its own Attempt. Attempts that run one at a time use
+// Call.StartAttempt instead, which allocates nothing.
+func WithAttempt(ctx context.Context, number int, delay time.Duration, hedge bool) context.Context {
+	c := CallFrom(ctx)
+	if c == nil {
+		ctx = NewCall(ctx)
+		c = CallFrom(ctx)
+	}
+	return context.WithValue(ctx, callKey{}, &attemptScope{c: c, a: Attempt{Number: number, Delay: delay, Hedge: hedge}})
+}
+
+// scope returns ctx's Call record and the Attempt a pick with ctx fills in.
+func scope(ctx context.Context) (*Call, *Attempt) {
+	switch v := ctx.Value(callKey{}).(type) {
+	case *Call:
+		return v, &v.cur
+	case *attemptScope:
+		return v.c, &v.a
+	}
+	return nil, nil
+}
+
+// AttemptFrom returns the Attempt of ctx's current attempt (see
+// WithAttempt and Call.StartAttempt), and false if ctx carries no record.
+func AttemptFrom(ctx context.Context) (Attempt, bool) {
+	c, a := scope(ctx)
+	if c == nil {
+		return Attempt{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return *a, true
+}
+
+// StartAttempt begins the call's next attempt when attempts run one at a
+// time: the record's current Attempt is reset to number and delay.
+func (c *Call) StartAttempt(number int, delay time.Duration) {
+	c.mu.Lock()
+	c.cur = Attempt{Number: number, Delay: delay}
+	c.mu.Unlock()
+}
+
+// Untried reports how many nodes of the selector that made the call's last
+// pick the call has not tried yet (ejected nodes included), as of that pick;
+// known is false before any pick. A retry engine uses it to tell a retry on
+// a fresh node (no backoff needed) from one on a node already tried.
+func (c *Call) Untried() (n int, known bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lastOwner == nil {
+		return 0, false
+	}
+	n = c.lastSize
+	for i := range c.tried {
+		if c.tried[i].owner == c.lastOwner {
+			n--
+		}
+	}
+	return max(n, 0), true
+}
+
 // EnsureCall returns ctx if it already carries a Call record, and otherwise
 // NewCall(ctx). Interceptors that may run inside a retry engine use it so that
 // they join the engine's record rather than start their own.
@@ -45,7 +137,7 @@ func EnsureCall(ctx context.Context) context.Context {
 
 // CallFrom returns the Call record ctx carries, or nil.
 func CallFrom(ctx context.Context) *Call {
-	c, _ := ctx.Value(callKey{}).(*Call)
+	c, _ := scope(ctx)
 	return c
 }
 

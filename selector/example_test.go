@@ -84,6 +84,16 @@ func ExampleNewResolverBuilder() {
 	}
 	defer cc.Close()
 
+	// Round robin reaches every node once they are connected.
+	seen := map[string]bool{}
+	for len(seen) < 3 {
+		id, err := testcluster.Unary(context.Background(), cc, grpc.WaitForReady(true))
+		if err != nil {
+			log.Fatal(err)
+		}
+		seen[id] = true
+	}
+
 	// One call, three attempts: each goes to a node this call has not tried.
 	ctx := selector.NewCall(context.Background())
 	var served []string

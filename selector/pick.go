@@ -18,7 +18,8 @@ func (s *Selector) pick(ctx context.Context, v *view) (Picked, int, error) {
 	if n == 0 {
 		return Picked{}, -1, ErrNoNodes
 	}
-	e := eligibility{s: s, c: CallFrom(ctx)}
+	c, slot := scope(ctx)
+	e := eligibility{s: s, c: c}
 	if s.nEjected.Load() > 0 {
 		e.now = s.now()
 	}
@@ -43,9 +44,11 @@ func (s *Selector) pick(ctx context.Context, v *view) (Picked, int, error) {
 	}
 	ns := v.nodes[i]
 	ns.inflight.Add(1)
-	p := Picked{Node: ns.node, s: s, ns: ns, c: e.c}
+	p := Picked{Node: ns.node, s: s, ns: ns, c: e.c, slot: slot}
 	if e.c != nil {
 		p.added = e.c.mark(s, ns.node)
+		e.c.lastOwner, e.c.lastSize = s, n
+		slot.Picked, slot.Node, slot.Done, slot.Sent = true, ns.node, false, false
 	}
 	if s.opts.strategy == PowerOfTwo {
 		p.start = s.now()

@@ -133,6 +133,7 @@ type Picked struct {
 	s     *Selector
 	ns    *nodeState
 	c     *Call
+	slot  *Attempt // c's Attempt for this pick; nil when c is
 	start int64 // Selector clock at the pick; 0 when latency is not tracked
 	added bool  // the pick added Node to c
 }
@@ -153,24 +154,31 @@ func (p Picked) Done(err error) {
 	if p.ns == nil {
 		return // the zero Picked of a failed pick
 	}
-	p.report(p.s.opts.classifier(err), true)
+	p.report(p.s.opts.classifier(err), true, true)
 }
 
 // report feeds an outcome back. used is false for a pick that was never
 // used for an attempt: it is taken back from the call record and counts
-// for nothing.
-func (p Picked) report(o Outcome, used bool) {
+// for nothing. sent says whether the attempt may have reached the node.
+func (p Picked) report(o Outcome, used, sent bool) {
 	if p.ns == nil {
 		return
 	}
 	p.ns.inflight.Add(-1)
 	s := p.s
-	if !used {
-		if p.c != nil && p.added {
-			p.c.mu.Lock()
-			p.c.unmark(s, p.Node.ID)
-			p.c.mu.Unlock()
+	if p.c != nil {
+		p.c.mu.Lock()
+		if !used {
+			if p.added {
+				p.c.unmark(s, p.Node.ID)
+			}
+			p.slot.Picked = false
+		} else {
+			p.slot.Done, p.slot.Sent = true, sent
 		}
+		p.c.mu.Unlock()
+	}
+	if !used {
 		return
 	}
 	if o == Neutral {

@@ -459,3 +459,48 @@ func TestZeroPickedDoneIsHarmless(t *testing.T) {
 	var p selector.Picked
 	p.Done(nil) // a Picked from a failed pick: nothing to report
 }
+
+func TestAttemptRecord(t *testing.T) {
+	s := newSelector(t, nodes(3))
+	ctx := selector.NewCall(context.Background())
+	c := selector.CallFrom(ctx)
+	if _, known := c.Untried(); known {
+		t.Fatal("Untried known before any pick")
+	}
+	c.StartAttempt(1, 0)
+	p, err := s.Pick(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok := selector.AttemptFrom(ctx)
+	if !ok || a.Number != 1 || !a.Picked || a.Node.ID != p.Node.ID || a.Done {
+		t.Fatalf("attempt after pick: %+v", a)
+	}
+	p.Done(status.Error(codes.Unavailable, "x"))
+	if a, _ = selector.AttemptFrom(ctx); !a.Done || !a.Sent {
+		t.Fatalf("attempt after Done: %+v, want Done and (for the plain API) Sent", a)
+	}
+	if n, known := c.Untried(); !known || n != 2 {
+		t.Fatalf("Untried = %d, %v; want 2, true", n, known)
+	}
+	// A hedge has its own Attempt but shares the record.
+	hctx := selector.WithAttempt(ctx, 2, 20*time.Millisecond, true)
+	hp, err := s.Pick(hctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hp.Done(nil)
+	if hp.Node.ID == p.Node.ID {
+		t.Fatal("the hedge picked the node the call already tried")
+	}
+	ha, _ := selector.AttemptFrom(hctx)
+	if !ha.Hedge || ha.Number != 2 || ha.Node.ID != hp.Node.ID {
+		t.Fatalf("hedge attempt: %+v", ha)
+	}
+	if a, _ = selector.AttemptFrom(ctx); a.Node.ID != p.Node.ID {
+		t.Fatalf("the hedge's pick overwrote the first attempt: %+v", a)
+	}
+	if n, _ := c.Untried(); n != 1 {
+		t.Fatalf("Untried = %d after two picks of three nodes, want 1", n)
+	}
+}
