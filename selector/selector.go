@@ -134,8 +134,8 @@ type Picked struct {
 	ns    *nodeState
 	c     *Call
 	slot  *Attempt // c's Attempt for this pick; nil when c is
-	start int64 // Selector clock at the pick; 0 when latency is not tracked
-	added bool  // the pick added Node to c
+	start int64    // Selector clock at the pick; 0 when latency is not tracked
+	added bool     // the pick added Node to c
 }
 
 // Pick chooses a node for one attempt of the call ctx belongs to. It avoids
