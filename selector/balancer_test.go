@@ -107,7 +107,7 @@ func (h *harness) nodesInUse() []string {
 // waitInUse waits until the installed picker has n nodes.
 func (h *harness) waitInUse(n int) {
 	h.t.Helper()
-	waitFor(h.t, 10*time.Second, fmt.Sprintf("a picker with %d nodes", n), func() bool { return len(h.nodesInUse()) == n })
+	testcluster.WaitFor(h.t, 10*time.Second, fmt.Sprintf("a picker with %d nodes", n), func() bool { return len(h.nodesInUse()) == n })
 }
 
 func (h *harness) call(ctx context.Context, opts ...grpc.CallOption) (string, error) {
@@ -118,7 +118,7 @@ func (h *harness) call(ctx context.Context, opts ...grpc.CallOption) (string, er
 
 func TestGRPCRoundRobinSpreadsEvenly(t *testing.T) {
 	h := newHarness(t, 3, `{"strategy":"round_robin"}`, "")
-	inParallel(t, 6, 500, func() error { _, err := h.call(context.Background()); return err })
+	testcluster.InParallel(t, 6, 500, func() error { _, err := h.call(context.Background()); return err })
 	for i, c := range h.cluster.Calls() {
 		if c < 980 || c > 1020 {
 			t.Errorf("node-%d served %d of 3,000 calls, want 1,000 ± 2%% (all: %v)", i, c, h.cluster.Calls())
@@ -135,7 +135,7 @@ func TestGRPCPowerOfTwoShunsSlowNode(t *testing.T) {
 		}
 		n.SetFault(testcluster.Delay(d))
 	}
-	inParallel(t, 8, 375, func() error { _, err := h.call(context.Background()); return err })
+	testcluster.InParallel(t, 8, 375, func() error { _, err := h.call(context.Background()); return err })
 	calls := h.cluster.Calls()
 	t.Logf("calls per node (node-2 is 10× slower): %v", calls)
 	if calls[2] > 300 {
@@ -203,7 +203,7 @@ func TestGRPCEjectsFailingNodeUntilItsTimeIsUp(t *testing.T) {
 	if d := time.Since(ejectedAt); d < base {
 		t.Fatalf("node back after %v, before its ejection time %v", d, base)
 	}
-	waitFor(t, 5*time.Second, "the returned node to get calls again", func() bool {
+	testcluster.WaitFor(t, 5*time.Second, "the returned node to get calls again", func() bool {
 		_, _ = h.call(context.Background())
 		return bad.Calls() > 5
 	})
@@ -252,7 +252,7 @@ func TestGRPCNodeSetChangesWhileCalling(t *testing.T) {
 			t.Fatal(err)
 		}
 		gone := sets[g-1][3].ID
-		waitFor(t, 10*time.Second, "a picker without "+gone, func() bool {
+		testcluster.WaitFor(t, 10*time.Second, "a picker without "+gone, func() bool {
 			in := h.nodesInUse()
 			return len(in) == 4 && !slices.Contains(in, gone)
 		})
@@ -429,7 +429,7 @@ func TestGRPCMetadataFilterFromServiceConfig(t *testing.T) {
 	if err := h.src.Update(ns...); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "a picker with no node", func() bool {
+	testcluster.WaitFor(t, 10*time.Second, "a picker with no node", func() bool {
 		_, err := h.call(context.Background())
 		return errors.Is(err, selector.ErrNoNodes)
 	})

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
@@ -42,43 +43,13 @@ func newSelector(t testing.TB, ns []selector.Node, opts ...selector.Option) *sel
 	return s
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
-// inParallel runs call n times in each of g goroutines and waits; the first
-// error fails t and ends that goroutine.
-func inParallel(t testing.TB, g, n int, call func() error) {
-	t.Helper()
-	var wg sync.WaitGroup
-	for range g {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range n {
-				if err := call(); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-}
 
 func TestRoundRobinPersistsAcrossCallsAndGoroutines(t *testing.T) {
 	s := newSelector(t, nodes(3), selector.WithStrategy(selector.RoundRobin))
 	var mu sync.Mutex
 	count := map[string]int{}
-	inParallel(t, 6, 500, func() error {
+	testcluster.InParallel(t, 6, 500, func() error {
 		p, err := s.Pick(selector.NewCall(context.Background()))
 		if err != nil {
 			return err
@@ -372,7 +343,7 @@ func (r *removalCheck) removed(g int64, ids ...string) {
 func (r *removalCheck) waitCalls(t testing.TB, n int64) {
 	t.Helper()
 	target := r.calls.Load() + n
-	waitFor(t, 10*time.Second, "calls on the current node set", func() bool { return r.calls.Load() >= target })
+	testcluster.WaitFor(t, 10*time.Second, "calls on the current node set", func() bool { return r.calls.Load() >= target })
 }
 
 // stop ends the callers and fails t if any call went to a removed node.

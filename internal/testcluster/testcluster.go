@@ -45,6 +45,7 @@ type Node struct {
 	health  *health.Server
 	calls   atomic.Int64
 	fault   atomic.Pointer[Fault]
+	sfault  atomic.Pointer[func(i int) error]
 	stopped sync.Once
 }
 
@@ -87,6 +88,9 @@ func StartNode(id string) (*Node, error) {
 // Calls returns how many calls reached the node (faulted ones included).
 func (n *Node) Calls() int64 { return n.calls.Load() }
 
+// ResetCalls sets the node's call count back to zero.
+func (n *Node) ResetCalls() { n.calls.Store(0) }
+
 // SetFault makes the node run f before every call; nil clears it. It may be
 // changed while calls run.
 func (n *Node) SetFault(f Fault) {
@@ -95,6 +99,16 @@ func (n *Node) SetFault(f Fault) {
 		return
 	}
 	n.fault.Store(&f)
+}
+
+// SetStreamFault makes the node's server streams run f before sending
+// message i (from 0); a non-nil error ends the stream with it. nil clears.
+func (n *Node) SetStreamFault(f func(i int) error) {
+	if f == nil {
+		n.sfault.Store(nil)
+		return
+	}
+	n.sfault.Store(&f)
 }
 
 // SetServing sets the node's grpc.health.v1 status (for every service name,
@@ -229,6 +243,11 @@ var serviceDesc = grpc.ServiceDesc{
 				return err
 			}
 			for i := range count {
+				if f := n.sfault.Load(); f != nil {
+					if err := (*f)(i); err != nil {
+						return err
+					}
+				}
 				if err := ss.SendMsg(wrapperspb.String(n.ID + ":" + strconv.Itoa(i))); err != nil {
 					return err
 				}

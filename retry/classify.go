@@ -1,0 +1,47 @@
+package retry
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"syscall"
+
+	"google.golang.org/grpc/status"
+
+	"github.com/rpcguard/rpcguard/selector"
+)
+
+// pickFailed reports whether err says that no node could be picked: the
+// attempt never left the client.
+func pickFailed(err error) bool {
+	return errors.Is(err, selector.ErrAllTried) || errors.Is(err, selector.ErrNoNodes)
+}
+
+// retryable classifies an attempt's error (the attempt's own timeout is
+// handled by the engine). Retryable by default: a failed pick, the
+// configured gRPC codes (Unavailable), and, for errors without a gRPC
+// status, transport failures.
+func (p *Policy) retryable(err error) bool {
+	if p.cfg.retryIf != nil {
+		return p.cfg.retryIf(err)
+	}
+	if pickFailed(err) {
+		return true
+	}
+	if s, ok := status.FromError(err); ok {
+		return p.cfg.codes[s.Code()]
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var ne net.Error
+	return isNotSent(err) || errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// neverSent reports whether an attempt's error proves that it never reached
+// a server.
+func neverSent(err error) bool {
+	return pickFailed(err) || isNotSent(err) || errors.Is(err, syscall.ECONNREFUSED)
+}

@@ -1,0 +1,156 @@
+package retry
+
+import (
+	"context"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/rpcguard/rpcguard/selector"
+)
+
+// outcome is what one attempt tells the engine.
+type outcome struct {
+	err         error
+	node        selector.Node
+	sent        bool // the attempt may have reached a server
+	timedOut    bool // the attempt's own timeout ended it (set by attempts that enforce it themselves)
+	pushback    time.Duration
+	hasPushback bool // the server sent grpc-retry-pushback-ms (negative: do not retry)
+}
+
+// run is the retry loop shared by every transport. ctx carries the call's
+// selector record; attempt runs one attempt with the context it is given.
+func (p *Policy) run(ctx context.Context, cc *callConfig, attempt func(ctx context.Context, n int) outcome) error {
+	call := selector.CallFrom(ctx)
+	p.budget.deposit(time.Now().Unix())
+	var (
+		bo     backoff.BackOff
+		tries  []Attempt
+		delay  time.Duration
+		reason error
+	)
+	for n := 1; ; n++ {
+		if err := ctx.Err(); err != nil { // no attempt after the caller gave up
+			return p.failure(tries, reason, ctxError{err})
+		}
+		call.StartAttempt(n, delay)
+		actx, cancel := ctx, context.CancelFunc(nil)
+		if cc.perAttempt > 0 {
+			actx, cancel = context.WithTimeout(ctx, cc.perAttempt)
+		}
+		start := time.Now()
+		out := attempt(actx, n)
+		if cancel != nil {
+			out.timedOut = out.timedOut || ownTimeout(actx, ctx, out.err)
+			cancel()
+		}
+		if out.err == nil {
+			return nil
+		}
+		tries = append(tries, Attempt{Number: n, Node: out.node, Err: out.err, Delay: delay, Duration: time.Since(start)})
+		if ctx.Err() != nil || !(out.timedOut || p.retryable(out.err)) {
+			break
+		}
+		if !cc.idempotent && out.sent {
+			break // it may have reached a server: only idempotent calls go again
+		}
+		if n >= cc.maxAttempts {
+			reason = ErrAttemptsExhausted
+			break
+		}
+		if delay = p.nextDelay(call, &bo, out); delay < 0 {
+			break
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= delay {
+			break // the retry could not start before the deadline
+		}
+		if !p.budget.withdraw(time.Now().Unix()) {
+			reason = ErrBudgetExhausted
+			break
+		}
+		if h := p.cfg.hooks.OnRetry; h != nil {
+			h(ctx, RetryInfo{Method: cc.method, Attempt: n + 1, Delay: delay, Err: out.err, Node: out.node})
+		}
+		if err := sleep(ctx, delay); err != nil {
+			return p.failure(tries, reason, ctxError{err})
+		}
+	}
+	return p.failure(tries, reason, nil)
+}
+
+// nextDelay returns the wait before the next attempt, or -1 to stop: the
+// server's pushback if it sent one; none (the fresh-node delay) if the
+// call's selector has a node the call has not tried; else the backoff.
+func (p *Policy) nextDelay(call *selector.Call, bo *backoff.BackOff, out outcome) time.Duration {
+	if out.hasPushback {
+		return out.pushback
+	}
+	if n, known := call.Untried(); known && n > 0 {
+		return p.cfg.freshDelay
+	}
+	if *bo == nil {
+		*bo = p.newBackOff()
+	}
+	d := (*bo).NextBackOff()
+	if d == backoff.Stop {
+		return -1
+	}
+	return d
+}
+
+// ownTimeout reports whether an attempt with its own timeout (actx) ended by
+// it: its context expired, or it failed with DeadlineExceeded while the
+// call's context is alive (the server, which got the attempt's deadline,
+// may answer before the client's timer fires).
+func ownTimeout(actx, ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	return actx.Err() == context.DeadlineExceeded || (err != nil && status.Code(err) == codes.DeadlineExceeded)
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// failure builds the call's error. The error it carries is the last one
+// that came from a server or transport (a failed pick after a real failure
+// says less than the failure), or cause when the caller gave up. A call that
+// made one attempt and stopped on its error returns that error as it is.
+func (p *Policy) failure(tries []Attempt, reason, cause error) error {
+	last := cause
+	for i := len(tries) - 1; i >= 0 && last == nil; i-- {
+		if !pickFailed(tries[i].Err) {
+			last = tries[i].Err
+		}
+	}
+	if last == nil && len(tries) > 0 {
+		last = tries[len(tries)-1].Err
+	}
+	if len(tries) <= 1 && reason == nil {
+		return last
+	}
+	return &Error{Attempts: tries, Err: last, Reason: reason}
+}
+
+// ctxError is the caller's cancellation or deadline, answering both
+// errors.Is(err, context.Canceled) and status.Code(err) == codes.Canceled.
+type ctxError struct{ err error }
+
+func (e ctxError) Error() string              { return e.err.Error() }
+func (e ctxError) Unwrap() error              { return e.err }
+func (e ctxError) GRPCStatus() *status.Status { return status.FromContextError(e.err) }

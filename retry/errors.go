@@ -1,0 +1,108 @@
+package retry
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/rpcguard/rpcguard/selector"
+)
+
+// Why retries stopped, when it was not the error itself. errors.Is finds
+// them in the *Error a call returns; the call's gRPC status stays that of
+// its last attempt.
+var (
+	// ErrBudgetExhausted: the Policy's retry budget had no room for a retry.
+	ErrBudgetExhausted error = &reasonError{"retry: retry budget exhausted", codes.ResourceExhausted}
+	// ErrAttemptsExhausted: the call used all its attempts.
+	ErrAttemptsExhausted error = &reasonError{"retry: attempts exhausted", codes.Unavailable}
+)
+
+type reasonError struct {
+	msg  string
+	code codes.Code
+}
+
+func (e *reasonError) Error() string { return e.msg }
+
+// GRPCStatus maps the reason to a code when it stands alone; inside an
+// *Error, the last attempt's status comes first.
+func (e *reasonError) GRPCStatus() *status.Status { return status.New(e.code, e.msg) }
+
+// Attempt is one attempt of a call that failed.
+type Attempt struct {
+	Number   int
+	Hedge    bool
+	Node     selector.Node // zero when no selector picked the node
+	Err      error
+	Delay    time.Duration // the wait before it
+	Duration time.Duration
+}
+
+// Error is the error of a call that made more than one attempt, or that
+// stopped for a reason of its own (budget, attempts). Err is the last error
+// that came from an attempt; status.Code(err) and errors.Is/As see through
+// to it, and errors.Is also finds Reason.
+type Error struct {
+	Attempts []Attempt
+	Err      error
+	Reason   error // ErrBudgetExhausted, ErrAttemptsExhausted, or nil
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "retry: %d attempt", len(e.Attempts))
+	if len(e.Attempts) != 1 {
+		b.WriteByte('s')
+	}
+	if e.Reason != nil {
+		fmt.Fprintf(&b, ", %s", strings.TrimPrefix(e.Reason.Error(), "retry: "))
+	}
+	fmt.Fprintf(&b, ": %v [", e.Err)
+	for i, a := range e.Attempts {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		node := a.Node.ID
+		if node == "" {
+			node = "?"
+		}
+		fmt.Fprintf(&b, "#%d %s %v in %v", a.Number, node, status.Code(a.Err), a.Duration.Round(time.Microsecond))
+		if a.Hedge {
+			b.WriteString(" (hedge)")
+		}
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+// Unwrap returns the last error and, if set, the reason.
+func (e *Error) Unwrap() []error {
+	if e.Reason == nil {
+		return []error{e.Err}
+	}
+	return []error{e.Err, e.Reason}
+}
+
+// NotSent marks err, returned by a plain-API attempt function, as the error
+// of an attempt that never reached the server (no connection was made,
+// nothing was written), so that a call not marked idempotent may be retried.
+func NotSent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &notSentError{err}
+}
+
+type notSentError struct{ error }
+
+func (e *notSentError) Unwrap() error { return e.error }
+
+func isNotSent(err error) bool {
+	var ns *notSentError
+	return errors.As(err, &ns)
+}

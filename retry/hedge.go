@@ -1,0 +1,108 @@
+package retry
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/rpcguard/rpcguard/selector"
+)
+
+// hedge runs the attempts of one idempotent call side by side: a new attempt
+// starts when the others have not answered within the hedge delay, or at
+// once when one fails with a retryable error; the first success wins and the
+// others are cancelled and waited for. Each attempt produces its own value
+// of type T, so attempts never share a reply. It runs a goroutine per
+// attempt: hedging is opt-in and concurrent by nature.
+func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(ctx context.Context) (T, outcome)) (T, error) {
+	type result struct {
+		n    int
+		v    T
+		out  outcome
+		took time.Duration
+	}
+	var (
+		zero     T
+		results  = make(chan result, cc.maxAttempts) // never blocks a sender
+		wg       sync.WaitGroup
+		cancels  []context.CancelFunc
+		tries    []Attempt
+		reason   error
+		start    = time.Now()
+		launched int
+		running  int
+	)
+	launch := func() {
+		launched++
+		running++
+		n, since := launched, time.Since(start)
+		tctx, cancel := context.WithCancel(selector.WithAttempt(ctx, n, since, n > 1))
+		cancels = append(cancels, cancel)
+		if cc.perAttempt > 0 {
+			tctx, cancel = context.WithTimeout(tctx, cc.perAttempt)
+			cancels = append(cancels, cancel)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			v, out := attempt(tctx)
+			if cc.perAttempt > 0 {
+				out.timedOut = out.timedOut || ownTimeout(tctx, ctx, out.err)
+			}
+			results <- result{n, v, out, time.Since(t0)}
+		}()
+	}
+	stopAll := func() {
+		for _, c := range cancels {
+			c()
+		}
+		wg.Wait()
+	}
+	hedgeNow := func() bool {
+		if launched >= cc.maxAttempts {
+			reason = ErrAttemptsExhausted
+			return false
+		}
+		if !p.budget.withdraw(time.Now().Unix()) {
+			reason = ErrBudgetExhausted
+			return false
+		}
+		if h := p.cfg.hooks.OnHedge; h != nil {
+			h(ctx, HedgeInfo{Method: cc.method, Attempt: launched + 1, After: time.Since(start)})
+		}
+		launch()
+		return true
+	}
+
+	p.budget.deposit(time.Now().Unix())
+	launch()
+	timer := time.NewTimer(cc.hedgeDelay)
+	defer timer.Stop()
+	for {
+		select {
+		case r := <-results:
+			running--
+			if r.out.err == nil {
+				stopAll()
+				return r.v, nil
+			}
+			tries = append(tries, Attempt{Number: r.n, Hedge: r.n > 1, Node: r.out.node, Err: r.out.err, Duration: r.took})
+			if ctx.Err() != nil || !(r.out.timedOut || p.retryable(r.out.err)) {
+				stopAll()
+				return zero, p.failure(tries, nil, nil)
+			}
+			if !hedgeNow() && running == 0 {
+				stopAll()
+				return zero, p.failure(tries, reason, nil)
+			}
+		case <-timer.C:
+			if hedgeNow() {
+				timer.Reset(cc.hedgeDelay)
+			}
+		case <-ctx.Done():
+			stopAll()
+			return zero, p.failure(tries, reason, ctxError{ctx.Err()})
+		}
+	}
+}

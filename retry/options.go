@@ -1,0 +1,333 @@
+package retry
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	"github.com/rpcguard/rpcguard/selector"
+)
+
+// Backoff is the exponential backoff used before a retry on a node the call
+// already tried. The zero value of a field takes its default.
+type Backoff struct {
+	Initial    time.Duration // the first wait; default 50 ms
+	Max        time.Duration // the cap on one wait; default 2 s
+	Multiplier float64       // growth per retry, at least 1; default 2
+	Jitter     float64       // randomization factor in [0, 1): ±Jitter × the wait; default 0.5
+}
+
+func (b Backoff) withDefaults() Backoff {
+	if b.Initial == 0 {
+		b.Initial = 50 * time.Millisecond
+	}
+	if b.Max == 0 {
+		b.Max = max(2*time.Second, b.Initial)
+	}
+	if b.Multiplier == 0 {
+		b.Multiplier = 2
+	}
+	if b.Jitter == 0 {
+		b.Jitter = 0.5
+	}
+	return b
+}
+
+func (b Backoff) validate() error {
+	switch {
+	case b.Initial < 0:
+		return fmt.Errorf("retry: Backoff.Initial must not be negative, got %v", b.Initial)
+	case b.Max < b.Initial:
+		return fmt.Errorf("retry: Backoff.Max (%v) must not be below Initial (%v)", b.Max, b.Initial)
+	case b.Multiplier < 1:
+		return fmt.Errorf("retry: Backoff.Multiplier must be at least 1, got %v", b.Multiplier)
+	case b.Jitter < 0 || b.Jitter >= 1:
+		return fmt.Errorf("retry: Backoff.Jitter must be in [0, 1), got %v", b.Jitter)
+	}
+	return nil
+}
+
+func (b Backoff) newBackOff() backoff.BackOff {
+	e := backoff.NewExponentialBackOff()
+	e.InitialInterval, e.MaxInterval = b.Initial, b.Max
+	e.Multiplier, e.RandomizationFactor = b.Multiplier, b.Jitter
+	e.MaxElapsedTime = 0 // the call's deadline and MaxAttempts bound retries
+	e.Reset()
+	return e
+}
+
+// Budget bounds retries across all calls of one Policy, like Finagle's
+// retry budget and gRPC's retry throttling: retries (and hedges) may add at
+// most Ratio × the calls of the last 10 seconds, plus MinPerSecond retries
+// in any second, so that a failing dependency sees at most about
+// (1 + Ratio) × its normal traffic.
+type Budget struct {
+	Ratio        float64 // in [0, 1]; default 0.2
+	MinPerSecond int     // at least 0; default 10
+}
+
+// DefaultBudget returns the default budget: 20% of calls plus 10 retries a
+// second.
+func DefaultBudget() Budget { return Budget{Ratio: 0.2, MinPerSecond: 10} }
+
+func (b Budget) validate() error {
+	if b.Ratio < 0 || b.Ratio > 1 || b.Ratio != b.Ratio {
+		return fmt.Errorf("retry: Budget.Ratio must be in [0, 1], got %v", b.Ratio)
+	}
+	if b.MinPerSecond < 0 {
+		return fmt.Errorf("retry: Budget.MinPerSecond must not be negative, got %d", b.MinPerSecond)
+	}
+	return nil
+}
+
+// RetryInfo describes a retry about to wait and start.
+type RetryInfo struct {
+	Method  string        // the gRPC full method, or "" for the plain API
+	Attempt int           // the number of the attempt about to start (2 for the first retry)
+	Delay   time.Duration // the wait before it
+	Err     error         // the previous attempt's error
+	Node    selector.Node // the previous attempt's node, if known
+}
+
+// HedgeInfo describes a hedged attempt about to start.
+type HedgeInfo struct {
+	Method  string
+	Attempt int           // the number of the hedged attempt (2 for the first hedge)
+	After   time.Duration // since the call started
+}
+
+// Hooks observe a Policy. Each may be nil; they run on the call's goroutine
+// and must not block.
+type Hooks struct {
+	OnRetry func(ctx context.Context, r RetryInfo)
+	OnHedge func(ctx context.Context, h HedgeInfo)
+}
+
+type config struct {
+	maxAttempts int
+	perAttempt  time.Duration
+	backoff     Backoff
+	newBackOff  func() backoff.BackOff
+	freshDelay  time.Duration
+	budget      *Budget
+	codes       [17]bool // retryable gRPC codes
+	retryIf     func(error) bool
+	idempotent  []string // method patterns
+	hedges      []hedgeRule
+	hooks       Hooks
+}
+
+type hedgeRule struct {
+	pattern string
+	delay   time.Duration
+}
+
+// Option configures a Policy.
+type Option func(*config) error
+
+// WithMaxAttempts sets the most attempts per call, the first included
+// (1 disables retries). Default 3.
+func WithMaxAttempts(n int) Option {
+	return func(c *config) error {
+		if n < 1 {
+			return fmt.Errorf("retry: WithMaxAttempts(%d): a call needs at least 1 attempt", n)
+		}
+		c.maxAttempts = n
+		return nil
+	}
+}
+
+// WithPerAttemptTimeout bounds each attempt (0: no bound but the call's
+// deadline). An attempt that times out is retried. Default 0.
+func WithPerAttemptTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("retry: WithPerAttemptTimeout(%v): must not be negative", d)
+		}
+		c.perAttempt = d
+		return nil
+	}
+}
+
+// WithBackoff sets the exponential backoff (see Backoff).
+func WithBackoff(b Backoff) Option {
+	return func(c *config) error {
+		b = b.withDefaults()
+		if err := b.validate(); err != nil {
+			return err
+		}
+		c.backoff, c.newBackOff = b, nil
+		return nil
+	}
+}
+
+// WithBackOffFunc sets a custom backoff: f is called once per call that
+// needs one (a BackOff is not safe to share). backoff.Stop ends retries.
+func WithBackOffFunc(f func() backoff.BackOff) Option {
+	return func(c *config) error {
+		if f == nil {
+			return fmt.Errorf("retry: WithBackOffFunc: nil function")
+		}
+		c.newBackOff = f
+		return nil
+	}
+}
+
+// WithFreshNodeDelay sets the wait before a retry that goes to a node the
+// call has not tried. Default 0.
+func WithFreshNodeDelay(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return fmt.Errorf("retry: WithFreshNodeDelay(%v): must not be negative", d)
+		}
+		c.freshDelay = d
+		return nil
+	}
+}
+
+// WithBudget sets the retry budget. Default DefaultBudget().
+func WithBudget(b Budget) Option {
+	return func(c *config) error {
+		if err := b.validate(); err != nil {
+			return err
+		}
+		c.budget = &b
+		return nil
+	}
+}
+
+// WithoutBudget removes the retry budget: every call may use all its
+// attempts. Prefer a budget in production.
+func WithoutBudget() Option {
+	return func(c *config) error { c.budget = nil; return nil }
+}
+
+// WithRetryableCodes sets the gRPC codes that are retried (transport
+// failures and attempt timeouts are retried in any case). OK and Canceled
+// cannot be retryable. Default: Unavailable.
+func WithRetryableCodes(cs ...codes.Code) Option {
+	return func(c *config) error {
+		c.codes = [17]bool{}
+		for _, code := range cs {
+			if code == codes.OK || code == codes.Canceled || code > codes.Unauthenticated {
+				return fmt.Errorf("retry: WithRetryableCodes: %v cannot be retryable", code)
+			}
+			c.codes[code] = true
+		}
+		return nil
+	}
+}
+
+// WithRetryIf replaces the classification of errors: f reports whether an
+// attempt's error is retryable. The caller's own cancellation and deadline
+// still end the call.
+func WithRetryIf(f func(err error) bool) Option {
+	return func(c *config) error {
+		if f == nil {
+			return fmt.Errorf("retry: WithRetryIf: nil function")
+		}
+		c.retryIf = f
+		return nil
+	}
+}
+
+// WithIdempotent marks methods idempotent: they are retried even after an
+// attempt may have reached a server, and may be hedged. A pattern is a gRPC
+// full method ("/pkg.Service/Method"), a service ("/pkg.Service/*"), or "*"
+// for every method (the plain API's calls have the method "").
+func WithIdempotent(patterns ...string) Option {
+	return func(c *config) error {
+		for _, p := range patterns {
+			if err := validPattern(p); err != nil {
+				return fmt.Errorf("retry: WithIdempotent: %w", err)
+			}
+		}
+		c.idempotent = append(c.idempotent, patterns...)
+		return nil
+	}
+}
+
+// WithHedging hedges the matching methods: when an attempt has not answered
+// after delay, the same request goes to another node, up to MaxAttempts in
+// flight; an attempt that fails with a retryable error starts the next one
+// at once. Every method it names must be marked idempotent (WithIdempotent).
+func WithHedging(delay time.Duration, patterns ...string) Option {
+	return func(c *config) error {
+		if delay <= 0 {
+			return fmt.Errorf("retry: WithHedging(%v): the hedge delay must be positive", delay)
+		}
+		if len(patterns) == 0 {
+			return fmt.Errorf("retry: WithHedging: name the idempotent methods to hedge")
+		}
+		for _, p := range patterns {
+			if err := validPattern(p); err != nil {
+				return fmt.Errorf("retry: WithHedging: %w", err)
+			}
+			c.hedges = append(c.hedges, hedgeRule{p, delay})
+		}
+		return nil
+	}
+}
+
+// WithHooks sets the hooks.
+func WithHooks(h Hooks) Option {
+	return func(c *config) error { c.hooks = h; return nil }
+}
+
+func validPattern(p string) error {
+	if p == "*" {
+		return nil
+	}
+	svc, m, ok := strings.Cut(strings.TrimPrefix(p, "/"), "/")
+	if !strings.HasPrefix(p, "/") || !ok || svc == "" || m == "" || strings.Contains(m, "/") {
+		return fmt.Errorf("method pattern %q: want \"/pkg.Service/Method\", \"/pkg.Service/*\" or \"*\"", p)
+	}
+	return nil
+}
+
+func matches(pattern, method string) bool {
+	if pattern == "*" || pattern == method {
+		return true
+	}
+	svc, ok := strings.CutSuffix(pattern, "*")
+	return ok && strings.HasPrefix(method, svc)
+}
+
+// CallOption overrides a Policy for one call. It is also a grpc.CallOption,
+// so it can be passed to a gRPC call through the interceptors.
+type CallOption struct {
+	grpc.EmptyCallOption
+	apply func(*callConfig)
+}
+
+// Idempotent marks (or unmarks) this call idempotent.
+func Idempotent(b bool) CallOption {
+	return CallOption{apply: func(c *callConfig) { c.idempotent = b }}
+}
+
+// MaxAttempts overrides the most attempts for this call (1 disables
+// retries; below 1 the call fails with InvalidArgument).
+func MaxAttempts(n int) CallOption {
+	return CallOption{apply: func(c *callConfig) {
+		if n < 1 {
+			c.err = fmt.Errorf("retry: MaxAttempts(%d): a call needs at least 1 attempt", n)
+		}
+		c.maxAttempts = n
+	}}
+}
+
+// PerAttemptTimeout overrides the per-attempt timeout for this call (0: none;
+// negative: the call fails with InvalidArgument).
+func PerAttemptTimeout(d time.Duration) CallOption {
+	return CallOption{apply: func(c *callConfig) {
+		if d < 0 {
+			c.err = fmt.Errorf("retry: PerAttemptTimeout(%v): must not be negative", d)
+		}
+		c.perAttempt = d
+	}}
+}

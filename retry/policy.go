@@ -1,0 +1,107 @@
+package retry
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+)
+
+// Policy is a validated retry configuration with the retry budget its calls
+// share. Use one Policy per client (per dependency); it is safe for
+// concurrent use.
+type Policy struct {
+	cfg    config
+	budget *budget
+}
+
+// New builds a Policy. Defaults: 3 attempts, no per-attempt timeout, no
+// delay before a retry on an untried node, exponential backoff (50 ms, ×2,
+// ±50%, at most 2 s) before a retry on a tried one, DefaultBudget, retryable
+// code Unavailable, no method idempotent, no hedging.
+func New(opts ...Option) (*Policy, error) {
+	b := DefaultBudget()
+	c := config{maxAttempts: 3, backoff: Backoff{}.withDefaults(), budget: &b}
+	c.codes[codes.Unavailable] = true
+	for _, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("retry: nil Option")
+		}
+		if err := o(&c); err != nil {
+			return nil, err
+		}
+	}
+	for _, h := range c.hedges {
+		if !c.covered(h.pattern) {
+			return nil, fmt.Errorf("retry: WithHedging: %q is not marked idempotent (WithIdempotent): only idempotent calls may be hedged", h.pattern)
+		}
+	}
+	return &Policy{cfg: c, budget: newBudget(c.budget)}, nil
+}
+
+// covered reports whether every method pattern p matches is idempotent.
+func (c *config) covered(p string) bool {
+	for _, i := range c.idempotent {
+		if i == "*" || i == p || (strings.HasSuffix(i, "/*") && p != "*" && strings.HasPrefix(p, strings.TrimSuffix(i, "*"))) {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Policy) newBackOff() backoff.BackOff {
+	if p.cfg.newBackOff != nil {
+		return p.cfg.newBackOff()
+	}
+	return p.cfg.backoff.newBackOff()
+}
+
+// callConfig is the Policy as it applies to one call.
+type callConfig struct {
+	method      string
+	idempotent  bool
+	maxAttempts int
+	perAttempt  time.Duration
+	hedgeDelay  time.Duration // 0: no hedging
+	err         error         // a bad CallOption
+}
+
+// callConfig resolves the policy for method and applies the call options
+// found among opts (other grpc.CallOptions are ignored).
+func (p *Policy) callConfig(method string, opts []grpc.CallOption) callConfig {
+	c := p.resolve(method)
+	for _, o := range opts {
+		if co, ok := o.(CallOption); ok && co.apply != nil {
+			co.apply(&c)
+		}
+	}
+	return c.finish()
+}
+
+// resolve returns the policy's settings for method.
+func (p *Policy) resolve(method string) callConfig {
+	c := callConfig{method: method, maxAttempts: p.cfg.maxAttempts, perAttempt: p.cfg.perAttempt}
+	for _, pat := range p.cfg.idempotent {
+		if matches(pat, method) {
+			c.idempotent = true
+			break
+		}
+	}
+	for _, h := range p.cfg.hedges {
+		if matches(h.pattern, method) {
+			c.hedgeDelay = h.delay
+			break
+		}
+	}
+	return c
+}
+
+func (c callConfig) finish() callConfig {
+	if !c.idempotent {
+		c.hedgeDelay = 0 // Idempotent(false) on a hedged method turns hedging off
+	}
+	return c
+}

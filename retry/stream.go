@@ -1,0 +1,193 @@
+package retry
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/rpcguard/rpcguard/selector"
+)
+
+// StreamClientInterceptor retries streams under the Policy. A
+// server-streaming call is retried only until its first message reaches the
+// caller: its request is kept and sent again, and no message is delivered
+// twice. Client and bidi streams are retried only while the stream is being
+// opened, before anything was sent. The per-attempt timeout of a server
+// stream bounds the wait for its first message.
+func (p *Policy) StreamClientInterceptor() grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		cfg := p.callConfig(method, opts)
+		if cfg.err != nil {
+			return nil, status.Error(codes.InvalidArgument, cfg.err.Error())
+		}
+		ctx = selector.EnsureCall(ctx)
+		if desc.ClientStreams || !desc.ServerStreams {
+			cfg.perAttempt = 0 // an attempt's timeout would end the stream it opens
+			var cs grpc.ClientStream
+			err := p.run(ctx, &cfg, func(actx context.Context, _ int) outcome {
+				s, err := streamer(actx, desc, cc, method, opts...)
+				if err != nil {
+					return grpcOutcome(actx, err, nil)
+				}
+				cs = s
+				return outcome{}
+			})
+			return cs, err
+		}
+		return &serverStream{p: p, cfg: cfg, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts}, nil
+	}
+}
+
+// serverStream opens its attempts lazily: the caller's request is kept, and
+// the first RecvMsg (or Header) runs the retry loop over "open, send the
+// request, receive the first message". Once a message reached the caller the
+// stream is what it is.
+type serverStream struct {
+	p        *Policy
+	cfg      callConfig
+	ctx      context.Context
+	desc     *grpc.StreamDesc
+	cc       *grpc.ClientConn
+	method   string
+	streamer grpc.Streamer
+	opts     []grpc.CallOption
+
+	req        any
+	closedSend bool
+	cur        grpc.ClientStream // the established attempt
+	cancel     context.CancelFunc
+	err        error // the establishing error, returned again
+	empty      bool  // the established stream ended without a message
+}
+
+func (s *serverStream) SendMsg(m any) error {
+	if s.cur != nil {
+		return s.cur.SendMsg(m)
+	}
+	if s.req != nil {
+		return status.Error(codes.Internal, "retry: a server-streaming call sends one request")
+	}
+	s.req = m
+	return nil
+}
+
+func (s *serverStream) CloseSend() error {
+	if s.cur != nil {
+		return s.cur.CloseSend()
+	}
+	s.closedSend = true
+	return nil
+}
+
+func (s *serverStream) Header() (metadata.MD, error) {
+	if s.cur == nil && s.err == nil {
+		s.establish(nil)
+	}
+	if s.cur == nil {
+		return nil, s.err
+	}
+	return s.cur.Header()
+}
+
+func (s *serverStream) Trailer() metadata.MD {
+	if s.cur == nil {
+		return nil
+	}
+	return s.cur.Trailer()
+}
+
+func (s *serverStream) Context() context.Context {
+	if s.cur == nil {
+		return s.ctx
+	}
+	return s.cur.Context()
+}
+
+func (s *serverStream) RecvMsg(m any) error {
+	if s.cur == nil {
+		if s.err == nil {
+			return s.establish(m)
+		}
+		return s.err
+	}
+	err := s.cur.RecvMsg(m)
+	if err != nil {
+		s.cancel() // the stream is over: release its attempt's context
+	}
+	return err
+}
+
+// establish runs the retry loop until an attempt delivers its first message
+// into m (or, for m == nil, its header). The error is kept for later calls.
+func (s *serverStream) establish(m any) error {
+	cfg := s.cfg
+	firstMsgTimeout := cfg.perAttempt
+	cfg.perAttempt = 0 // enforced below, without ending the stream it opens
+	s.err = s.p.run(s.ctx, &cfg, func(actx context.Context, n int) outcome {
+		if n > 1 {
+			actx = metadata.AppendToOutgoingContext(actx, previousAttemptsKey, strconv.Itoa(n-1))
+		}
+		sctx, cancel := context.WithCancel(actx)
+		var timedOut atomic.Bool
+		var timer *time.Timer
+		if firstMsgTimeout > 0 {
+			timer = time.AfterFunc(firstMsgTimeout, func() { timedOut.Store(true); cancel() })
+		}
+		cs, err := s.open(sctx, m)
+		if timer != nil {
+			timer.Stop()
+		}
+		if err == nil || (errors.Is(err, io.EOF) && cs != nil) {
+			s.cur, s.cancel, s.empty = cs, cancel, err != nil
+			if s.empty {
+				cancel() // the server sent no message: the stream is over
+			}
+			return outcome{}
+		}
+		var trailer metadata.MD
+		if cs != nil {
+			trailer = cs.Trailer()
+		}
+		cancel()
+		out := grpcOutcome(actx, err, trailer)
+		out.timedOut = timedOut.Load() && s.ctx.Err() == nil
+		return out
+	})
+	if s.err == nil && s.empty {
+		return io.EOF
+	}
+	return s.err
+}
+
+// open starts one attempt: open the stream, send the kept request, close
+// the send side if the caller did, and wait for the first message into m (or
+// the header). io.EOF with a stream means the server sent no message.
+func (s *serverStream) open(ctx context.Context, m any) (grpc.ClientStream, error) {
+	cs, err := s.streamer(ctx, s.desc, s.cc, s.method, s.opts...)
+	if err != nil {
+		return nil, err
+	}
+	if s.req != nil {
+		if err := cs.SendMsg(s.req); err != nil && !errors.Is(err, io.EOF) {
+			return cs, err
+		} // on io.EOF the real status comes from RecvMsg
+	}
+	if s.closedSend {
+		if err := cs.CloseSend(); err != nil {
+			return cs, err
+		}
+	}
+	if m == nil {
+		_, err = cs.Header()
+		return cs, err
+	}
+	return cs, cs.RecvMsg(m)
+}
