@@ -21,9 +21,11 @@ const (
 )
 
 // unaryCall holds what one unary call needs across attempts, in one
-// allocation: the call options with a Trailer option appended, and the
-// trailer it fills.
+// allocation: its selector record, its settings, the call options with a
+// Trailer option appended, and the trailer it fills.
 type unaryCall struct {
+	rec     selector.CallContext // the call's record, when ctx has none
+	cfg     callConfig
 	trailer metadata.MD
 	opts    []grpc.CallOption
 	buf     [6]grpc.CallOption
@@ -36,17 +38,18 @@ type unaryCall struct {
 // (Idempotent, MaxAttempts, PerAttemptTimeout) override the Policy.
 func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		cfg := p.callConfig(method, opts)
-		if cfg.err != nil {
-			return status.Error(codes.InvalidArgument, cfg.err.Error())
+		u := &unaryCall{cfg: p.callConfig(method, opts)}
+		if u.cfg.err != nil {
+			return status.Error(codes.InvalidArgument, u.cfg.err.Error())
 		}
-		ctx = selector.EnsureCall(ctx)
-		if cfg.hedgeDelay > 0 {
-			return p.hedgeUnary(ctx, &cfg, method, req, reply, cc, invoker, opts)
+		if selector.CallFrom(ctx) == nil {
+			ctx = u.rec.Init(ctx)
 		}
-		u := &unaryCall{}
+		if u.cfg.hedgeDelay > 0 {
+			return p.hedgeUnary(ctx, &u.cfg, method, req, reply, cc, invoker, opts)
+		}
 		u.opts = append(append(u.buf[:0], opts...), grpc.Trailer(&u.trailer))
-		return p.run(ctx, &cfg, func(actx context.Context, n int) outcome {
+		return p.run(ctx, &u.cfg, func(actx context.Context, n int) outcome {
 			if n > 1 {
 				actx = metadata.AppendToOutgoingContext(actx, previousAttemptsKey, strconv.Itoa(n-1))
 			}

@@ -90,8 +90,6 @@ func mustPolicy(t testing.TB, opts ...retry.Option) *retry.Policy {
 	return p
 }
 
-
-
 // delays records the delays of OnRetry.
 type delays struct {
 	mu sync.Mutex

@@ -305,6 +305,15 @@ type CallOption struct {
 	apply func(*callConfig)
 }
 
+// on returns c with the option applied. (Applying it through a pointer to
+// the caller's copy would move every call's config to the heap.)
+func (o CallOption) on(c callConfig) callConfig {
+	if o.apply != nil {
+		o.apply(&c)
+	}
+	return c
+}
+
 // Idempotent marks (or unmarks) this call idempotent.
 func Idempotent(b bool) CallOption {
 	return CallOption{apply: func(c *callConfig) { c.idempotent = b }}

@@ -60,15 +60,11 @@ func Call[T any](ctx context.Context, p *Policy, sel *selector.Selector, fn func
 func (p *Policy) plainConfig(opts []CallOption) callConfig {
 	var probe callConfig
 	for _, o := range opts {
-		if o.apply != nil {
-			o.apply(&probe)
-		}
+		probe = o.on(probe)
 	}
 	c := p.resolve(probe.method)
 	for _, o := range opts {
-		if o.apply != nil {
-			o.apply(&c)
-		}
+		c = o.on(c)
 	}
 	return c.finish()
 }

@@ -74,8 +74,8 @@ type callConfig struct {
 func (p *Policy) callConfig(method string, opts []grpc.CallOption) callConfig {
 	c := p.resolve(method)
 	for _, o := range opts {
-		if co, ok := o.(CallOption); ok && co.apply != nil {
-			co.apply(&c)
+		if co, ok := o.(CallOption); ok {
+			c = co.on(c)
 		}
 	}
 	return c.finish()

@@ -57,9 +57,34 @@ type callKey struct{}
 // every attempt of one logical call a context derived from it; start a new
 // one for the next logical call. Retry engines do this for you.
 func NewCall(ctx context.Context) context.Context {
-	c := &Call{}
-	c.tried = c.buf[:0]
-	return context.WithValue(ctx, callKey{}, c)
+	return new(CallContext).Init(ctx)
+}
+
+// CallContext is a context that carries a fresh Call record: what NewCall
+// returns, as a type that an engine can embed in its own per-call state so
+// that the record costs no allocation of its own. It keeps its parent's Done
+// channel, so contexts derived from it propagate cancellation without a
+// goroutine. Its zero value is not usable: call Init.
+type CallContext struct {
+	context.Context
+	call Call
+}
+
+// Init makes c a child of parent with an empty record, and returns c.
+func (c *CallContext) Init(parent context.Context) *CallContext {
+	c.Context = parent
+	c.call = Call{}
+	c.call.tried = c.call.buf[:0]
+	return c
+}
+
+// Value returns c's Call record for the record's key, and asks the parent
+// for any other key.
+func (c *CallContext) Value(key any) any {
+	if _, ok := key.(callKey); ok {
+		return &c.call
+	}
+	return c.Context.Value(key)
 }
 
 // WithAttempt returns a context for one attempt that runs beside others

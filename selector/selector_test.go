@@ -43,8 +43,6 @@ func newSelector(t testing.TB, ns []selector.Node, opts ...selector.Option) *sel
 	return s
 }
 
-
-
 func TestRoundRobinPersistsAcrossCallsAndGoroutines(t *testing.T) {
 	s := newSelector(t, nodes(3), selector.WithStrategy(selector.RoundRobin))
 	var mu sync.Mutex
