@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
@@ -441,5 +442,79 @@ func TestEmptyServerStream(t *testing.T) {
 	if err != nil || len(got) != 0 {
 		t.Fatalf("empty stream: %v, %v", got, err)
 	}
-	_ = io.EOF
+}
+
+// The plain API hedges too, and returns the winner's value.
+func TestPlainCallHedgesAndReturnsWinnersValue(t *testing.T) {
+	sel, err := selector.New(selector.WithStrategy(selector.RoundRobin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sel.Update([]selector.Node{{ID: "slow", Addr: "127.0.0.1:1"}, {ID: "fast", Addr: "127.0.0.1:2"}}); err != nil {
+		t.Fatal(err)
+	}
+	var hedges atomic.Int64
+	p := mustPolicy(t, retry.WithIdempotent("/svc/*"), retry.WithHedging(10*time.Millisecond, "/svc/Get"),
+		retry.WithHooks(retry.Hooks{OnHedge: func(context.Context, retry.HedgeInfo) { hedges.Add(1) }}))
+	var slowCanceled atomic.Bool
+	v, err := retry.Call(context.Background(), p, sel, func(ctx context.Context, n selector.Node) (string, error) {
+		if n.ID == "slow" {
+			select {
+			case <-time.After(5 * time.Second):
+			case <-ctx.Done():
+				slowCanceled.Store(true)
+				return "", ctx.Err()
+			}
+		}
+		return "value from " + n.ID, nil
+	}, retry.Method("/svc/Get"))
+	if err != nil || v != "value from fast" {
+		t.Fatalf("got %q, %v; want the fast node's value", v, err)
+	}
+	if hedges.Load() != 1 || !slowCanceled.Load() {
+		t.Fatalf("hedges %d, slow attempt canceled %v: want one hedge and the slow attempt canceled before Call returned", hedges.Load(), slowCanceled.Load())
+	}
+}
+
+// A server stream whose node never sends its first message is cut by the
+// per-attempt timeout and retried on another node.
+func TestServerStreamFirstMessageTimeout(t *testing.T) {
+	p := mustPolicy(t, retry.WithIdempotent("*"), retry.WithPerAttemptTimeout(100*time.Millisecond))
+	c := newClient(t, 2, `{"strategy":"round_robin"}`, p)
+	c.cluster.Nodes[0].SetFault(testcluster.Hang())
+	for i := range 4 {
+		got, err := testcluster.ServerStream(context.Background(), c.cc, 3)
+		if err != nil || len(got) != 3 {
+			t.Fatalf("stream %d: %v, %v", i, got, err)
+		}
+	}
+	if c.cluster.Nodes[0].Calls() == 0 {
+		t.Fatal("the hanging node got no stream: the test tested nothing")
+	}
+}
+
+// Bidi streams pass through the stream interceptor unchanged.
+func TestBidiStreamPassesThrough(t *testing.T) {
+	p := mustPolicy(t)
+	c := newClient(t, 1, `{}`, p)
+	desc := testcluster.StreamDescs()[1]
+	s, err := c.cc.NewStream(context.Background(), &desc, testcluster.BidiMethod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"x", "y"} {
+		if err := s.SendMsg(wrapperspb.String(m)); err != nil {
+			t.Fatal(err)
+		}
+		got := new(wrapperspb.StringValue)
+		if err := s.RecvMsg(got); err != nil || got.GetValue() != "node-0:"+m {
+			t.Fatalf("echo of %q: %q, %v", m, got.GetValue(), err)
+		}
+	}
+	if err := s.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecvMsg(new(wrapperspb.StringValue)); !errors.Is(err, io.EOF) {
+		t.Fatalf("end of stream: %v, want io.EOF", err)
+	}
 }
