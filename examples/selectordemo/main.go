@@ -1,13 +1,17 @@
 // Command selectordemo shows the selector on a real 3-node gRPC cluster in
 // one process, one node of which answers every call with Unavailable.
 //
-// It runs the same 600 calls four ways, all with gRPC's own retry policy
-// (2 attempts), and prints a table: gRPC's round_robin; the rpcguard selector
-// choosing at random without a per-call record, where a retry may land on
-// the failing node again (about 1 call in 9 fails); the same with the
+// It runs the same 600 calls six ways, each with 2 attempts, and prints a
+// table: gRPC's round_robin with gRPC's own retry policy; the rpcguard
+// selector choosing at random without a per-call record, where a retry may
+// land on the failing node again (about 1 call in 9 fails); the same with the
 // per-call record (selector.UnaryClientInterceptor), where a retry never goes
-// back to a node the call tried; and the same with outlier ejection, where
-// after 5 failures in a row the node is out and calls stop reaching it.
+// back to a node the call tried; the same with outlier ejection, where after
+// 5 failures in a row the node is out and calls stop reaching it; and
+// rpcguard's own retry interceptor instead of gRPC's, without and with
+// ejection. Without ejection a third of the calls need a retry, more than
+// the retry budget's 20%: the budget refuses the excess and those calls fail,
+// which is what protects a struggling dependency; ejection removes the need.
 //
 //	go run ./examples/selectordemo
 package main
@@ -27,13 +31,14 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/rpcguard/rpcguard/internal/testcluster"
+	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
 const calls = 600
 
-// retryPolicy is gRPC's own retry (service config), two attempts.
-const retryPolicy = `"methodConfig":[{"name":[{"service":"rpcguard.test.Echo"}],"retryPolicy":{
+// grpcRetry is gRPC's own retry (service config), two attempts.
+const grpcRetry = `,"methodConfig":[{"name":[{"service":"rpcguard.test.Echo"}],"retryPolicy":{
 	"maxAttempts":2,"initialBackoff":"0.001s","maxBackoff":"0.001s","backoffMultiplier":1,
 	"retryableStatusCodes":["UNAVAILABLE"]}}]`
 
@@ -72,16 +77,28 @@ func main() {
 	balancer.Register(b)
 
 	fmt.Printf("3 nodes on 127.0.0.1; %s answers every call with Unavailable; %d calls each run.\n\n", bad.ID, calls)
+	// One retry policy (and so one budget) per client.
+	rpcguardRetry := func() grpc.UnaryClientInterceptor {
+		policy, err := retry.New(retry.WithMaxAttempts(2), retry.WithIdempotent("*"))
+		if err != nil {
+			log.Fatal(err)
+		}
+		return policy.UnaryClientInterceptor()
+	}
+	record := selector.UnaryClientInterceptor()
 	type row struct {
-		name   string
-		lb     string
-		record bool
+		name        string
+		lb          string
+		retryPolicy string // gRPC's own, or "" when rpcguard's retry runs
+		interceptor grpc.UnaryClientInterceptor
 	}
 	rows := []row{
-		{"grpc round_robin", `"round_robin":{}`, false},
-		{"rpcguard random, no call record", `"rpcguard_demo":{"strategy":"random"}`, false},
-		{"rpcguard random + call record", `"rpcguard_demo":{"strategy":"random"}`, true},
-		{"rpcguard random + record + ejection", `"rpcguard_demo":{"strategy":"random","ejection":{"consecutiveFailures":5,"baseTime":"30s"}}`, true},
+		{"grpc round_robin + grpc retry", `"round_robin":{}`, grpcRetry, nil},
+		{"rpcguard random, no call record + grpc retry", `"rpcguard_demo":{"strategy":"random"}`, grpcRetry, nil},
+		{"rpcguard random + call record + grpc retry", `"rpcguard_demo":{"strategy":"random"}`, grpcRetry, record},
+		{"rpcguard random + ejection + grpc retry", `"rpcguard_demo":{"strategy":"random","ejection":{"consecutiveFailures":5,"baseTime":"30s"}}`, grpcRetry, record},
+		{"rpcguard random + rpcguard retry (budget 20%)", `"rpcguard_demo":{"strategy":"random"}`, "", rpcguardRetry()},
+		{"rpcguard random + ejection + rpcguard retry", `"rpcguard_demo":{"strategy":"random","ejection":{"consecutiveFailures":5,"baseTime":"30s"}}`, "", rpcguardRetry()},
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	var out []string
@@ -91,14 +108,14 @@ func main() {
 		for _, n := range nodes {
 			total -= n.Calls()
 		}
-		ok := run(src, fmt.Sprintf(`{"loadBalancingConfig":[{%s}],%s}`, r.lb, retryPolicy), r.record)
+		ok := run(src, fmt.Sprintf(`{"loadBalancingConfig":[{%s}]%s}`, r.lb, r.retryPolicy), r.interceptor)
 		for _, n := range nodes {
 			total += n.Calls()
 		}
 		out = append(out, fmt.Sprintf("%s\t%.1f%%\t%d\t%.2f\t", r.name, 100*float64(ok)/calls, bad.Calls()-before, float64(total)/calls))
 	}
 	fmt.Println()
-	fmt.Fprintln(w, "balancer (all with gRPC's retry, 2 attempts)\tsuccess\tcalls reaching the bad node\tattempts per call\t")
+	fmt.Fprintln(w, "balancer + retry (2 attempts)\tsuccess\tcalls reaching the bad node\tattempts per call\t")
 	for _, l := range out {
 		fmt.Fprintln(w, l)
 	}
@@ -106,14 +123,14 @@ func main() {
 }
 
 // run makes the calls through a fresh client and returns how many succeeded.
-func run(src selector.Source, serviceConfig string, record bool) int {
+func run(src selector.Source, serviceConfig string, interceptor grpc.UnaryClientInterceptor) int {
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithResolvers(selector.NewResolverBuilder(src)),
 		grpc.WithDefaultServiceConfig(serviceConfig),
 	}
-	if record {
-		opts = append(opts, grpc.WithUnaryInterceptor(selector.UnaryClientInterceptor()))
+	if interceptor != nil {
+		opts = append(opts, grpc.WithUnaryInterceptor(interceptor))
 	}
 	cc, err := grpc.NewClient("rpcguard:///echo", opts...)
 	if err != nil {
