@@ -72,12 +72,15 @@ func Start(t testing.TB, n int) *Cluster {
 
 // StartNode starts one node on 127.0.0.1 and a random port. The caller
 // stops it (Stop or Kill).
-func StartNode(id string) (*Node, error) {
+func StartNode(id string) (*Node, error) { return StartNodeWith(id) }
+
+// StartNodeWith is StartNode with server options (interceptors, say).
+func StartNodeWith(id string, opts ...grpc.ServerOption) (*Node, error) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	n := &Node{ID: id, Addr: lis.Addr().String(), srv: grpc.NewServer(), health: health.NewServer()}
+	n := &Node{ID: id, Addr: lis.Addr().String(), srv: grpc.NewServer(opts...), health: health.NewServer()}
 	n.srv.RegisterService(&serviceDesc, n)
 	healthpb.RegisterHealthServer(n.srv, n.health)
 	n.SetServing(true)
@@ -217,15 +220,22 @@ var serviceDesc = grpc.ServiceDesc{
 	HandlerType: (*echoServer)(nil),
 	Methods: []grpc.MethodDesc{{
 		MethodName: "Unary",
-		Handler: func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+		Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 			n := srv.(*Node)
-			if err := dec(new(wrapperspb.StringValue)); err != nil {
+			req := new(wrapperspb.StringValue)
+			if err := dec(req); err != nil {
 				return nil, err
 			}
-			if err := n.enter(ctx, UnaryMethod); err != nil {
-				return nil, err
+			handle := func(ctx context.Context, _ any) (any, error) {
+				if err := n.enter(ctx, UnaryMethod); err != nil {
+					return nil, err
+				}
+				return wrapperspb.String(n.ID), nil
 			}
-			return wrapperspb.String(n.ID), nil
+			if interceptor == nil {
+				return handle(ctx, req)
+			}
+			return interceptor(ctx, req, &grpc.UnaryServerInfo{Server: srv, FullMethod: UnaryMethod}, handle)
 		},
 	}},
 	Streams: []grpc.StreamDesc{

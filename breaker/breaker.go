@@ -1,0 +1,214 @@
+package breaker
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/afex/hystrix-go/hystrix"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Breaker holds the circuits of one client (or server): one hystrix command
+// per gRPC method, HTTP route or named call, under its namespace. It is safe
+// for concurrent use.
+type Breaker struct {
+	o    options
+	cmds sync.Map   // command name -> *command
+	mu   sync.Mutex // serializes command creation
+}
+
+// command is one circuit and what the breaker keeps beside it.
+type command struct {
+	name     string
+	full     string // NAMESPACE/name, hystrix's name
+	cb       *hystrix.CircuitBreaker
+	s        Settings
+	inflight atomic.Int64
+	open     error // the refusals of this command, made once
+	rejected error
+}
+
+// New builds a Breaker. WithNamespace is required.
+func New(opts ...Option) (*Breaker, error) {
+	o := options{defaults: DefaultSettings(), classify: DefaultClassifier}
+	for _, opt := range opts {
+		if opt == nil {
+			return nil, fmt.Errorf("breaker: nil Option")
+		}
+		if err := opt(&o); err != nil {
+			return nil, err
+		}
+	}
+	if o.namespace == "" {
+		return nil, fmt.Errorf("breaker: WithNamespace is required: hystrix-go's circuits are process-wide, and the namespace keeps two clients from sharing one by accident")
+	}
+	return &Breaker{o: o}, nil
+}
+
+// command returns the command named name, creating and configuring its
+// hystrix circuit on first use.
+func (b *Breaker) command(name string) (*command, error) {
+	if c, ok := b.cmds.Load(name); ok {
+		return c.(*command), nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c, ok := b.cmds.Load(name); ok {
+		return c.(*command), nil
+	}
+	s, ok := b.o.commands[name]
+	if !ok {
+		s = b.o.defaults
+	}
+	full := b.o.namespace + "/" + strings.TrimPrefix(name, "/")
+	hystrix.ConfigureCommand(full, s.hystrix())
+	cb, _, err := hystrix.GetCircuit(full)
+	if err != nil {
+		return nil, fmt.Errorf("breaker: circuit %q: %w", full, err)
+	}
+	c := &command{name: name, full: full, cb: cb, s: s,
+		open:     &RefusedError{Command: name, Err: ErrOpen},
+		rejected: &RefusedError{Command: name, Err: ErrRejected}}
+	b.cmds.Store(name, c)
+	return c, nil
+}
+
+// Do runs fn under the circuit of command: at once refused with ErrOpen
+// while the circuit is open, or with ErrRejected when MaxConcurrent calls of
+// the command run; otherwise fn runs on the caller's goroutine with a
+// context that ends at the command's Timeout, and its outcome goes to the
+// circuit. With a fallback, a failed call's error is the fallback's.
+func (b *Breaker) Do(ctx context.Context, command string, fn func(ctx context.Context) error) error {
+	c, start, err := b.enter(ctx, command)
+	if err != nil {
+		return err
+	}
+	tctx, cancel := context.WithTimeout(ctx, c.s.Timeout)
+	err = fn(tctx)
+	timedOut := ctx.Err() == nil && (tctx.Err() == context.DeadlineExceeded || (err != nil && status.Code(err) == codes.DeadlineExceeded && time.Since(start) >= c.s.Timeout))
+	cancel()
+	return b.exit(ctx, c, start, err, timedOut)
+}
+
+// enter admits a call or refuses it (reporting the refusal, and answering
+// with the fallback's error if there is one).
+func (b *Breaker) enter(ctx context.Context, name string) (*command, time.Time, error) {
+	c, err := b.command(name)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	start := time.Now()
+	if !c.cb.AllowRequest() {
+		return nil, start, b.refuse(ctx, c, start, eventShortCircuit, c.open)
+	}
+	if c.inflight.Add(1) > int64(c.s.MaxConcurrent) {
+		c.inflight.Add(-1)
+		return nil, start, b.refuse(ctx, c, start, eventRejected, c.rejected)
+	}
+	return c, start, nil
+}
+
+func (b *Breaker) refuse(ctx context.Context, c *command, start time.Time, event int, err error) error {
+	err, fb := b.fallback(ctx, c, err)
+	b.report(c, event, fb, start, 0)
+	return err
+}
+
+// exit ends an admitted call: it classifies err, reports the event and runs
+// the fallback on failure.
+func (b *Breaker) exit(ctx context.Context, c *command, start time.Time, err error, timedOut bool) error {
+	c.inflight.Add(-1)
+	run := time.Since(start)
+	var event int
+	switch {
+	case ctx.Err() == context.Canceled:
+		event = eventCanceled
+	case ctx.Err() == context.DeadlineExceeded:
+		event = eventDeadline
+	case timedOut:
+		event = eventTimeout
+	default:
+		switch b.o.classify(err) {
+		case Success:
+			event = eventSuccess
+		case Failure:
+			event = eventFailure
+		default:
+			event = eventCanceled
+		}
+	}
+	fb := fbNone
+	if event == eventFailure || event == eventTimeout {
+		err, fb = b.fallback(ctx, c, err)
+	}
+	b.report(c, event, fb, start, run)
+	return err
+}
+
+func (b *Breaker) fallback(ctx context.Context, c *command, err error) (error, int) {
+	if b.o.fallback == nil {
+		return err, fbNone
+	}
+	if ferr := b.o.fallback(ctx, c.name, err); ferr != nil {
+		return ferr, fbFailure
+	}
+	return nil, fbSuccess
+}
+
+// report sends the event to the circuit (neutral ones excepted) and to the
+// hooks.
+func (b *Breaker) report(c *command, event, fb int, start time.Time, run time.Duration) {
+	evs := events[event][fb]
+	if event != eventCanceled && event != eventDeadline {
+		if err := c.cb.ReportEvent(evs, start, run); err != nil {
+			if h := b.o.hooks.OnDropped; h != nil {
+				h(c.name, evs[0])
+			}
+		}
+	}
+	if h := b.o.hooks.OnEvent; h != nil {
+		for _, e := range evs {
+			h(c.name, e)
+		}
+	}
+}
+
+// Events, by hystrix's names, with and without a fallback's outcome: fixed
+// slices, so that reporting allocates nothing of ours.
+const (
+	eventSuccess = iota
+	eventFailure
+	eventTimeout
+	eventShortCircuit
+	eventRejected
+	eventCanceled
+	eventDeadline
+)
+
+const (
+	fbNone = iota
+	fbSuccess
+	fbFailure
+)
+
+var events = func() (t [7][3][]string) {
+	for i, e := range []string{"success", "failure", "timeout", "short-circuit", "rejected", "context_canceled", "context_deadline_exceeded"} {
+		t[i] = [3][]string{{e}, {e, "fallback-success"}, {e, "fallback-failure"}}
+	}
+	return t
+}()
+
+// Namespace returns the prefix of the Breaker's hystrix commands.
+func (b *Breaker) Namespace() string { return b.o.namespace }
+
+// IsOpen reports whether command's circuit is open now (false for a command
+// never used).
+func (b *Breaker) IsOpen(name string) bool {
+	c, ok := b.cmds.Load(name)
+	return ok && c.(*command).cb.IsOpen()
+}

@@ -1,0 +1,60 @@
+package breaker
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Outcome is what a call's result means for its circuit.
+type Outcome int
+
+const (
+	// Success: the dependency answered (a NotFound is an answer).
+	Success Outcome = iota
+	// Failure counts against the circuit.
+	Failure
+	// Neutral counts for nothing: the caller gave up.
+	Neutral
+)
+
+// Classifier maps a call's error (nil for success) to an Outcome.
+type Classifier func(err error) Outcome
+
+// DefaultClassifier counts server-side failures only: the gRPC codes
+// Unavailable, Internal, Unknown, DeadlineExceeded, ResourceExhausted and
+// DataLoss, and errors without a gRPC status (transport failures); an
+// *HTTPStatusError of 500 or more. Canceled is Neutral. Every other code
+// (NotFound, InvalidArgument, PermissionDenied, ...) is the caller's
+// business and a Success for the circuit.
+func DefaultClassifier(err error) Outcome {
+	if err == nil {
+		return Success
+	}
+	var he *HTTPStatusError
+	if errors.As(err, &he) {
+		if he.Code >= 500 {
+			return Failure
+		}
+		return Success
+	}
+	if errors.Is(err, context.Canceled) {
+		return Neutral
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return Failure
+	}
+	s, ok := status.FromError(err)
+	if !ok {
+		return Failure
+	}
+	switch s.Code() {
+	case codes.Canceled:
+		return Neutral
+	case codes.Unavailable, codes.Internal, codes.Unknown, codes.DeadlineExceeded, codes.ResourceExhausted, codes.DataLoss:
+		return Failure
+	}
+	return Success
+}

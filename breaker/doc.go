@@ -1,0 +1,31 @@
+// Package breaker is circuit breaking for gRPC, HTTP and any call, on
+// hystrix-go's circuits, without hystrix.Do's cost.
+//
+// hystrix-go brings the Hystrix semantics and dashboard people know, but
+// hystrix.Do starts two goroutines per call, does not cancel the work on
+// timeout, and integrations built on it count every error, a caller's
+// NotFound included, as a failure. A Breaker drives hystrix-go's own circuit
+// (hystrix.GetCircuit, AllowRequest, ReportEvent) on the caller's
+// goroutine: the same state machine, rolling metrics and dashboard stream;
+// the command timeout is a context deadline that cancels the work; the
+// maximum concurrency is enforced without blocking; only server-side
+// failures count (Classifier); a caller's cancellation is neutral.
+//
+// Engines and adapters: Breaker.Do is the plain Go API; the gRPC client and
+// server interceptors, the net/http middleware and (later) the go-micro
+// wrappers are thin adapters over it. NewStreamHandler serves the Hystrix
+// dashboard stream where the user mounts it; the package opens no port.
+//
+// # hystrix-go's global state
+//
+// hystrix-go keeps its circuits and their settings in process-wide maps that
+// never shrink, and starts two goroutines per circuit that run for the life
+// of the process (its metrics and pool monitors). A Breaker contains this:
+// every command it creates is named "NAMESPACE/COMMAND" (WithNamespace is
+// required), it configures only its own commands, and it never calls
+// hystrix.Flush or changes hystrix's logger. Two Breakers with the same
+// namespace share circuits and the last one to configure a command sets its
+// settings: give each client its own namespace. Tests that check for
+// goroutine leaks should ignore hystrix's monitors (see the package's
+// TestMain).
+package breaker

@@ -1,0 +1,43 @@
+package breaker
+
+import (
+	"fmt"
+	"net/http"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Errors of calls the breaker refused. errors.Is finds them; status.Code
+// reports Unavailable for an open circuit and ResourceExhausted for too many
+// concurrent calls. A refused call never ran: it is safe to retry elsewhere
+// or later.
+var (
+	ErrOpen     error = &refusal{"breaker: circuit open", codes.Unavailable}
+	ErrRejected error = &refusal{"breaker: too many concurrent calls", codes.ResourceExhausted}
+)
+
+type refusal struct {
+	msg  string
+	code codes.Code
+}
+
+func (e *refusal) Error() string              { return e.msg }
+func (e *refusal) GRPCStatus() *status.Status { return status.New(e.code, e.msg) }
+
+// RefusedError is the error of a refused call: Err is ErrOpen or
+// ErrRejected, Command the command (without the namespace).
+type RefusedError struct {
+	Command string
+	Err     error
+}
+
+func (e *RefusedError) Error() string { return fmt.Sprintf("%v (%s)", e.Err, e.Command) }
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// HTTPStatusError carries an HTTP response's status code to a Classifier.
+type HTTPStatusError struct{ Code int }
+
+func (e *HTTPStatusError) Error() string {
+	return fmt.Sprintf("HTTP %d %s", e.Code, http.StatusText(e.Code))
+}

@@ -1,0 +1,92 @@
+package breaker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+
+	"google.golang.org/grpc"
+)
+
+// UnaryClientInterceptor breaks per full method. Put it outside the retry
+// interceptor: the breaker sees the call as a whole, one event per call.
+func (b *Breaker) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		return b.Do(ctx, method, func(ctx context.Context) error {
+			return invoker(ctx, method, req, reply, cc, opts...)
+		})
+	}
+}
+
+// StreamClientInterceptor breaks per full method. A stream has no timeout
+// (it may rightly live long) and holds its concurrency slot until it ends;
+// its outcome is its final status (io.EOF is a success).
+func (b *Breaker) StreamClientInterceptor() grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		c, start, err := b.enter(ctx, method)
+		if err != nil {
+			return nil, err
+		}
+		cs, err := streamer(ctx, desc, cc, method, opts...)
+		if err != nil {
+			return nil, b.exit(ctx, c, start, err, false)
+		}
+		s := &clientStream{ClientStream: cs}
+		s.finish = func(err error) { s.once.Do(func() { _ = b.exit(ctx, c, start, err, false) }) }
+		// A caller that gives up without reading to the end ends the call
+		// (neutral); gRPC asks callers to do one or the other.
+		s.stop = context.AfterFunc(ctx, func() { s.finish(ctx.Err()) })
+		return s, nil
+	}
+}
+
+// clientStream reports its outcome once, when RecvMsg ends the stream or
+// its context ends.
+type clientStream struct {
+	grpc.ClientStream
+	once   sync.Once
+	finish func(error)
+	stop   func() bool
+}
+
+func (s *clientStream) RecvMsg(m any) error {
+	err := s.ClientStream.RecvMsg(m)
+	if err != nil {
+		s.stop()
+		if errors.Is(err, io.EOF) {
+			s.finish(nil)
+		} else {
+			s.finish(err)
+		}
+	}
+	return err
+}
+
+// UnaryServerInterceptor breaks per full method on the server: a handler
+// whose own dependency keeps failing sheds load (Unavailable) instead of
+// queueing, and a slow handler's context ends at the command's Timeout.
+func (b *Breaker) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		var resp any
+		err := b.Do(ctx, info.FullMethod, func(ctx context.Context) error {
+			var err error
+			resp, err = handler(ctx, req)
+			return err
+		})
+		return resp, err
+	}
+}
+
+// StreamServerInterceptor breaks per full method on the server; streams
+// have no timeout.
+func (b *Breaker) StreamServerInterceptor() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx := ss.Context()
+		c, start, err := b.enter(ctx, info.FullMethod)
+		if err != nil {
+			return err
+		}
+		return b.exit(ctx, c, start, handler(srv, ss), false)
+	}
+}

@@ -1,0 +1,193 @@
+package breaker
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/afex/hystrix-go/hystrix"
+)
+
+// Settings configure one command's circuit. A zero field takes its default.
+type Settings struct {
+	// Timeout bounds a call: its context's deadline, which cancels the
+	// work. Default 1 s. Streams have none.
+	Timeout time.Duration
+	// MaxConcurrent is how many calls of the command may run at once; more
+	// are rejected at once (ErrRejected), never queued. Default 10.
+	MaxConcurrent int
+	// VolumeThreshold is how many calls the rolling 10 s window needs before
+	// the error rate can open the circuit. Default 20.
+	VolumeThreshold int
+	// SleepWindow is how long an open circuit rejects calls before it lets
+	// one probe through. Default 5 s.
+	SleepWindow time.Duration
+	// ErrorPercent opens the circuit when failures (failure, timeout,
+	// rejected, short-circuit) reach this share of the window's calls, in
+	// 1..100. Default 50.
+	ErrorPercent int
+}
+
+// DefaultSettings returns hystrix's defaults: 1 s timeout, 10 concurrent, a
+// volume of 20, a 5 s sleep window, 50%.
+func DefaultSettings() Settings {
+	return Settings{Timeout: time.Second, MaxConcurrent: 10, VolumeThreshold: 20, SleepWindow: 5 * time.Second, ErrorPercent: 50}
+}
+
+func (s Settings) withDefaults() Settings {
+	d := DefaultSettings()
+	if s.Timeout == 0 {
+		s.Timeout = d.Timeout
+	}
+	if s.MaxConcurrent == 0 {
+		s.MaxConcurrent = d.MaxConcurrent
+	}
+	if s.VolumeThreshold == 0 {
+		s.VolumeThreshold = d.VolumeThreshold
+	}
+	if s.SleepWindow == 0 {
+		s.SleepWindow = d.SleepWindow
+	}
+	if s.ErrorPercent == 0 {
+		s.ErrorPercent = d.ErrorPercent
+	}
+	return s
+}
+
+func (s Settings) validate(command string) error {
+	where := "breaker: settings"
+	if command != "" {
+		where = fmt.Sprintf("breaker: settings of %q", command)
+	}
+	switch {
+	case s.Timeout < time.Millisecond:
+		return fmt.Errorf("%s: Timeout must be at least 1ms (hystrix counts milliseconds), got %v", where, s.Timeout)
+	case s.MaxConcurrent < 1:
+		return fmt.Errorf("%s: MaxConcurrent must be at least 1, got %d", where, s.MaxConcurrent)
+	case s.VolumeThreshold < 1:
+		return fmt.Errorf("%s: VolumeThreshold must be at least 1, got %d", where, s.VolumeThreshold)
+	case s.SleepWindow < time.Millisecond:
+		return fmt.Errorf("%s: SleepWindow must be at least 1ms, got %v", where, s.SleepWindow)
+	case s.ErrorPercent < 1 || s.ErrorPercent > 100:
+		return fmt.Errorf("%s: ErrorPercent must be in 1..100, got %d", where, s.ErrorPercent)
+	}
+	return nil
+}
+
+func (s Settings) hystrix() hystrix.CommandConfig {
+	return hystrix.CommandConfig{
+		Timeout:                int(s.Timeout / time.Millisecond),
+		MaxConcurrentRequests:  s.MaxConcurrent,
+		RequestVolumeThreshold: s.VolumeThreshold,
+		SleepWindow:            int(s.SleepWindow / time.Millisecond),
+		ErrorPercentThreshold:  s.ErrorPercent,
+	}
+}
+
+// Hooks observe a Breaker. Each may be nil; they run on the call's
+// goroutine and must not block.
+type Hooks struct {
+	// OnEvent runs for every call with the command (without the namespace)
+	// and hystrix's name for what happened: success, failure, timeout,
+	// short-circuit, rejected, context_canceled or
+	// context_deadline_exceeded (the caller's own, which are neutral and not
+	// reported to the circuit), then fallback-success or fallback-failure
+	// when a fallback ran.
+	OnEvent func(command, event string)
+	// OnDropped runs when hystrix's metrics channel was full and the event
+	// was lost to its rolling metrics (the circuit's state is still right).
+	OnDropped func(command, event string)
+}
+
+// Fallback answers a call that failed: short-circuited, rejected, timed
+// out, or failed. Its error replaces the call's (nil: the fallback served
+// the call).
+type Fallback func(ctx context.Context, command string, err error) error
+
+type options struct {
+	namespace string
+	defaults  Settings
+	commands  map[string]Settings
+	classify  Classifier
+	fallback  Fallback
+	hooks     Hooks
+}
+
+// Option configures a Breaker.
+type Option func(*options) error
+
+var namespaceRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// WithNamespace sets the prefix of every hystrix command the Breaker
+// creates ("NAMESPACE/COMMAND"). Required: letters, digits, '.', '_', '-'.
+func WithNamespace(ns string) Option {
+	return func(o *options) error {
+		if !namespaceRE.MatchString(ns) {
+			return fmt.Errorf("breaker: WithNamespace(%q): want letters, digits, '.', '_' or '-', starting with a letter or digit", ns)
+		}
+		o.namespace = ns
+		return nil
+	}
+}
+
+// WithSettings sets the settings of every command without settings of its
+// own (zero fields take DefaultSettings' values).
+func WithSettings(s Settings) Option {
+	return func(o *options) error {
+		s = s.withDefaults()
+		if err := s.validate(""); err != nil {
+			return err
+		}
+		o.defaults = s
+		return nil
+	}
+}
+
+// WithCommandSettings sets the settings of one command, named as the
+// adapters name it: a gRPC full method ("/pkg.Service/Method"), an HTTP
+// "METHOD PATTERN" ("GET /users/{id}"), or the plain API's name.
+func WithCommandSettings(command string, s Settings) Option {
+	return func(o *options) error {
+		if command == "" {
+			return fmt.Errorf("breaker: WithCommandSettings: empty command name")
+		}
+		s = s.withDefaults()
+		if err := s.validate(command); err != nil {
+			return err
+		}
+		if o.commands == nil {
+			o.commands = map[string]Settings{}
+		}
+		o.commands[command] = s
+		return nil
+	}
+}
+
+// WithClassifier sets what counts against the circuit. Default
+// DefaultClassifier.
+func WithClassifier(c Classifier) Option {
+	return func(o *options) error {
+		if c == nil {
+			return fmt.Errorf("breaker: WithClassifier: nil classifier")
+		}
+		o.classify = c
+		return nil
+	}
+}
+
+// WithFallback sets a fallback for failed calls.
+func WithFallback(f Fallback) Option {
+	return func(o *options) error {
+		if f == nil {
+			return fmt.Errorf("breaker: WithFallback: nil fallback")
+		}
+		o.fallback = f
+		return nil
+	}
+}
+
+// WithHooks sets the hooks.
+func WithHooks(h Hooks) Option {
+	return func(o *options) error { o.hooks = h; return nil }
+}

@@ -1,0 +1,31 @@
+package breaker
+
+import (
+	"net/http"
+
+	"github.com/afex/hystrix-go/hystrix"
+)
+
+// StreamHandler serves the Hystrix dashboard stream: text/event-stream
+// frames ("data: {...}") of HystrixCommand and HystrixThreadPool metrics for
+// every hystrix command in the process, about once a second. Mount it where
+// you choose (the package never opens a port) and Close it when done.
+type StreamHandler struct {
+	h *hystrix.StreamHandler
+}
+
+// NewStreamHandler starts the stream's publisher.
+func NewStreamHandler() *StreamHandler {
+	h := hystrix.NewStreamHandler()
+	h.Start()
+	return &StreamHandler{h: h}
+}
+
+func (s *StreamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.ServeHTTP(w, r) }
+
+// Close stops the publisher. Connected clients receive nothing more; their
+// requests end when they disconnect.
+func (s *StreamHandler) Close() error {
+	s.h.Stop()
+	return nil
+}
