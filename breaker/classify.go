@@ -1,16 +1,17 @@
 package breaker
 
 import (
-	"context"
 	"errors"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+
+	"github.com/rpcguard/rpcguard/internal/grpcerr"
 )
 
 // Outcome is what a call's result means for its circuit.
 type Outcome int
 
+// The values match grpcerr's, which DefaultClassifier converts.
 const (
 	// Success: the dependency answered (a NotFound is an answer).
 	Success Outcome = iota
@@ -40,21 +41,11 @@ func DefaultClassifier(err error) Outcome {
 		}
 		return Success
 	}
-	if errors.Is(err, context.Canceled) {
-		return Neutral
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return Failure
-	}
-	s, ok := status.FromError(err)
-	if !ok {
-		return Failure
-	}
-	switch s.Code() {
-	case codes.Canceled:
-		return Neutral
-	case codes.Unavailable, codes.Internal, codes.Unknown, codes.DeadlineExceeded, codes.ResourceExhausted, codes.DataLoss:
-		return Failure
-	}
-	return Success
+	return Outcome(grpcerr.ByCode(err, func(c codes.Code) bool {
+		switch c {
+		case codes.Unavailable, codes.Internal, codes.Unknown, codes.DeadlineExceeded, codes.ResourceExhausted, codes.DataLoss:
+			return true
+		}
+		return false
+	}))
 }

@@ -5,7 +5,8 @@ import (
 	"net/http"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+
+	"github.com/rpcguard/rpcguard/internal/grpcerr"
 )
 
 // Errors of calls the breaker refused. errors.Is finds them; status.Code
@@ -13,17 +14,9 @@ import (
 // concurrent calls. A refused call never ran: it is safe to retry elsewhere
 // or later.
 var (
-	ErrOpen     error = &refusal{"breaker: circuit open", codes.Unavailable}
-	ErrRejected error = &refusal{"breaker: too many concurrent calls", codes.ResourceExhausted}
+	ErrOpen     error = &grpcerr.Sentinel{Msg: "breaker: circuit open", Code: codes.Unavailable}
+	ErrRejected error = &grpcerr.Sentinel{Msg: "breaker: too many concurrent calls", Code: codes.ResourceExhausted}
 )
-
-type refusal struct {
-	msg  string
-	code codes.Code
-}
-
-func (e *refusal) Error() string              { return e.msg }
-func (e *refusal) GRPCStatus() *status.Status { return status.New(e.code, e.msg) }
 
 // RefusedError is the error of a refused call: Err is ErrOpen or
 // ErrRejected, Command the command (without the namespace).

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rpcguard/rpcguard/internal/grpcerr"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
@@ -17,21 +18,11 @@ import (
 // its last attempt.
 var (
 	// ErrBudgetExhausted: the Policy's retry budget had no room for a retry.
-	ErrBudgetExhausted error = &reasonError{"retry: retry budget exhausted", codes.ResourceExhausted}
+	// Standing alone it answers ResourceExhausted.
+	ErrBudgetExhausted error = &grpcerr.Sentinel{Msg: "retry: retry budget exhausted", Code: codes.ResourceExhausted}
 	// ErrAttemptsExhausted: the call used all its attempts.
-	ErrAttemptsExhausted error = &reasonError{"retry: attempts exhausted", codes.Unavailable}
+	ErrAttemptsExhausted error = &grpcerr.Sentinel{Msg: "retry: attempts exhausted", Code: codes.Unavailable}
 )
-
-type reasonError struct {
-	msg  string
-	code codes.Code
-}
-
-func (e *reasonError) Error() string { return e.msg }
-
-// GRPCStatus maps the reason to a code when it stands alone; inside an
-// *Error, the last attempt's status comes first.
-func (e *reasonError) GRPCStatus() *status.Status { return status.New(e.code, e.msg) }
 
 // Attempt is one attempt of a call that failed.
 type Attempt struct {

@@ -1,17 +1,17 @@
 package selector
 
 import (
-	"context"
-	"errors"
 	"strconv"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+
+	"github.com/rpcguard/rpcguard/internal/grpcerr"
 )
 
 // Outcome is what an attempt's result says about the node that served it.
 type Outcome int
 
+// The values match grpcerr's, which DefaultClassifier converts.
 const (
 	// Success: the node answered; its consecutive-failure count resets.
 	// Business errors (NotFound, InvalidArgument, ...) are successes here:
@@ -47,24 +47,11 @@ type Classifier func(err error) Outcome
 // error of a non-gRPC client); every other code is a Success, because the
 // node answered.
 func DefaultClassifier(err error) Outcome {
-	if err == nil {
-		return Success
-	}
-	if errors.Is(err, context.Canceled) {
-		return Neutral
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return Failure
-	}
-	s, ok := status.FromError(err)
-	if !ok {
-		return Failure
-	}
-	switch s.Code() {
-	case codes.Canceled:
-		return Neutral
-	case codes.Unavailable, codes.Unknown, codes.Internal, codes.DataLoss, codes.DeadlineExceeded:
-		return Failure
-	}
-	return Success
+	return Outcome(grpcerr.ByCode(err, func(c codes.Code) bool {
+		switch c {
+		case codes.Unavailable, codes.Unknown, codes.Internal, codes.DataLoss, codes.DeadlineExceeded:
+			return true
+		}
+		return false
+	}))
 }
