@@ -88,10 +88,19 @@ func (b *Breaker) Do(ctx context.Context, command string, fn func(ctx context.Co
 	if err != nil {
 		return err
 	}
-	tctx, cancel := context.WithTimeout(ctx, c.s.Timeout)
+	tctx, cancel := ctx, context.CancelFunc(nil)
+	if dl, ok := ctx.Deadline(); !ok || dl.Sub(start) > c.s.Timeout {
+		// The command's timeout comes first: a timer that cancels the work.
+		// (When the caller's deadline comes first, it ends the work and the
+		// call is the caller's business, not a timeout.)
+		tctx, cancel = context.WithDeadline(ctx, start.Add(c.s.Timeout))
+	}
 	err = fn(tctx)
-	timedOut := ctx.Err() == nil && (tctx.Err() == context.DeadlineExceeded || (err != nil && status.Code(err) == codes.DeadlineExceeded && time.Since(start) >= c.s.Timeout))
-	cancel()
+	timedOut := cancel != nil && ctx.Err() == nil &&
+		(tctx.Err() == context.DeadlineExceeded || (err != nil && status.Code(err) == codes.DeadlineExceeded && time.Since(start) >= c.s.Timeout))
+	if cancel != nil {
+		cancel()
+	}
 	return b.exit(ctx, c, start, err, timedOut)
 }
 

@@ -447,3 +447,24 @@ func goid() string {
 	buf = buf[:runtime.Stack(buf, false)]
 	return strings.Fields(string(buf))[1]
 }
+
+// At 20,000 calls a second, hystrix's metrics channel may overflow; the
+// Breaker counts what it drops through OnDropped. The circuit's state does
+// not depend on the dropped events' delivery.
+func TestDroppedEventsAt20kPerSecond(t *testing.T) {
+	var ev eventCounter
+	b := newBreaker(t, &ev, breaker.WithSettings(breaker.Settings{MaxConcurrent: 1000}))
+	const calls, rate = 20000, 20000
+	start := time.Now()
+	for i := range calls {
+		for due := start.Add(time.Duration(i) * time.Second / rate); time.Now().Before(due); {
+			runtime.Gosched() // pace the calls at the rate
+		}
+		_ = b.Do(context.Background(), "rate", func(context.Context) error { return nil })
+	}
+	took := time.Since(start)
+	t.Logf("%d calls in %v (%.0f/s): %d metric events dropped by hystrix-go", calls, took.Round(time.Millisecond), calls/took.Seconds(), ev.dropped.Load())
+	if got := ev.get("success"); got != calls {
+		t.Fatalf("%d success events for %d calls", got, calls)
+	}
+}
