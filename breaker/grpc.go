@@ -2,11 +2,10 @@ package breaker
 
 import (
 	"context"
-	"errors"
-	"io"
-	"sync"
 
 	"google.golang.org/grpc"
+
+	"github.com/rpcguard/rpcguard/internal/grpcx"
 )
 
 // UnaryClientInterceptor breaks per full method. Put it outside the retry
@@ -32,35 +31,8 @@ func (b *Breaker) StreamClientInterceptor() grpc.StreamClientInterceptor {
 		if err != nil {
 			return nil, b.exit(ctx, c, start, err, false)
 		}
-		s := &clientStream{ClientStream: cs}
-		s.finish = func(err error) { s.once.Do(func() { _ = b.exit(ctx, c, start, err, false) }) }
-		// A caller that gives up without reading to the end ends the call
-		// (neutral); gRPC asks callers to do one or the other.
-		s.stop = context.AfterFunc(ctx, func() { s.finish(ctx.Err()) })
-		return s, nil
+		return grpcx.OnEnd(ctx, cs, func(err error) { _ = b.exit(ctx, c, start, err, false) }), nil
 	}
-}
-
-// clientStream reports its outcome once, when RecvMsg ends the stream or
-// its context ends.
-type clientStream struct {
-	grpc.ClientStream
-	once   sync.Once
-	finish func(error)
-	stop   func() bool
-}
-
-func (s *clientStream) RecvMsg(m any) error {
-	err := s.ClientStream.RecvMsg(m)
-	if err != nil {
-		s.stop()
-		if errors.Is(err, io.EOF) {
-			s.finish(nil)
-		} else {
-			s.finish(err)
-		}
-	}
-	return err
 }
 
 // UnaryServerInterceptor breaks per full method on the server: a handler

@@ -1,15 +1,13 @@
 package breaker
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/rpcguard/rpcguard/internal/httpx"
 )
 
 // Middleware breaks per route: the command is "METHOD PATTERN" of the
@@ -24,19 +22,19 @@ import (
 func (b *Breaker) Middleware(next http.Handler) http.Handler {
 	mux, _ := next.(*http.ServeMux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cmd := route(r, mux)
-		sw := &statusWriter{ResponseWriter: w}
+		cmd := httpx.Route(r, mux)
+		sw := &httpx.StatusWriter{ResponseWriter: w}
 		err := b.Do(r.Context(), cmd, func(ctx context.Context) error {
 			next.ServeHTTP(sw, r.WithContext(ctx))
-			if sw.code >= 500 {
-				return &HTTPStatusError{Code: sw.code}
+			if sw.Code >= 500 {
+				return &HTTPStatusError{Code: sw.Code}
 			}
-			if err := ctx.Err(); err != nil && !sw.wrote {
+			if err := ctx.Err(); err != nil && !sw.Wrote {
 				return err
 			}
 			return nil
 		})
-		if err == nil || sw.wrote {
+		if err == nil || sw.Wrote {
 			return
 		}
 		var re *RefusedError
@@ -53,59 +51,3 @@ func (b *Breaker) Middleware(next http.Handler) http.Handler {
 		}
 	})
 }
-
-func route(r *http.Request, mux *http.ServeMux) string {
-	p := r.Pattern
-	if p == "" && mux != nil {
-		_, p = mux.Handler(r)
-	}
-	if p == "" {
-		return r.Method + " (unrouted)"
-	}
-	if i := strings.IndexByte(p, ' '); i >= 0 { // "GET /x" or "GET host/x"
-		return p
-	}
-	return r.Method + " " + p
-}
-
-// statusWriter records the status a handler wrote, and keeps Flusher and
-// Hijacker (and, through Unwrap, http.ResponseController) working.
-type statusWriter struct {
-	http.ResponseWriter
-	code  int
-	wrote bool
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.code, w.wrote = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(p []byte) (int, error) {
-	if !w.wrote {
-		w.code, w.wrote = http.StatusOK, true
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		if !w.wrote {
-			w.code, w.wrote = http.StatusOK, true
-		}
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	h, ok := w.ResponseWriter.(http.Hijacker)
-	if !ok {
-		return nil, nil, fmt.Errorf("breaker: the underlying ResponseWriter (%T) cannot be hijacked", w.ResponseWriter)
-	}
-	w.wrote = true // the handler owns the connection; the call counts as answered
-	return h.Hijack()
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,165 @@
+package tracing
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/opentracing/opentracing-go"
+)
+
+// Tracing makes spans with one tracer and one propagation policy. It is
+// safe for concurrent use.
+type Tracing struct {
+	tracer    opentracing.Tracer // nil: opentracing.GlobalTracer() at each call
+	maxHeader int
+	prefixes  []string
+	hooks     Hooks
+}
+
+// Hooks observe a Tracing. Each may be nil and must not block.
+type Hooks struct {
+	// OnOversized runs when incoming trace headers were ignored because
+	// together they were larger than the bound; size is their total.
+	OnOversized func(size int)
+}
+
+// DefaultTraceHeaders are the prefixes of the incoming headers handed to the
+// tracer: Jaeger's, W3C trace context, B3, and the OpenTracing basic
+// tracer's.
+var DefaultTraceHeaders = []string{"uber-trace-id", "uberctx-", "jaeger-debug-id", "jaeger-baggage", "traceparent", "tracestate", "x-b3-", "b3", "ot-tracer-", "ot-baggage-"}
+
+// Option configures a Tracing.
+type Option func(*Tracing) error
+
+// WithTracer sets the tracer. Default: opentracing.GlobalTracer(), read at
+// each call.
+func WithTracer(t opentracing.Tracer) Option {
+	return func(tr *Tracing) error {
+		if t == nil {
+			return fmt.Errorf("tracing: WithTracer: nil tracer")
+		}
+		tr.tracer = t
+		return nil
+	}
+}
+
+// WithMaxHeaderBytes bounds the incoming trace headers (keys and values
+// together); larger ones are ignored and the span starts a new trace.
+// Default 8 KiB.
+func WithMaxHeaderBytes(n int) Option {
+	return func(tr *Tracing) error {
+		if n < 1 {
+			return fmt.Errorf("tracing: WithMaxHeaderBytes(%d): must be positive", n)
+		}
+		tr.maxHeader = n
+		return nil
+	}
+}
+
+// WithTraceHeaders sets the prefixes of the incoming headers handed to the
+// tracer (lowercase). Default DefaultTraceHeaders.
+func WithTraceHeaders(prefixes ...string) Option {
+	return func(tr *Tracing) error {
+		if len(prefixes) == 0 {
+			return fmt.Errorf("tracing: WithTraceHeaders: no prefix")
+		}
+		for _, p := range prefixes {
+			if p == "" || p != strings.ToLower(p) {
+				return fmt.Errorf("tracing: WithTraceHeaders: prefix %q must be non-empty and lowercase", p)
+			}
+		}
+		tr.prefixes = prefixes
+		return nil
+	}
+}
+
+// WithHooks sets the hooks.
+func WithHooks(h Hooks) Option {
+	return func(tr *Tracing) error { tr.hooks = h; return nil }
+}
+
+// New builds a Tracing.
+func New(opts ...Option) (*Tracing, error) {
+	t := &Tracing{maxHeader: 8 << 10, prefixes: DefaultTraceHeaders}
+	for _, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("tracing: nil Option")
+		}
+		if err := o(t); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// tracerFor returns the tracer to use now, and false for the no-op tracer
+// (nothing to record: the caller skips all work).
+func (t *Tracing) tracerFor() (opentracing.Tracer, bool) {
+	tr := t.tracer
+	if tr == nil {
+		tr = opentracing.GlobalTracer()
+	}
+	switch tr.(type) {
+	case opentracing.NoopTracer, *opentracing.NoopTracer:
+		return tr, false
+	}
+	return tr, true
+}
+
+// isTraceHeader reports whether a lowercase key is one the tracer reads.
+func (t *Tracing) isTraceHeader(k string) bool {
+	for _, p := range t.prefixes {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// extract reads the parent span context from the trace headers among the
+// pairs each yields (keys of any case), or nil: none, malformed, or more
+// than maxHeader bytes together (then counted through OnOversized).
+func (t *Tracing) extract(tr opentracing.Tracer, each func(yield func(k, v string) bool)) opentracing.SpanContext {
+	size := 0
+	each(func(k, v string) bool {
+		if t.isTraceHeader(strings.ToLower(k)) {
+			size += len(k) + len(v)
+		}
+		return true
+	})
+	if size == 0 {
+		return nil
+	}
+	if size > t.maxHeader {
+		if h := t.hooks.OnOversized; h != nil {
+			h(size)
+		}
+		return nil
+	}
+	sc, err := tr.Extract(opentracing.TextMap, filtered{t, each})
+	if err != nil {
+		return nil // none or malformed: a new trace
+	}
+	return sc
+}
+
+// filtered hands the tracer only the trace headers, keys lowercased.
+type filtered struct {
+	t    *Tracing
+	each func(yield func(k, v string) bool)
+}
+
+func (f filtered) ForeachKey(handler func(key, val string) error) error {
+	var err error
+	f.each(func(k, v string) bool {
+		if k = strings.ToLower(k); f.t.isTraceHeader(k) {
+			err = handler(k, v)
+		}
+		return err == nil
+	})
+	return err
+}
+
+// spanFrom returns the span in ctx, or nil.
+func spanFrom(ctx context.Context) opentracing.Span { return opentracing.SpanFromContext(ctx) }
