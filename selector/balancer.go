@@ -253,7 +253,7 @@ type nodeAttr struct{ n Node }
 
 func (a nodeAttr) Equal(o any) bool {
 	b, ok := o.(nodeAttr)
-	return ok && a.n.equal(b.n)
+	return ok && a.n.Equal(b.n)
 }
 
 func addressOf(n Node) resolver.Address {

@@ -73,7 +73,7 @@ func ValidateNodes(nodes []Node) error {
 	return nil
 }
 
-// equal reports whether two nodes are the same in every field.
-func (n Node) equal(o Node) bool {
+// Equal reports whether two nodes are the same in every field.
+func (n Node) Equal(o Node) bool {
 	return n.ID == o.ID && n.Addr == o.Addr && maps.Equal(n.Metadata, o.Metadata)
 }

@@ -86,7 +86,7 @@ func (s *Selector) update(nodes []Node) (*view, []Node) {
 			continue
 		}
 		ns, ok := prev[n.ID]
-		if ok && ns.node.equal(n) {
+		if ok && ns.node.Equal(n) {
 			delete(prev, n.ID)
 		} else {
 			n.Metadata = maps.Clone(n.Metadata)

@@ -41,12 +41,14 @@ type Node struct {
 	ID   string
 	Addr string
 
-	srv     *grpc.Server
-	health  *health.Server
-	calls   atomic.Int64
-	fault   atomic.Pointer[Fault]
-	sfault  atomic.Pointer[func(i int) error]
-	stopped sync.Once
+	srv    *grpc.Server
+	health *health.Server
+	calls  atomic.Int64
+	fault  atomic.Pointer[Fault]
+	sfault atomic.Pointer[func(i int) error]
+
+	healthOverride atomic.Pointer[healthpb.HealthServer]
+	stopped        sync.Once
 }
 
 // Cluster is a set of nodes, stopped by the test's cleanup.
@@ -82,7 +84,7 @@ func StartNodeWith(id string, opts ...grpc.ServerOption) (*Node, error) {
 	}
 	n := &Node{ID: id, Addr: lis.Addr().String(), srv: grpc.NewServer(opts...), health: health.NewServer()}
 	n.srv.RegisterService(&serviceDesc, n)
-	healthpb.RegisterHealthServer(n.srv, n.health)
+	healthpb.RegisterHealthServer(n.srv, healthProxy{n})
 	n.SetServing(true)
 	go func() { _ = n.srv.Serve(lis) }()
 	return n, nil
@@ -113,6 +115,10 @@ func (n *Node) SetStreamFault(f func(i int) error) {
 	}
 	n.sfault.Store(&f)
 }
+
+// RegisterHealth serves hs as the node's grpc.health.v1 service instead of
+// its own. Call it before the first health check.
+func (n *Node) RegisterHealth(hs healthpb.HealthServer) { n.healthOverride.Store(&hs) }
 
 // SetServing sets the node's grpc.health.v1 status (for every service name,
 // "" included). Nodes start SERVING.
@@ -291,4 +297,27 @@ func (n *Node) enter(ctx context.Context, method string) error {
 		return (*f)(ctx, method)
 	}
 	return nil
+}
+
+// healthProxy serves the node's health server, or the one RegisterHealth
+// set.
+type healthProxy struct{ n *Node }
+
+func (p healthProxy) server() healthpb.HealthServer {
+	if hs := p.n.healthOverride.Load(); hs != nil {
+		return *hs
+	}
+	return p.n.health
+}
+
+func (p healthProxy) Check(ctx context.Context, r *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
+	return p.server().Check(ctx, r)
+}
+
+func (p healthProxy) List(ctx context.Context, r *healthpb.HealthListRequest) (*healthpb.HealthListResponse, error) {
+	return p.server().List(ctx, r)
+}
+
+func (p healthProxy) Watch(r *healthpb.HealthCheckRequest, s healthpb.Health_WatchServer) error {
+	return p.server().Watch(r, s)
 }

@@ -1,0 +1,278 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
+
+	"github.com/rpcguard/rpcguard/selector"
+)
+
+// DefaultEtcdPrefix is where NewEtcd keeps nodes: PREFIX + SERVICE + "/" +
+// NODE_ID, whose value is the JSON {"id", "addr", "metadata"} and whose
+// lease carries the TTL.
+const DefaultEtcdPrefix = "/rpcguard/services/"
+
+// Etcd is a Registry on etcd v3. The TTL is a lease; Register renews it
+// with a keep-alive, so a node that stops renewing disappears when its
+// lease expires. Watches resume after a disconnect from the last revision
+// seen, and list again if etcd compacted past it. Entries that do not parse
+// or validate are skipped and reported (EtcdHooks.OnMalformed).
+type Etcd struct {
+	cli    *clientv3.Client
+	prefix string
+	hooks  EtcdHooks
+
+	mu     sync.Mutex
+	leases map[string]leaseOf // key -> the lease this process holds for it
+}
+
+type leaseOf struct {
+	id  clientv3.LeaseID
+	ttl time.Duration
+}
+
+// EtcdHooks observe an Etcd registry. Each may be nil.
+type EtcdHooks struct {
+	OnMalformed  func(key string, err error) // an entry was skipped
+	OnWatchError func(service string, err error)
+}
+
+// EtcdOption configures NewEtcd.
+type EtcdOption func(*Etcd) error
+
+// WithEtcdPrefix sets the key prefix; it must start and end with '/'.
+// Default DefaultEtcdPrefix.
+func WithEtcdPrefix(p string) EtcdOption {
+	return func(e *Etcd) error {
+		if len(p) < 2 || p[0] != '/' || p[len(p)-1] != '/' {
+			return fmt.Errorf("health: WithEtcdPrefix(%q): want a prefix that starts and ends with '/'", p)
+		}
+		e.prefix = p
+		return nil
+	}
+}
+
+// WithEtcdHooks sets the hooks.
+func WithEtcdHooks(h EtcdHooks) EtcdOption {
+	return func(e *Etcd) error { e.hooks = h; return nil }
+}
+
+// EtcdClientConfig returns a clientv3 configuration for endpoints that
+// suits a registry: a 5 s dial timeout, and reconnection that retries at
+// most a second apart (gRPC's default backoff grows to two minutes, so a
+// client could take far longer than a renewal interval to notice that etcd
+// is back after a restart).
+func EtcdClientConfig(endpoints ...string) clientv3.Config {
+	return clientv3.Config{
+		Endpoints:   endpoints,
+		DialTimeout: 5 * time.Second,
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           grpcbackoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: time.Second,
+		})},
+	}
+}
+
+// NewEtcd builds a registry on cli, which the caller owns and closes.
+func NewEtcd(cli *clientv3.Client, opts ...EtcdOption) (*Etcd, error) {
+	if cli == nil {
+		return nil, fmt.Errorf("health: NewEtcd: nil client")
+	}
+	e := &Etcd{cli: cli, prefix: DefaultEtcdPrefix, leases: map[string]leaseOf{}}
+	for _, o := range opts {
+		if err := o(e); err != nil {
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+func (e *Etcd) dir(service string) string     { return e.prefix + service + "/" }
+func (e *Etcd) key(service, id string) string { return e.dir(service) + id }
+
+// Register implements Registry: the first call grants a lease of ttl and
+// puts the node on it; later calls keep the lease alive (and put the node
+// again if it changed or the lease was lost, e.g. after etcd expired it).
+func (e *Etcd) Register(ctx context.Context, service string, node selector.Node, ttl time.Duration) error {
+	if err := validRegistration(service, node, ttl); err != nil {
+		return err
+	}
+	key := e.key(service, node.ID)
+	resp, err := e.cli.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("health: etcd get %s: %w", key, err)
+	}
+	var same bool
+	if len(resp.Kvs) > 0 {
+		if old, err := decode(resp.Kvs[0].Value); err == nil {
+			if old.Addr != node.Addr {
+				return fmt.Errorf("health: service %q: node %q is registered at %q, not %q", service, node.ID, old.Addr, node.Addr)
+			}
+			same = old.Equal(node)
+		}
+	}
+	e.mu.Lock()
+	l, ok := e.leases[key]
+	e.mu.Unlock()
+	if ok && same && l.ttl == ttl && len(resp.Kvs) > 0 && clientv3.LeaseID(resp.Kvs[0].Lease) == l.id {
+		_, err := e.cli.KeepAliveOnce(ctx, l.id)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+			return fmt.Errorf("health: etcd keep-alive %s: %w", key, err)
+		}
+		// The lease is gone: grant a new one below.
+	}
+	grant, err := e.cli.Grant(ctx, int64((ttl+time.Second-1)/time.Second))
+	if err != nil {
+		return fmt.Errorf("health: etcd grant for %s: %w", key, err)
+	}
+	if _, err := e.cli.Put(ctx, key, string(encode(node)), clientv3.WithLease(grant.ID)); err != nil {
+		return fmt.Errorf("health: etcd put %s: %w", key, err)
+	}
+	e.mu.Lock()
+	e.leases[key] = leaseOf{grant.ID, ttl}
+	e.mu.Unlock()
+	if ok && l.id != grant.ID {
+		_, _ = e.cli.Revoke(ctx, l.id) // the old lease, if it still exists
+	}
+	return nil
+}
+
+// Deregister implements Registry: it deletes the key and revokes the lease.
+func (e *Etcd) Deregister(ctx context.Context, service, nodeID string) error {
+	if err := validService(service); err != nil {
+		return err
+	}
+	key := e.key(service, nodeID)
+	if _, err := e.cli.Delete(ctx, key); err != nil {
+		return fmt.Errorf("health: etcd delete %s: %w", key, err)
+	}
+	e.mu.Lock()
+	l, ok := e.leases[key]
+	delete(e.leases, key)
+	e.mu.Unlock()
+	if ok {
+		_, _ = e.cli.Revoke(ctx, l.id)
+	}
+	return nil
+}
+
+// List implements Registry.
+func (e *Etcd) List(ctx context.Context, service string) ([]selector.Node, error) {
+	if err := validService(service); err != nil {
+		return nil, err
+	}
+	nodes, _, err := e.list(ctx, service)
+	if err != nil {
+		return nil, err
+	}
+	return sorted(nodes), nil
+}
+
+// list reads the service's nodes and the revision they are at.
+func (e *Etcd) list(ctx context.Context, service string) (map[string]selector.Node, int64, error) {
+	resp, err := e.cli.Get(ctx, e.dir(service), clientv3.WithPrefix())
+	if err != nil {
+		return nil, 0, fmt.Errorf("health: etcd list %s: %w", e.dir(service), err)
+	}
+	nodes := make(map[string]selector.Node, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		if n, ok := e.parse(service, string(kv.Key), kv.Value); ok {
+			nodes[n.ID] = n
+		}
+	}
+	return nodes, resp.Header.Revision, nil
+}
+
+// parse decodes an entry, reporting a malformed one.
+func (e *Etcd) parse(service, key string, value []byte) (selector.Node, bool) {
+	n, err := decode(value)
+	if err == nil && n.ID != strings.TrimPrefix(key, e.dir(service)) {
+		err = fmt.Errorf("node ID %q does not match its key", n.ID)
+	}
+	if err != nil {
+		if h := e.hooks.OnMalformed; h != nil {
+			h(key, err)
+		}
+		return selector.Node{}, false
+	}
+	return n, true
+}
+
+// Watch implements Registry and selector.Source: it lists the service,
+// then follows etcd's watch from the next revision.
+func (e *Etcd) Watch(ctx context.Context, service string) (selector.Watcher, error) {
+	if err := validService(service); err != nil {
+		return nil, err
+	}
+	w := newWatcher(ctx)
+	nodes, rev, err := e.list(w.ctx, service)
+	if err != nil {
+		w.Stop()
+		return nil, err
+	}
+	w.push(sorted(nodes))
+	go e.follow(w, service, nodes, rev)
+	return w, nil
+}
+
+// follow applies watch events to nodes and pushes every new set. The
+// client's watch survives disconnects (it resumes from the last revision
+// it delivered); when etcd compacted past that, follow lists again.
+func (e *Etcd) follow(w *watcher, service string, nodes map[string]selector.Node, rev int64) {
+	for w.ctx.Err() == nil {
+		wctx := clientv3.WithRequireLeader(w.ctx)
+		ch := e.cli.Watch(wctx, e.dir(service), clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+		for resp := range ch {
+			if err := resp.Err(); err != nil {
+				if h := e.hooks.OnWatchError; h != nil {
+					h(service, err)
+				}
+				break
+			}
+			for _, ev := range resp.Events {
+				id := strings.TrimPrefix(string(ev.Kv.Key), e.dir(service))
+				if ev.Type == clientv3.EventTypeDelete {
+					delete(nodes, id)
+				} else if n, ok := e.parse(service, string(ev.Kv.Key), ev.Kv.Value); ok {
+					nodes[id] = n
+				} else {
+					delete(nodes, id)
+				}
+			}
+			rev = resp.Header.Revision
+			w.push(sorted(nodes))
+		}
+		if w.ctx.Err() != nil {
+			return
+		}
+		// The watch ended (compaction, lost leader): list again, then
+		// watch from there. Wait a little between attempts.
+		for w.ctx.Err() == nil {
+			fresh, r, err := e.list(w.ctx, service)
+			if err == nil {
+				nodes, rev = fresh, r
+				w.push(sorted(nodes))
+				break
+			}
+			if h := e.hooks.OnWatchError; h != nil {
+				h(service, err)
+			}
+			select {
+			case <-w.ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+}

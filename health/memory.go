@@ -1,0 +1,181 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rpcguard/rpcguard/selector"
+)
+
+// Memory is an in-process Registry: the embedded default, for one process
+// (tests, demos, a single binary). Entries expire at the first tick after
+// their TTL. Close it to stop its expiry goroutine.
+type Memory struct {
+	tick     time.Duration
+	mu       sync.Mutex
+	services map[string]map[string]memEntry
+	watchers map[string]map[*watcher]struct{}
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+type memEntry struct {
+	node    selector.Node
+	expires time.Time
+}
+
+// MemoryOption configures NewMemory.
+type MemoryOption func(*Memory) error
+
+// WithTick sets how often expired entries are dropped. Default 100 ms.
+func WithTick(d time.Duration) MemoryOption {
+	return func(m *Memory) error {
+		if d <= 0 {
+			return fmt.Errorf("health: WithTick(%v): must be positive", d)
+		}
+		m.tick = d
+		return nil
+	}
+}
+
+// NewMemory starts an in-memory registry.
+func NewMemory(opts ...MemoryOption) (*Memory, error) {
+	m := &Memory{tick: 100 * time.Millisecond, services: map[string]map[string]memEntry{},
+		watchers: map[string]map[*watcher]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+	for _, o := range opts {
+		if err := o(m); err != nil {
+			return nil, err
+		}
+	}
+	go m.expire()
+	return m, nil
+}
+
+// Close stops the expiry goroutine and ends every watch.
+func (m *Memory) Close() error {
+	close(m.stop)
+	<-m.done
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, ws := range m.watchers {
+		for w := range ws {
+			w.Stop()
+		}
+	}
+	return nil
+}
+
+func (m *Memory) expire() {
+	defer close(m.done)
+	t := time.NewTicker(m.tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case now := <-t.C:
+			m.mu.Lock()
+			for svc, nodes := range m.services {
+				changed := false
+				for id, e := range nodes {
+					if !now.Before(e.expires) {
+						delete(nodes, id)
+						changed = true
+					}
+				}
+				if changed {
+					m.notifyLocked(svc)
+				}
+			}
+			m.mu.Unlock()
+		}
+	}
+}
+
+// Register implements Registry.
+func (m *Memory) Register(_ context.Context, service string, node selector.Node, ttl time.Duration) error {
+	if err := validRegistration(service, node, ttl); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	nodes := m.services[service]
+	if nodes == nil {
+		nodes = map[string]memEntry{}
+		m.services[service] = nodes
+	}
+	old, ok := nodes[node.ID]
+	if ok && old.node.Addr != node.Addr {
+		return fmt.Errorf("health: service %q: node %q is registered at %q, not %q", service, node.ID, old.node.Addr, node.Addr)
+	}
+	nodes[node.ID] = memEntry{node: node, expires: time.Now().Add(ttl)}
+	if !ok || !old.node.Equal(node) {
+		m.notifyLocked(service)
+	}
+	return nil
+}
+
+// Deregister implements Registry.
+func (m *Memory) Deregister(_ context.Context, service, nodeID string) error {
+	if err := validService(service); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.services[service][nodeID]; ok {
+		delete(m.services[service], nodeID)
+		m.notifyLocked(service)
+	}
+	return nil
+}
+
+// List implements Registry.
+func (m *Memory) List(_ context.Context, service string) ([]selector.Node, error) {
+	if err := validService(service); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.snapshotLocked(service), nil
+}
+
+// Watch implements Registry and selector.Source.
+func (m *Memory) Watch(ctx context.Context, service string) (selector.Watcher, error) {
+	if err := validService(service); err != nil {
+		return nil, err
+	}
+	w := newWatcher(ctx)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.watchers[service] == nil {
+		m.watchers[service] = map[*watcher]struct{}{}
+	}
+	m.watchers[service][w] = struct{}{}
+	w.push(m.snapshotLocked(service))
+	context.AfterFunc(w.ctx, func() {
+		m.mu.Lock()
+		delete(m.watchers[service], w)
+		m.mu.Unlock()
+	})
+	return w, nil
+}
+
+func (m *Memory) snapshotLocked(service string) []selector.Node {
+	nodes := make(map[string]selector.Node, len(m.services[service]))
+	for id, e := range m.services[service] {
+		nodes[id] = e.node
+	}
+	return sorted(nodes)
+}
+
+func (m *Memory) notifyLocked(service string) {
+	if len(m.watchers[service]) == 0 {
+		return
+	}
+	snap := m.snapshotLocked(service)
+	for w := range m.watchers[service] {
+		w.push(snap)
+	}
+}

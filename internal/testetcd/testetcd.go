@@ -1,0 +1,81 @@
+// Package testetcd runs a real, embedded etcd on 127.0.0.1 random ports for
+// rpcguard's tests and demo (go.etcd.io/etcd/server/v3/embed), and can stop
+// and start it again on the same data directory and ports.
+package testetcd
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// Server is one embedded etcd member.
+type Server struct {
+	dir          string
+	client, peer url.URL
+	e            *embed.Etcd
+}
+
+// Start starts etcd with its data in dir.
+func Start(dir string) (*Server, error) {
+	cp, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	pp, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{dir: dir,
+		client: url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", cp)},
+		peer:   url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", pp)}}
+	return s, s.Restart()
+}
+
+// Endpoint is the client URL, for clientv3.Config.Endpoints.
+func (s *Server) Endpoint() string { return s.client.String() }
+
+// Restart starts etcd again (after Stop) on the same directory and ports.
+func (s *Server) Restart() error {
+	cfg := embed.NewConfig()
+	cfg.Name = "rpcguard-test"
+	cfg.Dir = s.dir
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{s.client}, []url.URL{s.client}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{s.peer}, []url.URL{s.peer}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	cfg.TickMs, cfg.ElectionMs = 10, 100
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return fmt.Errorf("testetcd: start: %w", err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(30 * time.Second):
+		e.Close()
+		return fmt.Errorf("testetcd: not ready after 30 s")
+	}
+	s.e = e
+	return nil
+}
+
+// Stop stops etcd; its data stays for Restart.
+func (s *Server) Stop() {
+	if s.e != nil {
+		s.e.Close()
+		s.e = nil
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
