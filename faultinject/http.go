@@ -1,0 +1,57 @@
+package faultinject
+
+import (
+	"errors"
+	"net/http"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Middleware injects the faults of node into an HTTP server: an error
+// answers its HTTPStatus (a gRPC Code maps to 503, 504, 429 or 500); Abort
+// and Down cut the connection without an answer; Hang holds the request
+// until it is canceled. Rules match the HTTP method as Method.
+func (i *Injector) Middleware(node string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var activated string
+		if i.header != "" {
+			activated = r.Header.Get(i.header)
+		}
+		err := i.Apply(r.Context(), "", r.Method, node, activated)
+		if err == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.Context().Err() != nil {
+			return // the client is gone (a Hang, or it gave up during the latency)
+		}
+		var he *HTTPError
+		switch {
+		case errors.As(err, &he):
+			http.Error(w, err.Error(), he.Status)
+		case status.Convert(err).Message() == ErrDown.Error() || status.Convert(err).Message() == ErrAborted.Error():
+			if h, ok := w.(http.Hijacker); ok {
+				if conn, _, herr := h.Hijack(); herr == nil {
+					_ = conn.Close()
+					return
+				}
+			}
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		default:
+			http.Error(w, err.Error(), httpStatus(status.Code(err)))
+		}
+	})
+}
+
+func httpStatus(c codes.Code) int {
+	switch c {
+	case codes.Unavailable:
+		return http.StatusServiceUnavailable
+	case codes.DeadlineExceeded:
+		return http.StatusGatewayTimeout
+	case codes.ResourceExhausted:
+		return http.StatusTooManyRequests
+	}
+	return http.StatusInternalServerError
+}
