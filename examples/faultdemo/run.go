@@ -1,0 +1,311 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/opentracing/opentracing-go"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/rpcguard/rpcguard"
+	"github.com/rpcguard/rpcguard/breaker"
+	"github.com/rpcguard/rpcguard/faultinject"
+	"github.com/rpcguard/rpcguard/health"
+	"github.com/rpcguard/rpcguard/internal/testcluster"
+	"github.com/rpcguard/rpcguard/internal/testetcd"
+	"github.com/rpcguard/rpcguard/retry"
+	"github.com/rpcguard/rpcguard/selector"
+	"github.com/rpcguard/rpcguard/tracing"
+)
+
+const (
+	deadline   = 500 * time.Millisecond
+	concurrent = 8
+	ttl        = 2 * time.Second
+	interval   = 500 * time.Millisecond
+)
+
+// result is one row of the table.
+type result struct {
+	Scenario        string  `json:"scenario"`
+	Client          string  `json:"client"`
+	Calls           int     `json:"calls"`
+	SuccessPct      float64 `json:"success_pct"`
+	P50MS           float64 `json:"p50_ms"`
+	P99MS           float64 `json:"p99_ms"`
+	AttemptsPerCall float64 `json:"attempts_per_call"`
+	Breaker         string  `json:"breaker"`
+	Note            string  `json:"note,omitempty"`
+	// CrashToLastCallMS: crash-ttl only, from the crash to the last call
+	// that reached the crashed node.
+	CrashToLastCallMS float64 `json:"crash_to_last_call_ms,omitempty"`
+}
+
+// env is what all scenarios share: the registry and the tracer.
+type env struct {
+	registryName string
+	newRegistry  func() (health.Registry, func(), error)
+	tracer       opentracing.Tracer
+	etcd         *testetcd.Server
+	etcdDir      string
+	runs         int
+}
+
+func newEnv(useEtcd bool, tracer opentracing.Tracer) (*env, error) {
+	e := &env{registryName: "in-memory", tracer: tracer}
+	e.newRegistry = func() (health.Registry, func(), error) {
+		m, err := health.NewMemory(health.WithTick(20 * time.Millisecond))
+		if err != nil {
+			return nil, nil, err
+		}
+		return m, func() { _ = m.Close() }, nil
+	}
+	if !useEtcd {
+		return e, nil
+	}
+	dir, err := os.MkdirTemp("", "rpcguard-faultdemo-etcd-")
+	if err != nil {
+		return nil, err
+	}
+	srv, err := testetcd.Start(dir)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	e.registryName, e.etcd, e.etcdDir = "embedded etcd", srv, dir
+	e.newRegistry = func() (health.Registry, func(), error) {
+		cli, err := clientv3.New(health.EtcdClientConfig(srv.Endpoint()))
+		if err != nil {
+			return nil, nil, err
+		}
+		e.runs++ // a prefix per run: runs do not see each other's nodes
+		reg, err := health.NewEtcd(cli, health.WithEtcdPrefix(fmt.Sprintf("/faultdemo/%d/", e.runs)))
+		if err != nil {
+			_ = cli.Close()
+			return nil, nil, err
+		}
+		return reg, func() { _ = cli.Close() }, nil
+	}
+	return e, nil
+}
+
+func (e *env) close() {
+	if e.etcd != nil {
+		e.etcd.Stop()
+		_ = os.RemoveAll(e.etcdDir)
+	}
+}
+
+// cluster is a fresh 3-node cluster, registered.
+type cluster struct {
+	received   atomic.Int64 // attempts that reached a server, faulted or not
+	nodes      []*testcluster.Node
+	registrars []*health.Registrar
+	inj        *faultinject.Injector
+	reg        health.Registry
+	closeReg   func()
+}
+
+func (e *env) startCluster() (*cluster, error) {
+	reg, closeReg, err := e.newRegistry()
+	if err != nil {
+		return nil, err
+	}
+	inj, err := faultinject.New(1, nil) // the scenario's rules come after the warm-up
+	if err != nil {
+		closeReg()
+		return nil, err
+	}
+	c := &cluster{inj: inj, reg: reg, closeReg: closeReg}
+	count := func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		c.received.Add(1)
+		return h(ctx, req)
+	}
+	for i := range 3 {
+		id := fmt.Sprintf("node-%d", i)
+		n, err := testcluster.StartNodeWith(id, grpc.ChainUnaryInterceptor(count, inj.UnaryServerInterceptor(id)))
+		if err != nil {
+			c.stop()
+			return nil, err
+		}
+		c.nodes = append(c.nodes, n)
+		r, err := health.NewRegistrar(reg, "echo", selector.Node{ID: id, Addr: n.Addr},
+			health.WithTTL(ttl), health.WithInterval(interval), health.WithDrain(0))
+		if err != nil {
+			c.stop()
+			return nil, err
+		}
+		if err := r.Start(context.Background()); err != nil {
+			c.stop()
+			return nil, err
+		}
+		c.registrars = append(c.registrars, r)
+	}
+	return c, nil
+}
+
+func (c *cluster) stop() {
+	for _, r := range c.registrars {
+		r.Halt()
+	}
+	for _, n := range c.nodes {
+		n.Kill()
+	}
+	c.closeReg()
+}
+
+func (c *cluster) served() int64 { return c.received.Load() }
+
+// dial builds the client under test.
+func (e *env) dial(sc scenario, client string, reg health.Registry) (*grpc.ClientConn, *breaker.Breaker, error) {
+	creds := grpc.WithTransportCredentials(insecure.NewCredentials())
+	if client == clientBare {
+		cc, err := grpc.NewClient("rpcguard:///echo", creds, grpc.WithResolvers(selector.NewResolverBuilder(reg)),
+			grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
+		return cc, nil, err
+	}
+	tg, err := tracing.New(tracing.WithTracer(e.tracer))
+	if err != nil {
+		return nil, nil, err
+	}
+	brk, err := breaker.New(breaker.WithNamespace("faultdemo-"+sc.name),
+		breaker.WithSettings(breaker.Settings{Timeout: time.Second, MaxConcurrent: 100, VolumeThreshold: 20, SleepWindow: time.Second}))
+	if err != nil {
+		return nil, nil, err
+	}
+	policy, err := retry.New(
+		retry.WithIdempotent("/"+testcluster.Service+"/*"),
+		retry.WithMaxAttempts(3),
+		retry.WithPerAttemptTimeout(150*time.Millisecond),
+		retry.WithHedging(40*time.Millisecond, testcluster.UnaryMethod),
+	)
+	if err != nil {
+		return nil, nil, err
+	}
+	cc, err := rpcguard.NewClient("echo", reg, rpcguard.WithTracing(tg), rpcguard.WithBreaker(brk), rpcguard.WithRetry(policy),
+		rpcguard.WithDialOptions(creds))
+	return cc, brk, err
+}
+
+// run plays one scenario with one client on a fresh cluster.
+func (e *env) run(sc scenario, client string, calls int) (result, error) {
+	c, err := e.startCluster()
+	if err != nil {
+		return result{}, err
+	}
+	defer c.stop()
+	cc, brk, err := e.dial(sc, client, c.reg)
+	if err != nil {
+		return result{}, err
+	}
+	defer cc.Close()
+	if err := warmUp(cc, c); err != nil {
+		return result{}, err
+	}
+	if err := c.inj.SetRules(sc.rules...); err != nil {
+		return result{}, err
+	}
+	if sc.kill {
+		c.nodes[1].Kill()
+	}
+	base := c.served()
+
+	var (
+		next      atomic.Int64
+		ok        atomic.Int64
+		mu        sync.Mutex
+		latencies []time.Duration
+		crashedAt time.Time
+		lastCall  atomic.Int64
+		wg        sync.WaitGroup
+	)
+	crashAt := int64(calls / 3)
+	for range concurrent {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(calls) {
+					return
+				}
+				if sc.crash && i == crashAt {
+					mu.Lock()
+					crashedAt = time.Now()
+					mu.Unlock()
+					c.crash(&lastCall)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), deadline)
+				start := time.Now()
+				_, err := testcluster.Unary(ctx, cc)
+				took := time.Since(start)
+				cancel()
+				if err == nil {
+					ok.Add(1)
+				}
+				mu.Lock()
+				latencies = append(latencies, took)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	r := result{Scenario: sc.name, Client: client, Calls: calls,
+		SuccessPct:      100 * float64(ok.Load()) / float64(calls),
+		AttemptsPerCall: float64(c.served()-base) / float64(calls), Breaker: "-"}
+	slices.Sort(latencies)
+	r.P50MS = msOf(latencies[len(latencies)/2])
+	r.P99MS = msOf(latencies[len(latencies)*99/100])
+	if brk != nil {
+		r.Breaker = "closed"
+		if brk.IsOpen(testcluster.UnaryMethod) {
+			r.Breaker = "open"
+		}
+	}
+	if sc.crash && lastCall.Load() > 0 {
+		r.CrashToLastCallMS = msOf(time.Unix(0, lastCall.Load()).Sub(crashedAt))
+		r.Note = fmt.Sprintf("last call to the crashed node %.0fms after the crash (TTL %v)", r.CrashToLastCallMS, ttl)
+	}
+	return r, nil
+}
+
+// crash stops node-1's registrar without deregistering and freezes it: it
+// accepts calls and never answers; lastCall records when one arrives.
+func (c *cluster) crash(lastCall *atomic.Int64) {
+	c.registrars[1].Halt()
+	c.nodes[1].SetFault(func(ctx context.Context, _ string) error {
+		lastCall.Store(time.Now().UnixNano())
+		<-ctx.Done()
+		return ctx.Err()
+	})
+}
+
+// warmUp waits until the client has reached every node, so that every run
+// starts from a connected client.
+func warmUp(cc *grpc.ClientConn, c *cluster) error {
+	deadlineAt := time.Now().Add(10 * time.Second)
+	for {
+		all := true
+		for _, n := range c.nodes {
+			all = all && n.Calls() > 0
+		}
+		if all {
+			return nil
+		}
+		if time.Now().After(deadlineAt) {
+			return fmt.Errorf("the client did not reach every node within 10 s")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, _ = testcluster.Unary(ctx, cc, grpc.WaitForReady(true))
+		cancel()
+	}
+}
+
+func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
