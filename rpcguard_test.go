@@ -9,15 +9,11 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/rpcguard/rpcguard"
+	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreAnyFunction("github.com/afex/hystrix-go/hystrix.(*metricExchange).Monitor"),
-		goleak.IgnoreAnyFunction("github.com/afex/hystrix-go/hystrix.(*poolMetrics).Monitor"),
-		goleak.IgnoreAnyFunction("github.com/afex/hystrix-go/hystrix.(*metricExchange).IncrementMetrics"))
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, testcluster.HystrixGoroutines()...) }
 
 func TestBadInput(t *testing.T) {
 	src, _ := selector.NewStatic(selector.Node{ID: "a", Addr: "127.0.0.1:1"})

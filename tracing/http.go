@@ -13,8 +13,8 @@ const componentHTTP = "net/http"
 
 // Middleware makes a server span per request, child of the caller's span
 // when the request carries one within the bound. It is named "HTTP METHOD
-// PATTERN" once the http.ServeMux inside has routed the request (never the
-// raw URL), tagged with the method, path, status and peer; a status of 500
+// PATTERN" of the http.ServeMux route (never the raw URL): the mux it wraps,
+// or the one an inner rpcguard middleware (the breaker's) wraps. Tagged with the method, path, status and peer; a status of 500
 // or more marks it an error.
 func (t *Tracing) Middleware(next http.Handler) http.Handler {
 	mux, _ := next.(*http.ServeMux)
@@ -38,9 +38,14 @@ func (t *Tracing) Middleware(next http.Handler) http.Handler {
 		ext.HTTPUrl.Set(span, r.URL.Path)
 		ext.PeerAddress.Set(span, r.RemoteAddr)
 		sw := &httpx.StatusWriter{ResponseWriter: w}
-		r2 := r.WithContext(opentracing.ContextWithSpan(r.Context(), span))
+		ctx, box := httpx.WithRouteBox(opentracing.ContextWithSpan(r.Context(), span))
+		r2 := r.WithContext(ctx)
 		next.ServeHTTP(sw, r2)
-		if route := httpx.Route(r2, mux); r2.Pattern != "" || mux != nil {
+		route := *box // found by a middleware inside that wraps the mux
+		if route == "" && (mux != nil || r2.Pattern != "") {
+			route = httpx.Route(r2, mux)
+		}
+		if route != "" {
 			span.SetOperationName("HTTP " + route)
 		}
 		finishHTTP(span, sw.Code, nil)

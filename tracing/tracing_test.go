@@ -23,13 +23,14 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/rpcguard/rpcguard/breaker"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
 	"github.com/rpcguard/rpcguard/tracing"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, testcluster.HystrixGoroutines()...) }
 
 // newTracing returns a Tracing on a real jaeger-client-go tracer that keeps
 // its spans in memory.
@@ -396,3 +397,25 @@ func TestBadOptions(t *testing.T) {
 }
 
 func insecureCreds() credentials.TransportCredentials { return insecure.NewCredentials() }
+
+// Mounted under an outer mux and around the breaker's middleware, the span
+// is still named by the inner route, never the outer "/" or the raw URL.
+func TestHTTPSpanNamedByInnerRoute(t *testing.T) {
+	tg, rep := newTracing(t)
+	brk, err := breaker.New(breaker.WithNamespace("tracing-route"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := http.NewServeMux()
+	api.HandleFunc("GET /users/{id}", func(w http.ResponseWriter, r *http.Request) {})
+	root := http.NewServeMux()
+	root.Handle("/", tg.Middleware(brk.Middleware(api)))
+	srv := httptest.NewServer(root)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/users/42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	find(t, spans(rep), "HTTP GET /users/{id}", "server")
+}

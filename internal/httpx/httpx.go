@@ -4,6 +4,7 @@ package httpx
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -56,20 +57,46 @@ func (w *StatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Route names the route that serves r: "METHOD PATTERN" of the
 // http.ServeMux route ("GET /users/{id}", never the raw URL with its ids),
-// from r.Pattern or, when the caller has the mux, from mux.Handler;
-// "METHOD (unrouted)" when neither knows.
+// from mux.Handler when the caller wraps the mux, else from r.Pattern (set
+// by a mux outside); "METHOD (unrouted)" when neither knows. It also
+// records the route in r's route box, for middlewares further out.
 func Route(r *http.Request, mux *http.ServeMux) string {
-	p := r.Pattern
-	if p == "" && mux != nil {
+	var p string
+	if mux != nil {
 		_, p = mux.Handler(r)
 	}
 	if p == "" {
-		return r.Method + " (unrouted)"
+		p = r.Pattern
+	}
+	route := routeOf(r.Method, p)
+	if box, ok := r.Context().Value(routeKey{}).(*string); ok && *box == "" {
+		*box = route
+	}
+	return route
+}
+
+// routeKey keys the route box in a request's context.
+type routeKey struct{}
+
+// WithRouteBox returns ctx with an empty route box, unless it has one, and
+// the box: a middleware that wraps others reads from it the route that an
+// inner one (wrapping the mux) found.
+func WithRouteBox(ctx context.Context) (context.Context, *string) {
+	if box, ok := ctx.Value(routeKey{}).(*string); ok {
+		return ctx, box
+	}
+	box := new(string)
+	return context.WithValue(ctx, routeKey{}, box), box
+}
+
+func routeOf(method, p string) string {
+	if p == "" {
+		return method + " (unrouted)"
 	}
 	for i := 0; i < len(p); i++ {
 		if p[i] == ' ' { // the pattern names its method: "GET /x"
 			return p
 		}
 	}
-	return r.Method + " " + p
+	return method + " " + p
 }

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // WaitFor polls cond until it holds, and fails t if d passes first: tests
@@ -37,4 +39,15 @@ func InParallel(t testing.TB, g, n int, call func() error) {
 		}()
 	}
 	wg.Wait()
+}
+
+// HystrixGoroutines are goleak options that ignore hystrix-go's goroutines:
+// it starts two per circuit that run for the life of the process (see
+// package breaker), and one per metrics collector per event.
+func HystrixGoroutines() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreAnyFunction("github.com/afex/hystrix-go/hystrix.(*metricExchange).Monitor"),
+		goleak.IgnoreAnyFunction("github.com/afex/hystrix-go/hystrix.(*poolMetrics).Monitor"),
+		goleak.IgnoreAnyFunction("github.com/afex/hystrix-go/hystrix.(*metricExchange).IncrementMetrics"),
+	}
 }
