@@ -123,7 +123,7 @@ func (b *Breaker) enter(ctx context.Context, name string) (*command, time.Time, 
 }
 
 func (b *Breaker) refuse(ctx context.Context, c *command, start time.Time, event int, err error) error {
-	err, fb := b.fallback(ctx, c, err)
+	fb, err := b.fallback(ctx, c, err)
 	b.report(c, event, fb, start, 0)
 	return err
 }
@@ -153,20 +153,20 @@ func (b *Breaker) exit(ctx context.Context, c *command, start time.Time, err err
 	}
 	fb := fbNone
 	if event == eventFailure || event == eventTimeout {
-		err, fb = b.fallback(ctx, c, err)
+		fb, err = b.fallback(ctx, c, err)
 	}
 	b.report(c, event, fb, start, run)
 	return err
 }
 
-func (b *Breaker) fallback(ctx context.Context, c *command, err error) (error, int) {
+func (b *Breaker) fallback(ctx context.Context, c *command, err error) (int, error) {
 	if b.o.fallback == nil {
-		return err, fbNone
+		return fbNone, err
 	}
 	if ferr := b.o.fallback(ctx, c.name, err); ferr != nil {
-		return ferr, fbFailure
+		return fbFailure, ferr
 	}
-	return nil, fbSuccess
+	return fbSuccess, nil
 }
 
 // report sends the event to the circuit (neutral ones excepted) and to the

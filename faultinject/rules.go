@@ -12,8 +12,8 @@ import (
 type Rule struct {
 	// Name identifies the rule (for header activation and reports).
 	Name string
-	// Service is a gRPC service ("pkg.Service") or an HTTP route's first
-	// segment is not used: for HTTP, leave it empty.
+	// Service is a gRPC service ("pkg.Service"). HTTP requests have no
+	// service: leave it empty for them.
 	Service string
 	// Method is a gRPC method name ("Get") or full method
 	// ("/pkg.Service/Get"), or an HTTP method ("GET").

@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"strings"
 
 	"github.com/opentracing/opentracing-go"
 	"github.com/opentracing/opentracing-go/ext"
@@ -70,19 +71,4 @@ func (t *Tracing) StartServer(ctx context.Context, op string, carrier map[string
 
 type mapCarrier map[string]string
 
-func (c mapCarrier) Set(key, val string) { c[toLower(key)] = val }
-
-func toLower(s string) string {
-	for i := 0; i < len(s); i++ {
-		if 'A' <= s[i] && s[i] <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if 'A' <= b[j] && b[j] <= 'Z' {
-					b[j] += 'a' - 'A'
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
-}
+func (c mapCarrier) Set(key, val string) { c[strings.ToLower(key)] = val }
