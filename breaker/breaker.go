@@ -80,24 +80,42 @@ func (b *Breaker) command(name string) (*command, error) {
 
 // Do runs fn under the circuit of command: at once refused with ErrOpen
 // while the circuit is open, or with ErrRejected when MaxConcurrent calls of
-// the command run; otherwise fn runs on the caller's goroutine with a
-// context that ends at the command's Timeout, and its outcome goes to the
-// circuit. With a fallback, a failed call's error is the fallback's.
+// the command run; otherwise fn runs on the caller's goroutine (with a
+// context that ends at the command's Timeout, if it has one), and its
+// outcome goes to the circuit. With a fallback, a failed call's error is the
+// fallback's. If fn panics, the call is released and counted as a failure,
+// and the panic goes on.
 func (b *Breaker) Do(ctx context.Context, command string, fn func(ctx context.Context) error) error {
+	if fn == nil {
+		return fmt.Errorf("breaker: Do(%q): nil function", command)
+	}
 	c, start, err := b.enter(ctx, command)
 	if err != nil {
 		return err
 	}
 	tctx, cancel := ctx, context.CancelFunc(nil)
-	if dl, ok := ctx.Deadline(); !ok || dl.Sub(start) > c.s.Timeout {
-		// The command's timeout comes first: a timer that cancels the work.
-		// (When the caller's deadline comes first, it ends the work and the
-		// call is the caller's business, not a timeout.)
-		tctx, cancel = context.WithDeadline(ctx, start.Add(c.s.Timeout))
+	if t := c.s.Timeout; t > 0 {
+		if dl, ok := ctx.Deadline(); !ok || dl.Sub(start) > t {
+			// The command's timeout comes first: a timer that cancels the
+			// work. (When the caller's deadline comes first, it ends the
+			// work and the call is the caller's business, not a timeout.)
+			tctx, cancel = context.WithDeadline(ctx, start.Add(t))
+		}
 	}
+	returned := false
+	defer func() {
+		if !returned { // fn panicked
+			if cancel != nil {
+				cancel()
+			}
+			b.abandon(c, start)
+		}
+	}()
 	err = fn(tctx)
-	timedOut := cancel != nil && ctx.Err() == nil &&
-		(tctx.Err() == context.DeadlineExceeded || (err != nil && status.Code(err) == codes.DeadlineExceeded && time.Since(start) >= c.s.Timeout))
+	returned = true
+	// A call that answered is not a timeout, however late it answered.
+	timedOut := err != nil && cancel != nil && ctx.Err() == nil &&
+		(tctx.Err() == context.DeadlineExceeded || (status.Code(err) == codes.DeadlineExceeded && time.Since(start) >= c.s.Timeout))
 	if cancel != nil {
 		cancel()
 	}
@@ -115,7 +133,7 @@ func (b *Breaker) enter(ctx context.Context, name string) (*command, time.Time, 
 	if !c.cb.AllowRequest() {
 		return nil, start, b.refuse(ctx, c, start, eventShortCircuit, c.open)
 	}
-	if c.inflight.Add(1) > int64(c.s.MaxConcurrent) {
+	if c.s.MaxConcurrent > 0 && c.inflight.Add(1) > int64(c.s.MaxConcurrent) {
 		c.inflight.Add(-1)
 		return nil, start, b.refuse(ctx, c, start, eventRejected, c.rejected)
 	}
@@ -128,13 +146,23 @@ func (b *Breaker) refuse(ctx context.Context, c *command, start time.Time, event
 	return err
 }
 
+// release gives back an admitted call's concurrency slot.
+func (c *command) release() {
+	if c.s.MaxConcurrent > 0 {
+		c.inflight.Add(-1)
+	}
+}
+
 // exit ends an admitted call: it classifies err, reports the event and runs
-// the fallback on failure.
+// the fallback on failure. A call that succeeded is a success even if the
+// caller's context has ended since.
 func (b *Breaker) exit(ctx context.Context, c *command, start time.Time, err error, timedOut bool) error {
-	c.inflight.Add(-1)
+	c.release()
 	run := time.Since(start)
 	var event int
 	switch {
+	case err == nil:
+		event = eventSuccess
 	case ctx.Err() == context.Canceled:
 		event = eventCanceled
 	case ctx.Err() == context.DeadlineExceeded:
@@ -159,6 +187,14 @@ func (b *Breaker) exit(ctx context.Context, c *command, start time.Time, err err
 	return err
 }
 
+// abandon ends an admitted call whose code panicked: its slot is given back
+// and it counts as a failure (no fallback runs: there is no answer to
+// replace).
+func (b *Breaker) abandon(c *command, start time.Time) {
+	c.release()
+	b.report(c, eventFailure, fbNone, start, time.Since(start))
+}
+
 func (b *Breaker) fallback(ctx context.Context, c *command, err error) (int, error) {
 	if b.o.fallback == nil {
 		return fbNone, err
@@ -169,11 +205,13 @@ func (b *Breaker) fallback(ctx context.Context, c *command, err error) (int, err
 	return fbSuccess, nil
 }
 
-// report sends the event to the circuit (neutral ones excepted) and to the
-// hooks.
+// report sends the event to the hooks and, if it says something about the
+// dependency (success, failure, timeout), to the circuit: the caller's
+// cancellations are neutral, and the breaker's own refusals must never keep
+// or open a circuit by themselves (hystrix counts both as errors).
 func (b *Breaker) report(c *command, event, fb int, start time.Time, run time.Duration) {
 	evs := events[event][fb]
-	if event != eventCanceled && event != eventDeadline {
+	if event == eventSuccess || event == eventFailure || event == eventTimeout {
 		if err := c.cb.ReportEvent(evs, start, run); err != nil {
 			if h := b.o.hooks.OnDropped; h != nil {
 				h(c.name, evs[0])

@@ -304,8 +304,9 @@ func TestBadSettings(t *testing.T) {
 	}{
 		{nil, "WithNamespace is required"},
 		{[]breaker.Option{breaker.WithNamespace("a b")}, `WithNamespace("a b")`},
-		{[]breaker.Option{breaker.WithNamespace("x"), breaker.WithSettings(breaker.Settings{Timeout: -time.Second})}, "Timeout must be at least 1ms"},
-		{[]breaker.Option{breaker.WithNamespace("x"), breaker.WithSettings(breaker.Settings{MaxConcurrent: -1})}, "MaxConcurrent must be at least 1, got -1"},
+		{[]breaker.Option{breaker.WithNamespace("x"), breaker.WithSettings(breaker.Settings{Timeout: -time.Second})}, "Timeout must be 0 (none) or at least 1ms"},
+		{[]breaker.Option{breaker.WithNamespace("x"), breaker.WithSettings(breaker.Settings{Timeout: 500 * time.Microsecond})}, "Timeout must be 0 (none) or at least 1ms (hystrix counts milliseconds), got 500µs"},
+		{[]breaker.Option{breaker.WithNamespace("x"), breaker.WithSettings(breaker.Settings{MaxConcurrent: -1})}, "MaxConcurrent must be 0 (no limit) or positive, got -1"},
 		{[]breaker.Option{breaker.WithNamespace("x"), breaker.WithSettings(breaker.Settings{ErrorPercent: 101})}, "ErrorPercent must be in 1..100, got 101"},
 		{[]breaker.Option{breaker.WithNamespace("x"), breaker.WithSettings(breaker.Settings{VolumeThreshold: -5})}, "VolumeThreshold must be at least 1"},
 		{[]breaker.Option{breaker.WithNamespace("x"), breaker.WithCommandSettings("/a.B/C", breaker.Settings{SleepWindow: -1})}, `settings of "/a.B/C": SleepWindow`},

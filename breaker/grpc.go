@@ -31,13 +31,14 @@ func (b *Breaker) StreamClientInterceptor() grpc.StreamClientInterceptor {
 		if err != nil {
 			return nil, b.exit(ctx, c, start, err, false)
 		}
-		return grpcx.OnEnd(ctx, cs, func(err error) { _ = b.exit(ctx, c, start, err, false) }), nil
+		return grpcx.OnEnd(ctx, desc, cs, func(err error) { _ = b.exit(ctx, c, start, err, false) }), nil
 	}
 }
 
 // UnaryServerInterceptor breaks per full method on the server: a handler
 // whose own dependency keeps failing sheds load (Unavailable) instead of
-// queueing, and a slow handler's context ends at the command's Timeout.
+// queueing, and, if the command has a Timeout, a slow handler's context ends
+// at it. A panicking handler releases its slot and counts as a failure.
 func (b *Breaker) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		var resp any
@@ -59,6 +60,14 @@ func (b *Breaker) StreamServerInterceptor() grpc.StreamServerInterceptor {
 		if err != nil {
 			return err
 		}
-		return b.exit(ctx, c, start, handler(srv, ss), false)
+		returned := false
+		defer func() {
+			if !returned { // the handler panicked: release, count, let it go on
+				b.abandon(c, start)
+			}
+		}()
+		err = handler(srv, ss)
+		returned = true
+		return b.exit(ctx, c, start, err, false)
 	}
 }

@@ -14,7 +14,9 @@ import (
 // http.ServeMux route that serves the request ("GET /users/{id}", never the
 // raw URL with its ids), found from the request's Pattern (when the
 // middleware wraps a handler inside the mux) or from next when next is the
-// *http.ServeMux; otherwise "METHOD (unrouted)". A response of 500 or more
+// *http.ServeMux; otherwise "METHOD (unrouted)". A method outside the nine
+// standard ones is named "OTHER", so that remote clients cannot create
+// circuits at will. A response of 500 or more
 // counts as a failure. An open circuit answers 503 with Retry-After (the
 // sleep window), too many concurrent requests 429, and a request that ran
 // past the Timeout without writing anything 504. The handler's context ends

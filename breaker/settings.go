@@ -3,19 +3,27 @@ package breaker
 import (
 	"context"
 	"fmt"
+	"math"
 	"regexp"
 	"time"
 
 	"github.com/afex/hystrix-go/hystrix"
 )
 
-// Settings configure one command's circuit. A zero field takes its default.
+// Settings configure one command's circuit. A zero field takes its default,
+// and the defaults never refuse, cut or slow a call that a healthy
+// dependency would serve: no timeout and no concurrency limit unless you set
+// one.
 type Settings struct {
 	// Timeout bounds a call: its context's deadline, which cancels the
-	// work. Default 1 s. Streams have none.
+	// work. Default 0: none, the caller's own deadline rules. (hystrix's
+	// default of 1 s cut every longer call, whatever its deadline.) Streams
+	// have none.
 	Timeout time.Duration
 	// MaxConcurrent is how many calls of the command may run at once; more
-	// are rejected at once (ErrRejected), never queued. Default 10.
+	// are rejected at once (ErrRejected), never queued. Default 0: no limit.
+	// A rejection is the breaker's own load shedding and says nothing about
+	// the dependency's health, so it never counts against the circuit.
 	MaxConcurrent int
 	// VolumeThreshold is how many calls the rolling 10 s window needs before
 	// the error rate can open the circuit. Default 20.
@@ -23,26 +31,21 @@ type Settings struct {
 	// SleepWindow is how long an open circuit rejects calls before it lets
 	// one probe through. Default 5 s.
 	SleepWindow time.Duration
-	// ErrorPercent opens the circuit when failures (failure, timeout,
-	// rejected, short-circuit) reach this share of the window's calls, in
-	// 1..100. Default 50.
+	// ErrorPercent opens the circuit when failures (Classifier's Failure, and
+	// Timeout) reach this share of the window's calls, in 1..100. Calls the
+	// breaker refused itself (open circuit, MaxConcurrent) are not counted.
+	// Default 50.
 	ErrorPercent int
 }
 
-// DefaultSettings returns hystrix's defaults: 1 s timeout, 10 concurrent, a
+// DefaultSettings returns the defaults: no timeout, no concurrency limit, a
 // volume of 20, a 5 s sleep window, 50%.
 func DefaultSettings() Settings {
-	return Settings{Timeout: time.Second, MaxConcurrent: 10, VolumeThreshold: 20, SleepWindow: 5 * time.Second, ErrorPercent: 50}
+	return Settings{VolumeThreshold: 20, SleepWindow: 5 * time.Second, ErrorPercent: 50}
 }
 
 func (s Settings) withDefaults() Settings {
 	d := DefaultSettings()
-	if s.Timeout == 0 {
-		s.Timeout = d.Timeout
-	}
-	if s.MaxConcurrent == 0 {
-		s.MaxConcurrent = d.MaxConcurrent
-	}
 	if s.VolumeThreshold == 0 {
 		s.VolumeThreshold = d.VolumeThreshold
 	}
@@ -61,10 +64,10 @@ func (s Settings) validate(command string) error {
 		where = fmt.Sprintf("breaker: settings of %q", command)
 	}
 	switch {
-	case s.Timeout < time.Millisecond:
-		return fmt.Errorf("%s: Timeout must be at least 1ms (hystrix counts milliseconds), got %v", where, s.Timeout)
-	case s.MaxConcurrent < 1:
-		return fmt.Errorf("%s: MaxConcurrent must be at least 1, got %d", where, s.MaxConcurrent)
+	case s.Timeout < 0 || (s.Timeout > 0 && s.Timeout < time.Millisecond):
+		return fmt.Errorf("%s: Timeout must be 0 (none) or at least 1ms (hystrix counts milliseconds), got %v", where, s.Timeout)
+	case s.MaxConcurrent < 0:
+		return fmt.Errorf("%s: MaxConcurrent must be 0 (no limit) or positive, got %d", where, s.MaxConcurrent)
 	case s.VolumeThreshold < 1:
 		return fmt.Errorf("%s: VolumeThreshold must be at least 1, got %d", where, s.VolumeThreshold)
 	case s.SleepWindow < time.Millisecond:
@@ -75,9 +78,18 @@ func (s Settings) validate(command string) error {
 	return nil
 }
 
+// hystrix converts the settings for hystrix.ConfigureCommand. hystrix uses
+// Timeout and MaxConcurrentRequests only in hystrix.Do, which the Breaker
+// does not call; they are passed for the dashboard stream. "None" is shown
+// as the largest timeout hystrix can hold, and an unlimited concurrency as
+// hystrix's default of 10 (its executor pool allocates a ticket per slot).
 func (s Settings) hystrix() hystrix.CommandConfig {
+	timeout := math.MaxInt32
+	if s.Timeout > 0 {
+		timeout = int(s.Timeout / time.Millisecond)
+	}
 	return hystrix.CommandConfig{
-		Timeout:                int(s.Timeout / time.Millisecond),
+		Timeout:                timeout,
 		MaxConcurrentRequests:  s.MaxConcurrent,
 		RequestVolumeThreshold: s.VolumeThreshold,
 		SleepWindow:            int(s.SleepWindow / time.Millisecond),
@@ -91,9 +103,11 @@ type Hooks struct {
 	// OnEvent runs for every call with the command (without the namespace)
 	// and hystrix's name for what happened: success, failure, timeout,
 	// short-circuit, rejected, context_canceled or
-	// context_deadline_exceeded (the caller's own, which are neutral and not
-	// reported to the circuit), then fallback-success or fallback-failure
-	// when a fallback ran.
+	// context_deadline_exceeded, then fallback-success or fallback-failure
+	// when a fallback ran. Only success, failure and timeout reach the
+	// circuit: the caller's cancellations are neutral, and the breaker's
+	// own refusals (short-circuit, rejected) say nothing about the
+	// dependency.
 	OnEvent func(command, event string)
 	// OnDropped runs when hystrix's metrics channel was full and the event
 	// was lost to its rolling metrics (the circuit's state is still right).

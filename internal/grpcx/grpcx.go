@@ -10,34 +10,73 @@ import (
 	"google.golang.org/grpc"
 )
 
-// OnEnd wraps a client stream so that end runs once when the stream ends:
-// with nil when RecvMsg reports io.EOF, with the error when it reports
-// another, or with ctx's error when the caller's ctx ends first (a caller
-// that gives up without reading to the end; gRPC asks callers to do one or
-// the other).
-func OnEnd(ctx context.Context, cs grpc.ClientStream, end func(err error)) grpc.ClientStream {
-	s := &endStream{ClientStream: cs}
-	s.end = func(err error) { s.once.Do(func() { end(err) }) }
-	s.stop = context.AfterFunc(ctx, func() { s.end(ctx.Err()) })
+// OnEnd wraps a client stream so that end runs exactly once when the stream
+// ends. It is the one place that decides the end of every stream shape
+// (desc's ServerStreams and ClientStreams):
+//
+//   - a stream whose server sends one message (unary-like and
+//     client-streaming: the generated CloseAndRecv) ends at the first RecvMsg
+//     that returns, with nil or its error: gRPC reads the status with that
+//     message, and a nil error means the call succeeded;
+//   - a server-streaming or bidi stream ends when RecvMsg returns an error:
+//     io.EOF is a success (nil), any other error is the outcome;
+//   - any stream ends with ctx's error when the caller's ctx ends first (a
+//     caller that gives up without reading to the end; gRPC asks callers to
+//     do one or the other), and with the error of a SendMsg, CloseSend or
+//     Header that is not io.EOF (the stream is broken; io.EOF means the real
+//     status waits in RecvMsg).
+func OnEnd(ctx context.Context, desc *grpc.StreamDesc, cs grpc.ClientStream, end func(err error)) grpc.ClientStream {
+	s := &endStream{ClientStream: cs, single: desc == nil || !desc.ServerStreams}
+	s.fin = func(err error) { s.once.Do(func() { end(err) }) }
+	s.stop = context.AfterFunc(ctx, func() { s.fin(ctx.Err()) })
 	return s
 }
 
 type endStream struct {
 	grpc.ClientStream
-	once sync.Once
-	end  func(error)
-	stop func() bool
+	single bool // the server sends one message: the first RecvMsg ends the stream
+	once   sync.Once
+	fin    func(error) // runs end once
+	stop   func() bool // stops the ctx watch; set before the caller has the stream
+}
+
+// end ends the stream from the caller's goroutine.
+func (s *endStream) end(err error) {
+	s.stop()
+	s.fin(err)
 }
 
 func (s *endStream) RecvMsg(m any) error {
 	err := s.ClientStream.RecvMsg(m)
-	if err != nil {
-		s.stop()
-		if errors.Is(err, io.EOF) {
+	switch {
+	case err == nil:
+		if s.single {
 			s.end(nil)
-		} else {
-			s.end(err)
 		}
+	case errors.Is(err, io.EOF):
+		s.end(nil)
+	default:
+		s.end(err)
 	}
 	return err
+}
+
+func (s *endStream) SendMsg(m any) error {
+	err := s.ClientStream.SendMsg(m)
+	s.broken(err)
+	return err
+}
+
+func (s *endStream) CloseSend() error {
+	err := s.ClientStream.CloseSend()
+	s.broken(err)
+	return err
+}
+
+// broken ends the stream on a send-side error that is not io.EOF (io.EOF
+// says the stream is over and its status waits in RecvMsg).
+func (s *endStream) broken(err error) {
+	if err != nil && !errors.Is(err, io.EOF) {
+		s.end(err)
+	}
 }

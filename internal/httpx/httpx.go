@@ -58,7 +58,8 @@ func (w *StatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // Route names the route that serves r: "METHOD PATTERN" of the
 // http.ServeMux route ("GET /users/{id}", never the raw URL with its ids),
 // from mux.Handler when the caller wraps the mux, else from r.Pattern (set
-// by a mux outside); "METHOD (unrouted)" when neither knows. It also
+// by a mux outside); "METHOD (unrouted)" when neither knows. METHOD is
+// Method's: a bounded set of names, whatever the client sent. It also
 // records the route in r's route box, for middlewares further out.
 func Route(r *http.Request, mux *http.ServeMux) string {
 	var p string
@@ -91,12 +92,25 @@ func WithRouteBox(ctx context.Context) (context.Context, *string) {
 
 func routeOf(method, p string) string {
 	if p == "" {
-		return method + " (unrouted)"
+		return Method(method) + " (unrouted)"
 	}
 	for i := 0; i < len(p); i++ {
 		if p[i] == ' ' { // the pattern names its method: "GET /x"
 			return p
 		}
 	}
-	return method + " " + p
+	return Method(method) + " " + p
+}
+
+// Method returns the request method as a name that state may be keyed by:
+// one of the nine methods of RFC 9110 and RFC 5789, or "OTHER". A remote
+// client chooses the method, so anything else would let it create state
+// (a circuit, its goroutines, a span name) per made-up method.
+func Method(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
 }
