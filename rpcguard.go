@@ -99,8 +99,12 @@ func DialOptions(service string, src selector.Source, opts ...Option) ([]grpc.Di
 			return nil, err
 		}
 	}
+	rb, err := selector.NewResolverBuilder(src)
+	if err != nil {
+		return nil, fmt.Errorf("rpcguard: service %q: %w", service, err)
+	}
 	return append([]grpc.DialOption{
-		grpc.WithResolvers(selector.NewResolverBuilder(src)),
+		grpc.WithResolvers(rb),
 		grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"loadBalancingConfig":[{%q:%s}]}`, selector.BalancerName, c.balancer)),
 		grpc.WithChainUnaryInterceptor(c.tracing.UnaryClientInterceptor(), c.breaker.UnaryClientInterceptor(),
 			c.retry.UnaryClientInterceptor(), c.tracing.AttemptUnaryClientInterceptor()),

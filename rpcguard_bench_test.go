@@ -29,7 +29,7 @@ func BenchmarkStack(b *testing.B) {
 		b.Fatal(err)
 	}
 	creds := grpc.WithTransportCredentials(insecure.NewCredentials())
-	bare, err := grpc.NewClient("rpcguard:///echo", creds, grpc.WithResolvers(selector.NewResolverBuilder(src)),
+	bare, err := grpc.NewClient("rpcguard:///echo", creds, testcluster.Resolver(b, src),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
 	if err != nil {
 		b.Fatal(err)

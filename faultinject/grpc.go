@@ -3,9 +3,12 @@ package faultinject
 import (
 	"context"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+
+	"github.com/rpcguard/rpcguard/selector"
 )
 
 // split turns "/pkg.Service/Method" into its service and method.
@@ -25,8 +28,10 @@ func (i *Injector) activated(md metadata.MD) string {
 
 // UnaryServerInterceptor injects the faults of node (the ID of the node the
 // server runs as) before the handler runs. Hang keeps the call until its
-// context ends; Down and Abort answer Unavailable (a gRPC handler cannot
-// cut its transport).
+// context ends; Down and Abort answer Unavailable before the handler runs
+// (a gRPC handler cannot cut its transport, so the client cannot tell a
+// server-side Down from an Unavailable answer: for a node that refuses
+// connections, use a client-side rule with its Node, or stop the server).
 func (i *Injector) UnaryServerInterceptor(node string) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		svc, m := split(info.FullMethod)
@@ -51,29 +56,81 @@ func (i *Injector) StreamServerInterceptor(node string) grpc.StreamServerInterce
 	}
 }
 
-// UnaryClientInterceptor injects faults on the client, before the call is
-// sent: a faulted call never reaches a server. The node is not known before
-// the pick, so rules with a Node do not match here: put node faults on the
-// servers, or call Apply inside a plain-API attempt, where the node is known.
+// UnaryClientInterceptor injects faults on the client. Rules without a
+// Node act before the call is sent: a faulted call never reaches a server.
+// Rules with a Node act on the node that rpcguard's selector picked (the
+// rpcguard_selector balancer; with another balancer they never match): Down,
+// Code, HTTPStatus and Abort fail the attempt at the pick with the fault's
+// error, as a connection that was refused (the node counts as tried and
+// failed, the attempt as never sent, so retry goes elsewhere); Hang lets the
+// call reach the node and withholds its answer until the call's context
+// ends; Latency is added once the node answered. Put it after the retry
+// interceptor to fault attempts, before it to fault calls.
 func (i *Injector) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		svc, m := split(method)
-		md, _ := metadata.FromOutgoingContext(ctx)
-		if err := i.Apply(ctx, svc, m, "", i.activated(md)); err != nil {
+		ctx, nf, err := i.clientFaults(ctx, method)
+		if err != nil {
 			return err
 		}
-		return invoker(ctx, method, req, reply, cc, opts...)
+		err = invoker(ctx, method, req, reply, cc, opts...)
+		return nf.after(ctx, err)
 	}
 }
 
-// StreamClientInterceptor is UnaryClientInterceptor for streams.
+// StreamClientInterceptor is UnaryClientInterceptor for streams: a node's
+// Hang and Latency apply to the opening of the stream.
 func (i *Injector) StreamClientInterceptor() grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		svc, m := split(method)
-		md, _ := metadata.FromOutgoingContext(ctx)
-		if err := i.Apply(ctx, svc, m, "", i.activated(md)); err != nil {
+		ctx, nf, err := i.clientFaults(ctx, method)
+		if err != nil {
 			return nil, err
 		}
-		return streamer(ctx, desc, cc, method, opts...)
+		cs, err := streamer(ctx, desc, cc, method, opts...)
+		if err = nf.after(ctx, err); err != nil {
+			return nil, err
+		}
+		return cs, nil
 	}
+}
+
+// nodeFault is what a pick decided for the rules with a Node.
+type nodeFault struct {
+	delay time.Duration
+	fault *compiled
+}
+
+// clientFaults applies the rules without a Node and sets the pick check
+// that decides the rules with one.
+func (i *Injector) clientFaults(ctx context.Context, method string) (context.Context, *nodeFault, error) {
+	svc, m := split(method)
+	md, _ := metadata.FromOutgoingContext(ctx)
+	if err := i.Apply(ctx, svc, m, "", i.activated(md)); err != nil {
+		return ctx, nil, err
+	}
+	nf := &nodeFault{}
+	ctx = selector.WithPickCheck(ctx, func(n selector.Node) error {
+		nf.delay, nf.fault = i.decide(svc, m, n.ID, "", true)
+		if f := nf.fault; f != nil && !f.Hang {
+			return errorOf(f)
+		}
+		return nil
+	})
+	return ctx, nf, nil
+}
+
+// after finishes an attempt that a node rule may fault: a fault that failed
+// the pick comes back as its own error (gRPC carried only its status); a
+// Hang and the Latency apply once the node answered.
+func (nf *nodeFault) after(ctx context.Context, err error) error {
+	f := nf.fault
+	if f != nil && !f.Hang {
+		if err != nil {
+			return errorOf(f)
+		}
+		return nil // the pick that failed was not this attempt's last
+	}
+	if ferr := enact(ctx, nf.delay, f); ferr != nil {
+		return ferr
+	}
+	return err
 }

@@ -30,7 +30,7 @@ func (i *Injector) Middleware(node string, next http.Handler) http.Handler {
 		switch {
 		case errors.As(err, &he):
 			http.Error(w, err.Error(), he.Status)
-		case status.Convert(err).Message() == ErrDown.Error() || status.Convert(err).Message() == ErrAborted.Error():
+		case errors.Is(err, ErrDown) || errors.Is(err, ErrAborted):
 			if h, ok := w.(http.Hijacker); ok {
 				if conn, _, herr := h.Hijack(); herr == nil {
 					_ = conn.Close()

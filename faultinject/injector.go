@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -116,10 +117,14 @@ func (i *Injector) Script(ctx context.Context, steps ...Step) (wait func() error
 
 // decide finds the faults for a call: the latency of every matching,
 // firing rule adds up; the first firing rule with a fault decides the
-// fault. activated names rules a header asked for.
-func (i *Injector) decide(service, method, node string, activated string) (delay time.Duration, fault *compiled) {
+// fault. activated names rules a header asked for. nodeRules limits the
+// rules to those with a Node (a client's pick, where the node is known).
+func (i *Injector) decide(service, method, node string, activated string, nodeRules bool) (delay time.Duration, fault *compiled) {
 	rules := *i.rules.Load()
 	for _, r := range rules {
+		if nodeRules && r.Node == "" {
+			continue
+		}
 		forced := activated != "" && r.Name != "" && hasName(activated, r.Name)
 		if !forced && !r.matches(service, method, node) {
 			continue
@@ -175,12 +180,40 @@ func unit(seed, rule, n uint64) float64 {
 	return float64(x>>11) / (1 << 53)
 }
 
-// Errors of injected faults. A Down fault never reached the node; callers
-// (and rpcguard's retry) may treat it as a connection that was refused.
+// Errors of injected faults; errors.Is finds them in what Apply and the
+// client interceptors return (a server's answer crosses the wire as a gRPC
+// status only). A Down fault never reached the node: its error also
+// answers errors.Is(err, syscall.ECONNREFUSED), so that rpcguard's retry
+// treats it as a refused connection and retries even a call that is not
+// idempotent. Every injected error answers status.Code.
 var (
 	ErrDown    = errors.New("faultinject: node down (injected)")
 	ErrAborted = errors.New("faultinject: connection aborted (injected)")
 )
+
+// injected is an injected gRPC error: it has the fault's status and wraps
+// what it stands for.
+type injected struct {
+	st   *status.Status
+	errs []error
+}
+
+func (e *injected) Error() string              { return e.st.Message() }
+func (e *injected) GRPCStatus() *status.Status { return e.st }
+func (e *injected) Unwrap() []error            { return e.errs }
+
+// errorOf returns the error fault f answers with.
+func errorOf(f *compiled) error {
+	switch {
+	case f.Down:
+		return &injected{status.New(codes.Unavailable, ErrDown.Error()), []error{ErrDown, syscall.ECONNREFUSED}}
+	case f.Abort:
+		return &injected{status.New(codes.Unavailable, ErrAborted.Error()), []error{ErrAborted}}
+	case f.HTTPStatus != 0:
+		return &HTTPError{Status: f.HTTPStatus, Rule: f.Name}
+	}
+	return status.Errorf(f.Code, "faultinject: %s (injected by rule %q)", f.Code, f.Name)
+}
 
 // Apply runs the faults for one call of any client or server: it waits the
 // injected latency (or until ctx ends) and returns the injected error, or
@@ -188,7 +221,13 @@ var (
 // the rules; activated is the header's value when header activation is on
 // ("" otherwise).
 func (i *Injector) Apply(ctx context.Context, service, method, node, activated string) error {
-	delay, f := i.decide(service, method, node, activated)
+	delay, f := i.decide(service, method, node, activated, false)
+	return enact(ctx, delay, f)
+}
+
+// enact waits delay (or until ctx ends), then answers with f's error; a
+// Hang holds until ctx ends.
+func enact(ctx context.Context, delay time.Duration, f *compiled) error {
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		select {
@@ -201,18 +240,11 @@ func (i *Injector) Apply(ctx context.Context, service, method, node, activated s
 	if f == nil {
 		return nil
 	}
-	switch {
-	case f.Hang:
+	if f.Hang {
 		<-ctx.Done()
 		return status.FromContextError(ctx.Err()).Err()
-	case f.Down:
-		return status.Error(codes.Unavailable, ErrDown.Error())
-	case f.Abort:
-		return status.Error(codes.Unavailable, ErrAborted.Error())
-	case f.HTTPStatus != 0:
-		return &HTTPError{Status: f.HTTPStatus, Rule: f.Name}
 	}
-	return status.Errorf(f.Code, "faultinject: %s (injected by rule %q)", f.Code, f.Name)
+	return errorOf(f)
 }
 
 // HTTPError is an injected HTTP status.
@@ -223,4 +255,37 @@ type HTTPError struct {
 
 func (e *HTTPError) Error() string {
 	return fmt.Sprintf("faultinject: HTTP %d (injected by rule %q)", e.Status, e.Rule)
+}
+
+// GRPCStatus maps the status to the gRPC code a gateway would answer with
+// (503 Unavailable, 504 DeadlineExceeded, 429 ResourceExhausted, other 5xx
+// Internal, 4xx InvalidArgument ... see grpcCode).
+func (e *HTTPError) GRPCStatus() *status.Status { return status.New(grpcCode(e.Status), e.Error()) }
+
+// grpcCode maps an HTTP status to a gRPC code, as gRPC's HTTP mapping does.
+func grpcCode(s int) codes.Code {
+	switch s {
+	case 400:
+		return codes.InvalidArgument
+	case 401:
+		return codes.Unauthenticated
+	case 403:
+		return codes.PermissionDenied
+	case 404:
+		return codes.NotFound
+	case 409:
+		return codes.Aborted
+	case 429:
+		return codes.ResourceExhausted
+	case 501:
+		return codes.Unimplemented
+	case 502, 503:
+		return codes.Unavailable
+	case 504:
+		return codes.DeadlineExceeded
+	}
+	if s >= 500 {
+		return codes.Internal
+	}
+	return codes.FailedPrecondition
 }

@@ -19,7 +19,8 @@ type Rule struct {
 	// ("/pkg.Service/Get"), or an HTTP method ("GET").
 	Method string
 	// Node is the ID of the node the fault applies to: on a server, the
-	// node the injector runs on; on a client, the node the selector picked.
+	// node the injector runs on; on a client, the node rpcguard's selector
+	// picked (see UnaryClientInterceptor); in Apply, the node it is given.
 	Node string
 	// Rate is the share of matching calls that are faulted, in [0, 1].
 	Rate float64

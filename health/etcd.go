@@ -30,6 +30,7 @@ type Etcd struct {
 	cli    *clientv3.Client
 	prefix string
 	hooks  EtcdHooks
+	resync time.Duration
 
 	mu     sync.Mutex
 	leases map[string]leaseOf // key -> the lease this process holds for it
@@ -42,7 +43,9 @@ type leaseOf struct {
 
 // EtcdHooks observe an Etcd registry. Each may be nil.
 type EtcdHooks struct {
-	OnMalformed  func(key string, err error) // an entry was skipped
+	// OnMalformed: an entry was left out of the node set (it does not parse
+	// or validate, or another node registered later has its address).
+	OnMalformed  func(key string, err error)
 	OnWatchError func(service string, err error)
 }
 
@@ -57,6 +60,19 @@ func WithEtcdPrefix(p string) EtcdOption {
 			return fmt.Errorf("health: WithEtcdPrefix(%q): want a prefix that starts and ends with '/'", p)
 		}
 		e.prefix = p
+		return nil
+	}
+}
+
+// WithEtcdResync sets how often a watch checks etcd's revision, to see that
+// etcd lost its history (a cluster rebuilt from empty data: its watch would
+// never send an event) and list again. Default 2 s.
+func WithEtcdResync(d time.Duration) EtcdOption {
+	return func(e *Etcd) error {
+		if d <= 0 {
+			return fmt.Errorf("health: WithEtcdResync(%v): must be positive", d)
+		}
+		e.resync = d
 		return nil
 	}
 }
@@ -87,8 +103,11 @@ func NewEtcd(cli *clientv3.Client, opts ...EtcdOption) (*Etcd, error) {
 	if cli == nil {
 		return nil, fmt.Errorf("health: NewEtcd: nil client")
 	}
-	e := &Etcd{cli: cli, prefix: DefaultEtcdPrefix, leases: map[string]leaseOf{}}
+	e := &Etcd{cli: cli, prefix: DefaultEtcdPrefix, resync: 2 * time.Second, leases: map[string]leaseOf{}}
 	for _, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("health: NewEtcd: nil EtcdOption")
+		}
 		if err := o(e); err != nil {
 			return nil, err
 		}
@@ -173,26 +192,36 @@ func (e *Etcd) List(ctx context.Context, service string) ([]selector.Node, error
 	if err := validService(service); err != nil {
 		return nil, err
 	}
-	nodes, _, err := e.list(ctx, service)
+	entries, _, err := e.list(ctx, service)
 	if err != nil {
 		return nil, err
 	}
-	return sorted(nodes), nil
+	return e.nodes(service, entries), nil
 }
 
-// list reads the service's nodes and the revision they are at.
-func (e *Etcd) list(ctx context.Context, service string) (map[string]selector.Node, int64, error) {
+// nodes resolves the service's entries into its node set (one node per
+// address, the newer registration winning), reporting the ones left out.
+func (e *Etcd) nodes(service string, entries map[string]entry) []selector.Node {
+	return resolve(entries, func(lost, won selector.Node) {
+		if h := e.hooks.OnMalformed; h != nil {
+			h(e.key(service, lost.ID), fmt.Errorf("node %q shares the address %q with %q, registered after it", lost.ID, lost.Addr, won.ID))
+		}
+	})
+}
+
+// list reads the service's entries and the revision they are at.
+func (e *Etcd) list(ctx context.Context, service string) (map[string]entry, int64, error) {
 	resp, err := e.cli.Get(ctx, e.dir(service), clientv3.WithPrefix())
 	if err != nil {
 		return nil, 0, fmt.Errorf("health: etcd list %s: %w", e.dir(service), err)
 	}
-	nodes := make(map[string]selector.Node, len(resp.Kvs))
+	entries := make(map[string]entry, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		if n, ok := e.parse(service, string(kv.Key), kv.Value); ok {
-			nodes[n.ID] = n
+			entries[n.ID] = entry{node: n, seq: kv.CreateRevision}
 		}
 	}
-	return nodes, resp.Header.Revision, nil
+	return entries, resp.Header.Revision, nil
 }
 
 // parse decodes an entry, reporting a malformed one.
@@ -217,53 +246,40 @@ func (e *Etcd) Watch(ctx context.Context, service string) (selector.Watcher, err
 		return nil, err
 	}
 	w := newWatcher(ctx)
-	nodes, rev, err := e.list(w.ctx, service)
+	entries, rev, err := e.list(w.ctx, service)
 	if err != nil {
 		w.Stop()
 		return nil, err
 	}
-	w.push(sorted(nodes))
-	go e.follow(w, service, nodes, rev)
+	w.push(e.nodes(service, entries))
+	go e.follow(w, service, entries, rev)
 	return w, nil
 }
 
-// follow applies watch events to nodes and pushes every new set. The
+// follow applies watch events to entries and pushes every new set. The
 // client's watch survives disconnects (it resumes from the last revision
-// it delivered); when etcd compacted past that, follow lists again.
-func (e *Etcd) follow(w *watcher, service string, nodes map[string]selector.Node, rev int64) {
+// it delivered); when etcd compacted past that, or lost its history (a
+// cluster rebuilt from empty data is at a revision below the one the watch
+// waits for, and would never send an event), follow lists again. It checks
+// etcd's revision every resync to see the second case.
+func (e *Etcd) follow(w *watcher, service string, entries map[string]entry, rev int64) {
+	check := time.NewTicker(e.resync)
+	defer check.Stop()
 	for w.ctx.Err() == nil {
-		wctx := clientv3.WithRequireLeader(w.ctx)
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(w.ctx))
 		ch := e.cli.Watch(wctx, e.dir(service), clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-		for resp := range ch {
-			if err := resp.Err(); err != nil {
-				if h := e.hooks.OnWatchError; h != nil {
-					h(service, err)
-				}
-				break
-			}
-			for _, ev := range resp.Events {
-				id := strings.TrimPrefix(string(ev.Kv.Key), e.dir(service))
-				if ev.Type == clientv3.EventTypeDelete {
-					delete(nodes, id)
-				} else if n, ok := e.parse(service, string(ev.Kv.Key), ev.Kv.Value); ok {
-					nodes[id] = n
-				} else {
-					delete(nodes, id)
-				}
-			}
-			rev = resp.Header.Revision
-			w.push(sorted(nodes))
-		}
+		e.apply(w, service, entries, &rev, ch, check.C)
+		cancel()
 		if w.ctx.Err() != nil {
 			return
 		}
-		// The watch ended (compaction, lost leader): list again, then
-		// watch from there. Wait a little between attempts.
+		// The watch ended: list again, then watch from there. Wait a
+		// little between attempts.
 		for w.ctx.Err() == nil {
 			fresh, r, err := e.list(w.ctx, service)
 			if err == nil {
-				nodes, rev = fresh, r
-				w.push(sorted(nodes))
+				entries, rev = fresh, r
+				w.push(e.nodes(service, entries))
 				break
 			}
 			if h := e.hooks.OnWatchError; h != nil {
@@ -272,6 +288,51 @@ func (e *Etcd) follow(w *watcher, service string, nodes map[string]selector.Node
 			select {
 			case <-w.ctx.Done():
 			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// apply reads one watch until it fails, etcd's revision is seen below rev,
+// or the watcher stops.
+func (e *Etcd) apply(w *watcher, service string, entries map[string]entry, rev *int64, ch clientv3.WatchChan, check <-chan time.Time) {
+	for {
+		select {
+		case <-w.ctx.Done():
+			return
+		case <-check:
+			resp, err := e.cli.Get(w.ctx, e.dir(service), clientv3.WithPrefix(), clientv3.WithCountOnly())
+			if err == nil && resp.Header.Revision < *rev {
+				if h := e.hooks.OnWatchError; h != nil {
+					h(service, fmt.Errorf("health: etcd is at revision %d, below the %d already seen: it lost its history; listing again", resp.Header.Revision, *rev))
+				}
+				return
+			}
+		case resp, ok := <-ch:
+			if !ok {
+				return
+			}
+			if err := resp.Err(); err != nil {
+				if h := e.hooks.OnWatchError; h != nil {
+					h(service, err)
+				}
+				return
+			}
+			for _, ev := range resp.Events {
+				id := strings.TrimPrefix(string(ev.Kv.Key), e.dir(service))
+				if ev.Type == clientv3.EventTypeDelete {
+					delete(entries, id)
+				} else if n, ok := e.parse(service, string(ev.Kv.Key), ev.Kv.Value); ok {
+					entries[id] = entry{node: n, seq: ev.Kv.CreateRevision}
+				} else {
+					delete(entries, id)
+				}
+			}
+			if resp.Header.Revision > *rev {
+				*rev = resp.Header.Revision
+			}
+			if len(resp.Events) > 0 {
+				w.push(e.nodes(service, entries))
 			}
 		}
 	}

@@ -37,9 +37,13 @@ func ExampleRegistrar() {
 		log.Fatal(err)
 	}
 
+	rb, err := selector.NewResolverBuilder(reg)
+	if err != nil {
+		log.Fatal(err)
+	}
 	cc, err := grpc.NewClient("rpcguard:///greeter",
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithResolvers(selector.NewResolverBuilder(reg)),
+		grpc.WithResolvers(rb),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"rpcguard_selector": {}}]}`))
 	if err != nil {
 		log.Fatal(err)

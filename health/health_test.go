@@ -104,7 +104,7 @@ func startRegistered(t *testing.T, b backend, reg health.Registry, n int, opts .
 }
 
 func dialService(t *testing.T, reg health.Registry) *grpc.ClientConn {
-	return testcluster.Dial(t, "rpcguard:///echo", grpc.WithResolvers(selector.NewResolverBuilder(reg)),
+	return testcluster.Dial(t, "rpcguard:///echo", testcluster.Resolver(t, reg),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"rpcguard_selector":{"strategy":"round_robin"}}]}`))
 }
 

@@ -14,6 +14,9 @@ import (
 // their TTL. Close it to stop its expiry goroutine.
 type Memory struct {
 	tick     time.Duration
+	hooks    MemoryHooks
+	seq      int64 // registrations so far; guarded by mu
+	closed   sync.Once
 	mu       sync.Mutex
 	services map[string]map[string]memEntry
 	watchers map[string]map[*watcher]struct{}
@@ -22,8 +25,20 @@ type Memory struct {
 }
 
 type memEntry struct {
-	node    selector.Node
+	entry
 	expires time.Time
+}
+
+// MemoryHooks observe a Memory registry. Each may be nil and must not block.
+type MemoryHooks struct {
+	// OnDropped runs when a node is left out of the service's node set: it
+	// shares its address with a node registered after it (see Registry).
+	OnDropped func(service string, node selector.Node, err error)
+}
+
+// WithMemoryHooks sets the hooks.
+func WithMemoryHooks(h MemoryHooks) MemoryOption {
+	return func(m *Memory) error { m.hooks = h; return nil }
 }
 
 // MemoryOption configures NewMemory.
@@ -45,6 +60,9 @@ func NewMemory(opts ...MemoryOption) (*Memory, error) {
 	m := &Memory{tick: 100 * time.Millisecond, services: map[string]map[string]memEntry{},
 		watchers: map[string]map[*watcher]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
 	for _, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("health: NewMemory: nil MemoryOption")
+		}
 		if err := o(m); err != nil {
 			return nil, err
 		}
@@ -53,9 +71,10 @@ func NewMemory(opts ...MemoryOption) (*Memory, error) {
 	return m, nil
 }
 
-// Close stops the expiry goroutine and ends every watch.
+// Close stops the expiry goroutine and ends every watch. Closing again
+// does nothing.
 func (m *Memory) Close() error {
-	close(m.stop)
+	m.closed.Do(func() { close(m.stop) })
 	<-m.done
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -110,7 +129,12 @@ func (m *Memory) Register(_ context.Context, service string, node selector.Node,
 	if ok && old.node.Addr != node.Addr {
 		return fmt.Errorf("health: service %q: node %q is registered at %q, not %q", service, node.ID, old.node.Addr, node.Addr)
 	}
-	nodes[node.ID] = memEntry{node: node, expires: time.Now().Add(ttl)}
+	seq := old.seq
+	if !ok {
+		m.seq++
+		seq = m.seq
+	}
+	nodes[node.ID] = memEntry{entry: entry{node: node, seq: seq}, expires: time.Now().Add(ttl)}
 	if !ok || !old.node.Equal(node) {
 		m.notifyLocked(service)
 	}
@@ -163,11 +187,15 @@ func (m *Memory) Watch(ctx context.Context, service string) (selector.Watcher, e
 }
 
 func (m *Memory) snapshotLocked(service string) []selector.Node {
-	nodes := make(map[string]selector.Node, len(m.services[service]))
+	entries := make(map[string]entry, len(m.services[service]))
 	for id, e := range m.services[service] {
-		nodes[id] = e.node
+		entries[id] = e.entry
 	}
-	return sorted(nodes)
+	return resolve(entries, func(lost, won selector.Node) {
+		if h := m.hooks.OnDropped; h != nil {
+			h(service, lost, fmt.Errorf("health: service %q: node %q shares the address %q with %q, registered after it", service, lost.ID, lost.Addr, won.ID))
+		}
+	})
 }
 
 func (m *Memory) notifyLocked(service string) {

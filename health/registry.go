@@ -41,14 +41,27 @@ func validRegistration(service string, node selector.Node, ttl time.Duration) er
 	if err := validService(service); err != nil {
 		return err
 	}
-	if err := node.Validate(); err != nil {
+	if err := validNode(node); err != nil {
 		return fmt.Errorf("health: service %q: %w", service, err)
-	}
-	if strings.ContainsAny(node.ID, "/ \t\n") {
-		return fmt.Errorf("health: service %q: node ID %q must not contain '/' or spaces", service, node.ID)
 	}
 	if ttl <= 0 {
 		return fmt.Errorf("health: service %q, node %q: TTL must be positive, got %v", service, node.ID, ttl)
+	}
+	return nil
+}
+
+// validNode checks a node as the registries store it: valid for the
+// selector, and an ID that can be part of a key (no '/', no spaces or
+// control characters). Register refuses other nodes, and a registry skips
+// such entries when it reads them.
+func validNode(n selector.Node) error {
+	if err := n.Validate(); err != nil {
+		return err
+	}
+	for _, c := range n.ID {
+		if c == '/' || c <= ' ' || c == 0x7f {
+			return fmt.Errorf("node ID %q must not contain '/', spaces or control characters", n.ID)
+		}
 	}
 	return nil
 }
@@ -72,7 +85,7 @@ func decode(b []byte) (selector.Node, error) {
 		return selector.Node{}, fmt.Errorf("not a node record: %w", err)
 	}
 	n := selector.Node{ID: r.ID, Addr: r.Addr, Metadata: r.Metadata}
-	if err := n.Validate(); err != nil {
+	if err := validNode(n); err != nil {
 		return selector.Node{}, err
 	}
 	return n, nil

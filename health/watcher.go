@@ -58,11 +58,42 @@ func (w *watcher) Next() ([]selector.Node, error) {
 
 func (w *watcher) Stop() { w.stop() }
 
-// sorted returns the nodes of m ordered by ID.
-func sorted(m map[string]selector.Node) []selector.Node {
-	out := make([]selector.Node, 0, len(m))
-	for _, n := range m {
-		out = append(out, n)
+// entry is a registered node and the order of its registration (a
+// sequence number or etcd's create revision: higher is newer).
+type entry struct {
+	node selector.Node
+	seq  int64
+}
+
+// resolve returns the nodes of a service ordered by ID, one per address:
+// when two entries share an address (canonical form), the newer
+// registration wins (a process restarted under a new ID on the same port
+// before its old entry expired: the old one is a ghost). drop runs for
+// each entry left out, with the winner.
+func resolve(entries map[string]entry, drop func(lost, won selector.Node)) []selector.Node {
+	byAddr := make(map[string]entry, len(entries))
+	for _, e := range entries {
+		ca, err := selector.CanonicalAddr(e.node.Addr)
+		if err != nil {
+			ca = e.node.Addr // stored entries are valid; keep it apart
+		}
+		prev, ok := byAddr[ca]
+		if !ok {
+			byAddr[ca] = e
+			continue
+		}
+		won, lost := e, prev
+		if prev.seq > e.seq || (prev.seq == e.seq && prev.node.ID < e.node.ID) {
+			won, lost = prev, e
+		}
+		byAddr[ca] = won
+		if drop != nil {
+			drop(lost.node, won.node)
+		}
+	}
+	out := make([]selector.Node, 0, len(byAddr))
+	for _, e := range byAddr {
+		out = append(out, e.node)
 	}
 	slices.SortFunc(out, func(a, b selector.Node) int { return strings.Compare(a.ID, b.ID) })
 	return out

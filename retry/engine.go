@@ -2,6 +2,7 @@ package retry
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -51,6 +52,11 @@ func (p *Policy) run(ctx context.Context, cc *callConfig, attempt func(ctx conte
 			return nil
 		}
 		tries = append(tries, Attempt{Number: n, Node: out.node, Err: out.err, Delay: delay, Duration: time.Since(start)})
+		if err := ctx.Err(); err != nil && endedBy(out.err) {
+			// The caller gave up during the attempt: the call's error is
+			// the caller's, whenever it landed.
+			return p.failure(tries, reason, ctxError{err})
+		}
 		if ctx.Err() != nil || !(out.timedOut || p.retryable(out.err)) {
 			break
 		}
@@ -110,6 +116,17 @@ func ownTimeout(actx, ctx context.Context, err error) bool {
 		return false
 	}
 	return actx.Err() == context.DeadlineExceeded || (err != nil && status.Code(err) == codes.DeadlineExceeded)
+}
+
+// endedBy reports whether an attempt's error is a context's end (gRPC's
+// Canceled or DeadlineExceeded, or the context errors themselves): when the
+// caller's context has ended too, the caller ended it.
+func endedBy(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	c := status.Code(err)
+	return c == codes.Canceled || c == codes.DeadlineExceeded
 }
 
 // sleep waits d, or until ctx ends.

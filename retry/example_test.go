@@ -75,9 +75,13 @@ func ExamplePolicy_UnaryClientInterceptor() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	rb, err := selector.NewResolverBuilder(src)
+	if err != nil {
+		log.Fatal(err)
+	}
 	cc, err := grpc.NewClient("rpcguard:///echo",
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithResolvers(selector.NewResolverBuilder(src)),
+		grpc.WithResolvers(rb),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"rpcguard_selector": {"strategy": "round_robin"}}]}`),
 		grpc.WithChainUnaryInterceptor(policy.UnaryClientInterceptor()),
 		grpc.WithChainStreamInterceptor(policy.StreamClientInterceptor()),

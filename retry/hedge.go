@@ -2,6 +2,7 @@ package retry
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -59,6 +60,17 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 		}
 		wg.Wait()
 	}
+	// collect stops every attempt and lists the ones that had not answered:
+	// a call's error names every attempt that started.
+	collect := func() {
+		stopAll()
+		for running > 0 {
+			r := <-results // every attempt has sent its result by now
+			running--
+			tries = append(tries, Attempt{Number: r.n, Hedge: r.n > 1, Node: r.out.node, Err: r.out.err, Duration: r.took})
+		}
+		slices.SortFunc(tries, func(a, b Attempt) int { return a.Number - b.Number })
+	}
 	hedgeNow := func() bool {
 		if launched >= cc.maxAttempts {
 			reason = ErrAttemptsExhausted
@@ -88,8 +100,12 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 				return r.v, nil
 			}
 			tries = append(tries, Attempt{Number: r.n, Hedge: r.n > 1, Node: r.out.node, Err: r.out.err, Duration: r.took})
-			if ctx.Err() != nil || !(r.out.timedOut || p.retryable(r.out.err)) {
-				stopAll()
+			if err := ctx.Err(); err != nil {
+				collect()
+				return zero, p.failure(tries, reason, ctxError{err})
+			}
+			if !(r.out.timedOut || p.retryable(r.out.err)) {
+				collect()
 				return zero, p.failure(tries, nil, nil)
 			}
 			if !hedgeNow() && running == 0 {
@@ -101,7 +117,7 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 				timer.Reset(cc.hedgeDelay)
 			}
 		case <-ctx.Done():
-			stopAll()
+			collect()
 			return zero, p.failure(tries, reason, ctxError{ctx.Err()})
 		}
 	}

@@ -37,7 +37,7 @@ func newClient(t testing.TB, n int, lb string, p *retry.Policy) *client {
 		t.Fatal(err)
 	}
 	opts := []grpc.DialOption{
-		grpc.WithResolvers(selector.NewResolverBuilder(src)),
+		testcluster.Resolver(t, src),
 		grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"loadBalancingConfig":[{"rpcguard_selector":%s}]}`, lb)),
 	}
 	if p != nil {

@@ -3,6 +3,7 @@ package retry
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -44,9 +45,9 @@ func (b Backoff) validate() error {
 		return fmt.Errorf("retry: Backoff.Initial must not be negative, got %v", b.Initial)
 	case b.Max < b.Initial:
 		return fmt.Errorf("retry: Backoff.Max (%v) must not be below Initial (%v)", b.Max, b.Initial)
-	case b.Multiplier < 1:
-		return fmt.Errorf("retry: Backoff.Multiplier must be at least 1, got %v", b.Multiplier)
-	case b.Jitter < 0 || b.Jitter >= 1:
+	case !(b.Multiplier >= 1) || math.IsInf(b.Multiplier, 1): // NaN fails every comparison
+		return fmt.Errorf("retry: Backoff.Multiplier must be a finite number of at least 1, got %v", b.Multiplier)
+	case !(b.Jitter >= 0 && b.Jitter < 1):
 		return fmt.Errorf("retry: Backoff.Jitter must be in [0, 1), got %v", b.Jitter)
 	}
 	return nil

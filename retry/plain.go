@@ -2,6 +2,7 @@ package retry
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/rpcguard/rpcguard/selector"
 )
@@ -18,6 +19,9 @@ func Method(name string) CallOption {
 // returns nil on success; wrap an error with NotSent when the attempt never
 // reached the node (a non-idempotent call is then retried too).
 func (p *Policy) Do(ctx context.Context, sel *selector.Selector, fn func(ctx context.Context, node selector.Node) error, opts ...CallOption) error {
+	if fn == nil {
+		return fmt.Errorf("retry: Do: nil attempt function")
+	}
 	_, err := Call(ctx, p, sel, func(ctx context.Context, n selector.Node) (struct{}, error) {
 		return struct{}{}, fn(ctx, n)
 	}, opts...)
@@ -29,6 +33,14 @@ func (p *Policy) Do(ctx context.Context, sel *selector.Selector, fn func(ctx con
 // values are dropped).
 func Call[T any](ctx context.Context, p *Policy, sel *selector.Selector, fn func(ctx context.Context, node selector.Node) (T, error), opts ...CallOption) (T, error) {
 	var zero T
+	switch {
+	case p == nil:
+		return zero, fmt.Errorf("retry: Call: nil Policy")
+	case sel == nil:
+		return zero, fmt.Errorf("retry: Call: nil Selector")
+	case fn == nil:
+		return zero, fmt.Errorf("retry: Call: nil attempt function")
+	}
 	cc := p.plainConfig(opts)
 	if cc.err != nil {
 		return zero, cc.err

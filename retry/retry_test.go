@@ -1,6 +1,7 @@
 package retry_test
 
 import (
+	"math"
 	"context"
 	"errors"
 	"io"
@@ -409,7 +410,10 @@ func TestBadInput(t *testing.T) {
 		{retry.WithFreshNodeDelay(-time.Millisecond), "must not be negative"},
 		{retry.WithBackoff(retry.Backoff{Initial: -time.Second}), "Initial must not be negative"},
 		{retry.WithBackoff(retry.Backoff{Initial: time.Second, Max: time.Millisecond}), "must not be below Initial"},
-		{retry.WithBackoff(retry.Backoff{Multiplier: 0.5}), "Multiplier must be at least 1"},
+		{retry.WithBackoff(retry.Backoff{Multiplier: 0.5}), "Multiplier must be a finite number of at least 1, got 0.5"},
+		{retry.WithBackoff(retry.Backoff{Multiplier: math.NaN()}), "Multiplier must be a finite number of at least 1, got NaN"},
+		{retry.WithBackoff(retry.Backoff{Multiplier: math.Inf(1)}), "Multiplier must be a finite number of at least 1, got +Inf"},
+		{retry.WithBackoff(retry.Backoff{Jitter: math.NaN()}), "Jitter must be in [0, 1), got NaN"},
 		{retry.WithBackoff(retry.Backoff{Jitter: 1.5}), "Jitter must be in [0, 1)"},
 		{retry.WithBudget(retry.Budget{Ratio: 1.5}), "Ratio must be in [0, 1], got 1.5"},
 		{retry.WithBudget(retry.Budget{Ratio: -0.1}), "Ratio must be in [0, 1]"},

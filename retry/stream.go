@@ -136,16 +136,28 @@ func (s *serverStream) establish(m any) error {
 			actx = metadata.AppendToOutgoingContext(actx, previousAttemptsKey, strconv.Itoa(n-1))
 		}
 		sctx, cancel := context.WithCancel(actx)
-		var timedOut atomic.Bool
+		// The timer and the first message race; exactly one of them wins
+		// (state 0 → 1 or 2), so a stream is never handed to the caller after
+		// the timer has cancelled it.
+		var state atomic.Int32 // 0 running, 1 first message won, 2 timer won
 		var timer *time.Timer
 		if firstMsgTimeout > 0 {
-			timer = time.AfterFunc(firstMsgTimeout, func() { timedOut.Store(true); cancel() })
+			timer = time.AfterFunc(firstMsgTimeout, func() {
+				if state.CompareAndSwap(0, 2) {
+					cancel()
+				}
+			})
 		}
 		cs, err := s.open(sctx, m)
 		if timer != nil {
 			timer.Stop()
 		}
-		if err == nil || (errors.Is(err, io.EOF) && cs != nil) {
+		if !state.CompareAndSwap(0, 1) && err == nil {
+			// The first message came as the timer fired: the stream is
+			// cancelled, so this attempt timed out.
+			err = status.Error(codes.DeadlineExceeded, "retry: no first message within the per-attempt timeout")
+		}
+		if err == nil || (errors.Is(err, io.EOF) && cs != nil && state.Load() == 1) {
 			s.cur, s.cancel, s.empty = cs, cancel, err != nil
 			if s.empty {
 				cancel() // the server sent no message: the stream is over
@@ -158,7 +170,7 @@ func (s *serverStream) establish(m any) error {
 		}
 		cancel()
 		out := grpcOutcome(actx, err, trailer)
-		out.timedOut = timedOut.Load() && s.ctx.Err() == nil
+		out.timedOut = state.Load() == 2 && s.ctx.Err() == nil
 		return out
 	})
 	if s.err == nil && s.empty {

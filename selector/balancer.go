@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/attributes"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/base"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/serviceconfig"
 	"google.golang.org/grpc/status"
@@ -73,7 +75,7 @@ type lbConfig struct {
 	serviceconfig.LoadBalancingConfig `json:"-"`
 
 	Strategy   Strategy          `json:"strategy,omitempty"`
-	Ejection   *ejectionJSON     `json:"ejection,omitempty"`
+	Ejection   json.RawMessage   `json:"ejection,omitempty"`
 	ReuseTried bool              `json:"reuseTried,omitempty"`
 	Metadata   map[string]string `json:"metadata,omitempty"`
 
@@ -96,11 +98,14 @@ func (b *builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingCo
 	if err := dec.Decode(cfg); err != nil {
 		return nil, fmt.Errorf("%s: bad service config %s: %w", b.name, js, err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%s: bad service config %s: data after the JSON object", b.name, js)
+	}
 	if cfg.Strategy != "" {
 		cfg.opts = append(cfg.opts, WithStrategy(cfg.Strategy))
 	}
 	if cfg.Ejection != nil {
-		e, err := cfg.Ejection.ejection()
+		e, err := parseEjection(cfg.Ejection)
 		if err != nil {
 			return nil, fmt.Errorf("%s: service config: %w", b.name, err)
 		}
@@ -118,7 +123,18 @@ func (b *builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingCo
 	return cfg, nil
 }
 
-func (j *ejectionJSON) ejection() (Ejection, error) {
+// parseEjection reads "ejection": an object (its missing fields take
+// DefaultEjection's values); null is an error, not a silent "off".
+func parseEjection(raw json.RawMessage) (Ejection, error) {
+	if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return Ejection{}, fmt.Errorf(`ejection: null is not a setting: leave "ejection" out to disable ejection, or give {} for the defaults`)
+	}
+	j := &ejectionJSON{}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(j); err != nil {
+		return Ejection{}, fmt.Errorf("ejection: %w", err)
+	}
 	e := DefaultEjection()
 	if j.ConsecutiveFailures != nil {
 		e.ConsecutiveFailures = *j.ConsecutiveFailures
@@ -142,6 +158,9 @@ func (j *ejectionJSON) ejection() (Ejection, error) {
 	}
 	if j.MaxPercent != nil {
 		e.MaxPercent = *j.MaxPercent
+		if e.MaxPercent < 1 || e.MaxPercent > 100 {
+			return e, fmt.Errorf("ejection.maxPercent must be in 1..100, got %d (0 would never eject)", e.MaxPercent)
+		}
 	}
 	return e, e.validate()
 }
@@ -173,6 +192,11 @@ func (gb *grpcBalancer) UpdateClientConnState(s balancer.ClientConnState) error 
 		}
 		gb.sel, gb.cfg = sel, cfg
 	}
+	known := make(map[string]bool, len(s.ResolverState.Addresses))
+	for _, a := range s.ResolverState.Addresses {
+		known[nodeOf(a).ID] = true
+	}
+	gb.sel.retain(known)
 	return gb.Balancer.UpdateClientConnState(s)
 }
 
@@ -214,6 +238,10 @@ func (p *picker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			err = status.FromContextError(err).Err()
+		} else if _, ok := status.FromError(err); !ok {
+			// gRPC fails a call at once only on a status error (it would
+			// make a wait-for-ready call wait on any other).
+			err = status.Error(codes.Unavailable, err.Error())
 		}
 		return balancer.PickResult{}, err
 	}

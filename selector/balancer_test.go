@@ -77,7 +77,7 @@ func newHarnessMeta(t *testing.T, n int, meta func(i int) map[string]string, inU
 	balancer.Register(b)
 	sc := fmt.Sprintf(`{"loadBalancingConfig":[{%q:%s}]%s}`, name, lbJSON, extraSC)
 	h.cc = testcluster.Dial(t, "rpcguard:///echo", append([]grpc.DialOption{
-		grpc.WithResolvers(selector.NewResolverBuilder(h.src)),
+		testcluster.Resolver(t, h.src),
 		grpc.WithDefaultServiceConfig(sc),
 	}, opts...)...)
 	h.cc.Connect()
@@ -332,11 +332,14 @@ func TestGRPCBadServiceConfig(t *testing.T) {
 		{`{"ejection":{"baseTime":"-1s"}}`, "ejection.baseTime must be a positive duration"},
 		{`{"ejection":{"baseTime":"soon"}}`, "ejection.baseTime must be a positive duration"},
 		{`{"ejection":{"consecutiveFailures":0}}`, "consecutiveFailures must be at least 1"},
-		{`{"ejection":{"maxPercent":150}}`, "MaxPercent must be in 0..100, got 150"},
+		{`{"ejection":{"maxPercent":150}}`, "ejection.maxPercent must be in 1..100, got 150"},
+		{`{"ejection":{"maxPercent":0}}`, "ejection.maxPercent must be in 1..100, got 0"},
+		{`{"ejection":null}`, "ejection: null is not a setting"},
+		{`{"ejection":{"maxPercnt":10}}`, `unknown field "maxPercnt"`},
 		{`{"ejection":{"baseTime":"10m","maxTime":"1m"}}`, "must not be below BaseTime"},
 	} {
 		sc := fmt.Sprintf(`{"loadBalancingConfig":[{"rpcguard_selector":%s}]}`, tc.cfg)
-		cc, err := grpc.NewClient("rpcguard:///echo", grpc.WithResolvers(selector.NewResolverBuilder(src)),
+		cc, err := grpc.NewClient("rpcguard:///echo", testcluster.Resolver(t, src),
 			grpc.WithDefaultServiceConfig(sc), grpc.WithTransportCredentials(insecureCreds()))
 		if err == nil {
 			_ = cc.Close()
@@ -379,19 +382,18 @@ func (w *onceWatcher) Next() ([]selector.Node, error) {
 
 func (w *onceWatcher) Stop() { w.cancel() }
 
-func TestGRPCResolverRejectsBadNodes(t *testing.T) {
+func TestGRPCResolverRejectsEmptySets(t *testing.T) {
 	for _, tc := range []struct {
 		name, target string
 		nodes        []selector.Node
 		want         string
 	}{
-		{"duplicate IDs", "rpcguard:///echo", []selector.Node{{ID: "a", Addr: "127.0.0.1:1"}, {ID: "a", Addr: "127.0.0.1:2"}}, `duplicate node ID "a"`},
-		{"bad address", "rpcguard:///echo", []selector.Node{{ID: "a", Addr: "localhost"}}, "does not parse as host:port"},
-		{"no nodes", "rpcguard:///echo", nil, `service "echo" has no nodes`},
+		{"only bad addresses", "rpcguard:///echo", []selector.Node{{ID: "a", Addr: "localhost"}}, `service "echo" has no valid nodes`},
+		{"no nodes", "rpcguard:///echo", nil, `service "echo" has no valid nodes`},
 		{"no service", "rpcguard:///", []selector.Node{{ID: "a", Addr: "127.0.0.1:1"}}, "names no service"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cc := testcluster.Dial(t, tc.target, grpc.WithResolvers(selector.NewResolverBuilder(badSource{tc.nodes})),
+			cc := testcluster.Dial(t, tc.target, testcluster.Resolver(t, badSource{tc.nodes}),
 				grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"rpcguard_selector":{}}]}`))
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -402,6 +404,77 @@ func TestGRPCResolverRejectsBadNodes(t *testing.T) {
 		})
 	}
 }
+
+// A registry entry whose address another node already has (a node that
+// restarted under a new ID on the same port within its TTL), a duplicate ID
+// and a bad address are each dropped and reported; the rest of the set is
+// applied, and every good node gets calls.
+func TestGRPCResolverDropsBadEntriesOneByOne(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	ns := toNodes(c.Nodes)
+	set := []selector.Node{
+		ns[0],
+		{ID: "bad-addr", Addr: "localhost"},
+		{ID: ns[0].ID, Addr: "127.0.0.1:1"}, // duplicate ID
+		ns[1],
+		{ID: "ghost", Addr: strings.ToUpper(ns[1].Addr)}, // ns[1]'s address, another ID
+		ns[2],
+	}
+	var mu sync.Mutex
+	var dropped []string
+	cc := testcluster.Dial(t, "rpcguard:///echo", testcluster.Resolver(t, badSource{set}, selector.WithOnDropped(func(service string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		dropped = append(dropped, service+": "+err.Error())
+	})), grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"rpcguard_selector":{}}]}`))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 30 {
+		if _, err := testcluster.Unary(ctx, cc, grpc.WaitForReady(true)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, n := range c.Calls() {
+		if n == 0 {
+			t.Errorf("node-%d got no call: the resolver did not apply the good part of the set (calls %v)", i, c.Calls())
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(dropped) != 3 {
+		t.Fatalf("dropped %d entries, want 3: %q", len(dropped), dropped)
+	}
+	for i, want := range []string{"bad-addr", `duplicate node ID "node-0"`, `"node-1" and "ghost" share the address`} {
+		if !strings.Contains(dropped[i], want) || !strings.HasPrefix(dropped[i], "echo: ") {
+			t.Errorf("report %d: %q, want the service and %q", i, dropped[i], want)
+		}
+	}
+}
+
+func TestParseConfigRejectsTrailingData(t *testing.T) {
+	parser := balancer.Get(selector.BalancerName).(balancer.ConfigParser)
+	if _, err := parser.ParseConfig([]byte(`{"strategy":"random"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, js := range []string{`{"strategy":"random"} {}`, `{} x`, `{"strategy":"random"}]`} {
+		if _, err := parser.ParseConfig([]byte(js)); err == nil || !strings.Contains(err.Error(), "after the JSON object") && !strings.Contains(err.Error(), "invalid character") {
+			t.Errorf("ParseConfig(%s) = %v, want an error about the data after the object", js, err)
+		}
+	}
+}
+
+func TestNewResolverBuilderRefusesNil(t *testing.T) {
+	var mem *nilSource
+	for _, src := range []selector.Source{nil, mem} {
+		if _, err := selector.NewResolverBuilder(src); err == nil || !strings.Contains(err.Error(), "nil Source") {
+			t.Errorf("NewResolverBuilder(%#v) = %v, want a nil Source error", src, err)
+		}
+	}
+}
+
+type nilSource struct{}
+
+func (*nilSource) Watch(context.Context, string) (selector.Watcher, error) { return nil, nil }
 
 func insecureCreds() credentials.TransportCredentials { return insecure.NewCredentials() }
 

@@ -81,7 +81,7 @@ func BenchmarkGRPCUnary(b *testing.B) {
 		{"rpcguard_selector", `"rpcguard_selector":{"ejection":{}}`, []grpc.DialOption{grpc.WithUnaryInterceptor(selector.UnaryClientInterceptor())}},
 	} {
 		cc := testcluster.Dial(b, "rpcguard:///echo", append([]grpc.DialOption{
-			grpc.WithResolvers(selector.NewResolverBuilder(src)),
+			testcluster.Resolver(b, src),
 			grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"loadBalancingConfig":[{%s}]}`, bc.lb)),
 		}, bc.opts...)...)
 		b.Run(bc.name, func(b *testing.B) {

@@ -70,9 +70,13 @@ func ExampleNewResolverBuilder() {
 		log.Fatal(err)
 	}
 
+	rb, err := selector.NewResolverBuilder(src)
+	if err != nil {
+		log.Fatal(err)
+	}
 	cc, err := grpc.NewClient("rpcguard:///echo",
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithResolvers(selector.NewResolverBuilder(src)),
+		grpc.WithResolvers(rb),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"rpcguard_selector": {
 			"strategy": "round_robin",
 			"ejection": {"consecutiveFailures": 5, "baseTime": "30s"}

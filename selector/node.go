@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"strconv"
+	"strings"
 )
 
 // Node is one instance of a service: where to reach it and what it says about
@@ -34,43 +36,81 @@ func (n Node) Validate() error {
 	return nil
 }
 
-// ValidateAddr reports whether addr is a dialable "host:port": a non-empty
-// host and a numeric port in 1..65535.
+// ValidateAddr reports whether addr is a dialable "host:port": a host that
+// is an IP address or a DNS name (letters, digits, '-', '_' and '.'; no
+// spaces or control characters) and a numeric port in 1..65535.
 func ValidateAddr(addr string) error {
+	_, err := CanonicalAddr(addr)
+	return err
+}
+
+// CanonicalAddr validates addr and returns the form two addresses of the
+// same endpoint share: a lowercase host name ("Host:80" is "host:80") or an
+// IP in its standard form ("[0:0::1]:80" is "[::1]:80").
+func CanonicalAddr(addr string) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("address %q does not parse as host:port: %w", addr, err)
+		return "", fmt.Errorf("address %q does not parse as host:port: %w", addr, err)
 	}
 	if host == "" {
-		return fmt.Errorf("address %q has no host", addr)
+		return "", fmt.Errorf("address %q has no host", addr)
 	}
 	p, err := strconv.Atoi(port)
-	if err != nil || p < 1 || p > 65535 {
-		return fmt.Errorf("address %q: port %q is not a number in 1..65535", addr, port)
+	if err != nil || p < 1 || p > 65535 || port[0] == '+' {
+		return "", fmt.Errorf("address %q: port %q is not a number in 1..65535", addr, port)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return net.JoinHostPort(ip.String(), strconv.Itoa(p)), nil
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return "", fmt.Errorf("address %q: host %q is neither an IP address nor a DNS name (byte %q at %d)", addr, host, c, i)
+		}
+	}
+	return net.JoinHostPort(strings.ToLower(host), strconv.Itoa(p)), nil
+}
+
+// ValidateNodes checks every node and that no ID or address appears twice
+// (addresses compared in canonical form: "Host:80" and "host:80" are one).
+// An empty set is valid here: a service may have no node for a while; a pick
+// then fails with ErrNoNodes.
+func ValidateNodes(nodes []Node) error {
+	if _, dropped := FilterNodes(nodes); len(dropped) > 0 {
+		return dropped[0]
 	}
 	return nil
 }
 
-// ValidateNodes checks every node and that no ID or address appears twice.
-// An empty set is valid here: a service may have no node for a while; a pick
-// then fails with ErrNoNodes.
-func ValidateNodes(nodes []Node) error {
+// FilterNodes keeps the nodes of a set that are valid, dropping each bad one
+// on its own: an invalid node, and a node whose ID or address (canonical
+// form) an earlier node of the set already has. It returns one error per
+// dropped node. Sources that merge entries from several writers (a
+// registry) list the entry that should win a shared address first; the
+// resolver applies what FilterNodes keeps and reports the rest.
+func FilterNodes(nodes []Node) (kept []Node, dropped []error) {
 	ids := make(map[string]string, len(nodes))
 	addrs := make(map[string]string, len(nodes))
+	kept = make([]Node, 0, len(nodes))
 	for _, n := range nodes {
 		if err := n.Validate(); err != nil {
-			return err
+			dropped = append(dropped, err)
+			continue
 		}
+		ca, _ := CanonicalAddr(n.Addr) // valid: Validate checked it
 		if prev, ok := ids[n.ID]; ok {
-			return fmt.Errorf("selector: duplicate node ID %q (addresses %q and %q)", n.ID, prev, n.Addr)
+			dropped = append(dropped, fmt.Errorf("selector: duplicate node ID %q (addresses %q and %q)", n.ID, prev, n.Addr))
+			continue
 		}
-		if prev, ok := addrs[n.Addr]; ok {
-			return fmt.Errorf("selector: nodes %q and %q share the address %q", prev, n.ID, n.Addr)
+		if prev, ok := addrs[ca]; ok {
+			dropped = append(dropped, fmt.Errorf("selector: nodes %q and %q share the address %q", prev, n.ID, n.Addr))
+			continue
 		}
 		ids[n.ID] = n.Addr
-		addrs[n.Addr] = n.ID
+		addrs[ca] = n.ID
+		kept = append(kept, n)
 	}
-	return nil
+	return kept, dropped
 }
 
 // Equal reports whether two nodes are the same in every field.

@@ -32,8 +32,9 @@ func MetadataEquals(key, value string) Filter {
 	return func(n Node) bool { v, ok := n.Metadata[key]; return ok && v == value }
 }
 
-// Ejection configures outlier ejection. The zero value disables it; start
-// from DefaultEjection to enable it with the defaults.
+// Ejection configures outlier ejection. The zero value disables it; with
+// ConsecutiveFailures set, every other field left zero takes its default
+// (DefaultEjection's).
 type Ejection struct {
 	// ConsecutiveFailures ejects a node after this many Failures in a row
 	// (see Classifier). 0 disables ejection. Default 5.
@@ -45,7 +46,8 @@ type Ejection struct {
 	// last return starts again from BaseTime. Default 300 s.
 	MaxTime time.Duration
 	// MaxPercent is the largest share of the nodes, in percent, that may be
-	// ejected at once (rounded down: with 3 nodes and 50%, one). Default 50.
+	// ejected at once (rounded down: with 3 nodes and 50%, one), in 1..100.
+	// Default 50.
 	MaxPercent int
 }
 
@@ -56,6 +58,24 @@ func DefaultEjection() Ejection {
 }
 
 func (e Ejection) enabled() bool { return e.ConsecutiveFailures > 0 }
+
+// withDefaults fills the zero fields of an enabled Ejection.
+func (e Ejection) withDefaults() Ejection {
+	if e == (Ejection{}) {
+		return e
+	}
+	d := DefaultEjection()
+	if e.BaseTime == 0 {
+		e.BaseTime = d.BaseTime
+	}
+	if e.MaxTime == 0 {
+		e.MaxTime = max(d.MaxTime, e.BaseTime)
+	}
+	if e.MaxPercent == 0 {
+		e.MaxPercent = d.MaxPercent
+	}
+	return e
+}
 
 func (e Ejection) validate() error {
 	if e == (Ejection{}) {
@@ -68,8 +88,8 @@ func (e Ejection) validate() error {
 		return fmt.Errorf("selector: Ejection.BaseTime must be positive, got %v", e.BaseTime)
 	case e.MaxTime < e.BaseTime:
 		return fmt.Errorf("selector: Ejection.MaxTime (%v) must not be below BaseTime (%v)", e.MaxTime, e.BaseTime)
-	case e.MaxPercent < 0 || e.MaxPercent > 100:
-		return fmt.Errorf("selector: Ejection.MaxPercent must be in 0..100, got %d", e.MaxPercent)
+	case e.MaxPercent < 1 || e.MaxPercent > 100:
+		return fmt.Errorf("selector: Ejection.MaxPercent must be in 1..100, got %d (0 would never eject)", e.MaxPercent)
 	}
 	return nil
 }
@@ -125,6 +145,7 @@ func WithFilter(f Filter) Option {
 // WithEjection sets outlier ejection (see Ejection). Default: disabled.
 func WithEjection(e Ejection) Option {
 	return func(o *options) error {
+		e = e.withDefaults()
 		if err := e.validate(); err != nil {
 			return err
 		}

@@ -53,7 +53,31 @@ func (s *Selector) pick(ctx context.Context, v *view) (Picked, int, error) {
 	if s.opts.strategy == PowerOfTwo {
 		p.start = s.now()
 	}
+	if check, ok := ctx.Value(pickCheckKey{}).(func(Node) error); ok {
+		if err := check(ns.node); err != nil {
+			if e.c != nil {
+				e.c.mu.Unlock() // report takes it; the deferred Unlock must find it held
+				p.report(Failure, true, false)
+				e.c.mu.Lock()
+			} else {
+				p.report(Failure, true, false)
+			}
+			return Picked{}, -1, err
+		}
+	}
 	return p, i, nil
+}
+
+type pickCheckKey struct{}
+
+// WithPickCheck returns a context whose picks run check on the node they
+// chose. An error fails the pick as if the node had refused the connection:
+// the node counts as tried by the call and as failed (ejection), the attempt
+// as never sent (so even a call that is not idempotent is retried
+// elsewhere), and the pick returns the error. Fault injection uses it to
+// fault the node a call is really sent to; check must not block.
+func WithPickCheck(ctx context.Context, check func(Node) error) context.Context {
+	return context.WithValue(ctx, pickCheckKey{}, check)
 }
 
 // eligibility decides which nodes one pick may take. c.mu is held.

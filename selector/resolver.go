@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/grpclog"
 	"google.golang.org/grpc/resolver"
 )
 
@@ -19,17 +21,69 @@ const Scheme = "rpcguard"
 // nodes from src. Pass it to grpc.NewClient with grpc.WithResolvers (no
 // global registration needed):
 //
-//	grpc.NewClient("rpcguard:///greeter", grpc.WithResolvers(selector.NewResolverBuilder(src)), ...)
+//	rb, err := selector.NewResolverBuilder(src)
+//	...
+//	grpc.NewClient("rpcguard:///greeter", grpc.WithResolvers(rb), ...)
 //
-// Every node set is validated (ValidateNodes); an invalid or empty set is
-// reported to gRPC as a resolver error and the last good set stays in use.
-// Each update sets both Addresses and Endpoints, and carries the Node (ID,
-// metadata) to the rpcguard_selector balancer.
-func NewResolverBuilder(src Source) resolver.Builder {
-	return &resolverBuilder{src: src}
+// Every node set is filtered (FilterNodes): a bad entry (an invalid address,
+// an ID or address another node already has) is dropped on its own and
+// reported (WithOnDropped; default: gRPC's log), and the rest is applied. A
+// set with no valid node is reported to gRPC as a resolver error and the
+// last good set stays in use. Each update sets both Addresses and Endpoints,
+// and carries the Node (ID, metadata) to the rpcguard_selector balancer.
+func NewResolverBuilder(src Source, opts ...ResolverOption) (resolver.Builder, error) {
+	if isNil(src) {
+		return nil, fmt.Errorf("selector: NewResolverBuilder: nil Source")
+	}
+	b := &resolverBuilder{src: src, onDropped: func(service string, err error) {
+		logger.Warningf("service %q: dropped a node entry: %v", service, err)
+	}}
+	for _, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("selector: NewResolverBuilder: nil ResolverOption")
+		}
+		if err := o(b); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
-type resolverBuilder struct{ src Source }
+var logger = grpclog.Component("rpcguard")
+
+// ResolverOption configures NewResolverBuilder.
+type ResolverOption func(*resolverBuilder) error
+
+// WithOnDropped sets what runs for each node entry the resolver drops (see
+// FilterNodes), with the service and the reason. It runs on the resolver's
+// goroutine and must not block. Default: a warning in gRPC's log.
+func WithOnDropped(f func(service string, err error)) ResolverOption {
+	return func(b *resolverBuilder) error {
+		if f == nil {
+			return fmt.Errorf("selector: WithOnDropped: nil function")
+		}
+		b.onDropped = f
+		return nil
+	}
+}
+
+// isNil reports whether v is nil or an interface holding a nil pointer (a
+// nil *health.Memory passed as a Source, say).
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
+}
+
+type resolverBuilder struct {
+	src       Source
+	onDropped func(service string, err error)
+}
 
 func (b *resolverBuilder) Scheme() string { return Scheme }
 
@@ -44,18 +98,19 @@ func (b *resolverBuilder) Build(t resolver.Target, cc resolver.ClientConn, _ res
 		cancel()
 		return nil, fmt.Errorf("selector: watch service %q: %w", service, err)
 	}
-	r := &sourceResolver{service: service, cc: cc, w: w, cancel: cancel}
+	r := &sourceResolver{service: service, cc: cc, w: w, cancel: cancel, onDropped: b.onDropped}
 	r.wg.Add(1)
 	go r.run(ctx)
 	return r, nil
 }
 
 type sourceResolver struct {
-	service string
-	cc      resolver.ClientConn
-	w       Watcher
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	service   string
+	cc        resolver.ClientConn
+	w         Watcher
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	onDropped func(service string, err error)
 }
 
 // Watch errors are retried after a delay that doubles from retryMin to
@@ -91,12 +146,12 @@ func (r *sourceResolver) run(ctx context.Context) {
 }
 
 func (r *sourceResolver) apply(nodes []Node) {
-	if len(nodes) == 0 {
-		r.cc.ReportError(fmt.Errorf("selector: service %q has no nodes", r.service))
-		return
+	nodes, dropped := FilterNodes(nodes)
+	for _, err := range dropped {
+		r.onDropped(r.service, err)
 	}
-	if err := ValidateNodes(nodes); err != nil {
-		r.cc.ReportError(fmt.Errorf("selector: service %q: %w", r.service, err))
+	if len(nodes) == 0 {
+		r.cc.ReportError(fmt.Errorf("selector: service %q has no valid nodes", r.service))
 		return
 	}
 	st := resolver.State{

@@ -45,7 +45,11 @@ func TestResolverSetsAddressesAndEndpoints(t *testing.T) {
 		t.Fatal(err)
 	}
 	cc := &recordingCC{}
-	r, err := selector.NewResolverBuilder(src).Build(resolver.Target{URL: *mustURL(t, "rpcguard:///echo")}, cc, resolver.BuildOptions{})
+	rb, err := selector.NewResolverBuilder(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := rb.Build(resolver.Target{URL: *mustURL(t, "rpcguard:///echo")}, cc, resolver.BuildOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

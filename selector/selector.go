@@ -19,6 +19,11 @@ type Selector struct {
 	nEjected atomic.Int64  // nodes whose ejection has not been seen to end
 
 	mu sync.Mutex // serializes Update and ejection decisions
+	// Guarded by mu. keep names the nodes whose state outlives their
+	// absence from the view (the gRPC balancer's: nodes in the resolver's
+	// set whose connection is not ready); parked holds that state.
+	keep   map[string]bool
+	parked map[string]*nodeState
 }
 
 // view is one immutable node set; nodes passed the filters.
@@ -85,24 +90,69 @@ func (s *Selector) update(nodes []Node) (*view, []Node) {
 		if !s.passes(n) {
 			continue
 		}
-		ns, ok := prev[n.ID]
-		if ok && ns.node.Equal(n) {
-			delete(prev, n.ID)
-		} else {
+		ns := s.stateOf(n, prev)
+		if ns == nil {
 			n.Metadata = maps.Clone(n.Metadata)
 			ns = &nodeState{node: n}
 		}
 		nv.nodes = append(nv.nodes, ns)
 		kept = append(kept, ns.node)
 	}
-	for _, gone := range prev { // removed or replaced: their ejection ends
-		if until := gone.ejectedUntil.Load(); until != 0 && gone.ejectedUntil.CompareAndSwap(until, 0) {
-			s.nEjected.Add(-1)
+	for id, gone := range prev {
+		if s.keep[id] { // still known, not ready now: its state waits
+			if s.parked == nil {
+				s.parked = map[string]*nodeState{}
+			}
+			s.parked[id] = gone
+			continue
 		}
+		s.forget(gone)
 	}
 	s.view.Store(nv)
 	s.mu.Unlock()
 	return nv, kept
+}
+
+// stateOf takes n's state out of prev or the parked states, if the node is
+// the same in every field; a node that changed starts afresh. s.mu is held.
+func (s *Selector) stateOf(n Node, prev map[string]*nodeState) *nodeState {
+	var ns *nodeState
+	if p, ok := prev[n.ID]; ok {
+		delete(prev, n.ID)
+		ns = p
+	} else if p, ok := s.parked[n.ID]; ok {
+		delete(s.parked, n.ID)
+		ns = p
+	}
+	if ns != nil && !ns.node.Equal(n) {
+		s.forget(ns)
+		return nil
+	}
+	return ns
+}
+
+// forget ends the ejection of a node whose state is dropped. s.mu is held.
+func (s *Selector) forget(ns *nodeState) {
+	if until := ns.ejectedUntil.Load(); until != 0 && ns.ejectedUntil.CompareAndSwap(until, 0) {
+		s.nEjected.Add(-1)
+	}
+}
+
+// retain sets the nodes whose state (ejection and its escalation, latency,
+// failures) outlives their absence from the view: the gRPC balancer keeps
+// the state of every node in the resolver's set, so that a connection that
+// cycles (a server's MaxConnectionAge) does not make the selector forget an
+// ejected node. Parked states of other nodes are dropped.
+func (s *Selector) retain(ids map[string]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keep = ids
+	for id, ns := range s.parked {
+		if !ids[id] {
+			delete(s.parked, id)
+			s.forget(ns)
+		}
+	}
 }
 
 func (s *Selector) passes(n Node) bool {

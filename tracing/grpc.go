@@ -61,7 +61,7 @@ func (t *Tracing) StreamClientInterceptor() grpc.StreamClientInterceptor {
 			return streamer(ctx, desc, cc, method, opts...)
 		}
 		ctx, span := t.startCall(ctx, tr, method, cc)
-		return traceStream(ctx, span, func(ctx context.Context) (grpc.ClientStream, error) {
+		return traceStream(ctx, desc, span, func(ctx context.Context) (grpc.ClientStream, error) {
 			return streamer(ctx, desc, cc, method, opts...)
 		}, func() { tagLastNode(span, ctx) })
 	}
@@ -76,7 +76,7 @@ func (t *Tracing) AttemptStreamClientInterceptor() grpc.StreamClientInterceptor 
 			return streamer(ctx, desc, cc, method, opts...)
 		}
 		ctx, span := t.startAttempt(ctx, tr, method)
-		return traceStream(ctx, span, func(ctx context.Context) (grpc.ClientStream, error) {
+		return traceStream(ctx, desc, span, func(ctx context.Context) (grpc.ClientStream, error) {
 			return streamer(ctx, desc, cc, method, opts...)
 		}, func() { tagAttempt(span, ctx, false) })
 	}
@@ -90,7 +90,7 @@ func (t *Tracing) startCall(ctx context.Context, tr opentracing.Tracer, method s
 		ext.PeerService.Set(span, svc)
 	}
 	ctx = selector.EnsureCall(opentracing.ContextWithSpan(ctx, span))
-	return injectGRPC(ctx, tr, span), span
+	return t.injectGRPC(ctx, tr, span), span
 }
 
 // startAttempt starts an attempt span, child of the call span, tagged with
@@ -98,18 +98,19 @@ func (t *Tracing) startCall(ctx context.Context, tr opentracing.Tracer, method s
 func (t *Tracing) startAttempt(ctx context.Context, tr opentracing.Tracer, method string) (context.Context, opentracing.Span) {
 	span := startClient(ctx, tr, method+" attempt", componentGRPC)
 	tagAttempt(span, ctx, true)
-	return injectGRPC(opentracing.ContextWithSpan(ctx, span), tr, span), span
+	return t.injectGRPC(opentracing.ContextWithSpan(ctx, span), tr, span), span
 }
 
-// traceStream opens a stream and finishes span when it ends.
-func traceStream(ctx context.Context, span opentracing.Span, open func(context.Context) (grpc.ClientStream, error), tag func()) (grpc.ClientStream, error) {
+// traceStream opens a stream and finishes span when it ends (see
+// grpcx.OnEnd for the end of each stream shape).
+func traceStream(ctx context.Context, desc *grpc.StreamDesc, span opentracing.Span, open func(context.Context) (grpc.ClientStream, error), tag func()) (grpc.ClientStream, error) {
 	cs, err := open(ctx)
 	if err != nil {
 		tag()
 		finishRPC(span, err)
 		return nil, err
 	}
-	return grpcx.OnEnd(ctx, cs, func(err error) {
+	return grpcx.OnEnd(ctx, desc, cs, func(err error) {
 		tag()
 		finishRPC(span, err)
 	}), nil
@@ -117,30 +118,14 @@ func traceStream(ctx context.Context, span opentracing.Span, open func(context.C
 
 // injectGRPC writes span's headers into a copy of ctx's outgoing metadata,
 // replacing any the tracer wrote before (lowercase keys, nothing else
-// touched).
-func injectGRPC(ctx context.Context, tr opentracing.Tracer, span opentracing.Span) context.Context {
+// touched; what metadata cannot carry is dropped, see carrier.go).
+func (t *Tracing) injectGRPC(ctx context.Context, tr opentracing.Tracer, span opentracing.Span) context.Context {
 	md, _ := metadata.FromOutgoingContext(ctx)
 	md = md.Copy()
-	if err := tr.Inject(span.Context(), opentracing.TextMap, mdCarrier(md)); err != nil {
+	if err := tr.Inject(span.Context(), format, t.mdWriter(md)); err != nil {
 		return ctx
 	}
 	return metadata.NewOutgoingContext(ctx, md)
-}
-
-// mdCarrier writes and reads gRPC metadata for the tracer.
-type mdCarrier metadata.MD
-
-func (c mdCarrier) Set(key, val string) { c[strings.ToLower(key)] = []string{val} }
-
-func (c mdCarrier) ForeachKey(handler func(key, val string) error) error {
-	for k, vs := range c {
-		for _, v := range vs {
-			if err := handler(k, v); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // UnaryServerInterceptor makes the server span, child of the client's

@@ -14,8 +14,10 @@ const componentHTTP = "net/http"
 // Middleware makes a server span per request, child of the caller's span
 // when the request carries one within the bound. It is named "HTTP METHOD
 // PATTERN" of the http.ServeMux route (never the raw URL): the mux it wraps,
-// or the one an inner rpcguard middleware (the breaker's) wraps. Tagged with the method, path, status and peer; a status of 500
-// or more marks it an error.
+// or the one an inner rpcguard middleware (the breaker's) wraps; a method
+// outside the nine standard ones is named "OTHER" (remote clients must not
+// make span names at will). Tagged with the method, path, status and peer; a
+// status of 500 or more marks it an error.
 func (t *Tracing) Middleware(next http.Handler) http.Handler {
 	mux, _ := next.(*http.ServeMux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -33,7 +35,7 @@ func (t *Tracing) Middleware(next http.Handler) http.Handler {
 				}
 			}
 		})
-		span := tr.StartSpan("HTTP "+r.Method, ext.RPCServerOption(parent), opentracing.Tag{Key: string(ext.Component), Value: componentHTTP})
+		span := tr.StartSpan("HTTP "+httpx.Method(r.Method), ext.RPCServerOption(parent), opentracing.Tag{Key: string(ext.Component), Value: componentHTTP})
 		ext.HTTPMethod.Set(span, r.Method)
 		ext.HTTPUrl.Set(span, r.URL.Path)
 		ext.PeerAddress.Set(span, r.RemoteAddr)
@@ -64,12 +66,12 @@ func (t *Tracing) RoundTripper(next http.RoundTripper) http.RoundTripper {
 		if !on {
 			return next.RoundTrip(r)
 		}
-		span := startClient(r.Context(), tr, "HTTP "+r.Method, componentHTTP)
+		span := startClient(r.Context(), tr, "HTTP "+httpx.Method(r.Method), componentHTTP)
 		ext.HTTPMethod.Set(span, r.Method)
 		ext.HTTPUrl.Set(span, r.URL.Scheme+"://"+r.URL.Host+r.URL.Path)
 		ext.PeerAddress.Set(span, r.URL.Host)
 		r = r.Clone(r.Context())
-		_ = tr.Inject(span.Context(), opentracing.HTTPHeaders, opentracing.HTTPHeadersCarrier(r.Header))
+		_ = tr.Inject(span.Context(), format, t.headerWriter(r.Header))
 		resp, err := next.RoundTrip(r)
 		code := 0
 		if resp != nil {

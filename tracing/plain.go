@@ -2,7 +2,6 @@ package tracing
 
 import (
 	"context"
-	"strings"
 
 	"github.com/opentracing/opentracing-go"
 	"github.com/opentracing/opentracing-go/ext"
@@ -41,14 +40,15 @@ func (t *Tracing) StartAttempt(ctx context.Context, op string) (_ context.Contex
 }
 
 // Inject writes the span in ctx into carrier, for a client of any
-// transport. Keys are lowercase.
+// transport. Keys are lowercase; baggage values are URL-encoded, and pairs
+// that gRPC metadata could not carry are dropped (Hooks.OnDropped).
 func (t *Tracing) Inject(ctx context.Context, carrier map[string]string) {
 	tr, on := t.tracerFor()
 	span := spanFrom(ctx)
 	if !on || span == nil {
 		return
 	}
-	_ = tr.Inject(span.Context(), opentracing.TextMap, mapCarrier(carrier))
+	_ = tr.Inject(span.Context(), format, t.mapWriter(carrier))
 }
 
 // StartServer starts a server span named op, child of the span context in
@@ -68,7 +68,3 @@ func (t *Tracing) StartServer(ctx context.Context, op string, carrier map[string
 	span := tr.StartSpan(op, ext.RPCServerOption(parent), opentracing.Tag{Key: string(ext.Component), Value: "rpcguard"})
 	return opentracing.ContextWithSpan(ctx, span), func(err error) { finishRPC(span, err) }
 }
-
-type mapCarrier map[string]string
-
-func (c mapCarrier) Set(key, val string) { c[strings.ToLower(key)] = val }

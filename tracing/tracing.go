@@ -22,6 +22,10 @@ type Hooks struct {
 	// OnOversized runs when incoming trace headers were ignored because
 	// together they were larger than the bound; size is their total.
 	OnOversized func(size int)
+	// OnDropped runs when the tracer wrote a header that the carrier cannot
+	// carry (a baggage key with a space, a value with control characters):
+	// it is left out and the call goes on.
+	OnDropped func(key string)
 }
 
 // DefaultTraceHeaders are the prefixes of the incoming headers handed to the
@@ -137,7 +141,7 @@ func (t *Tracing) extract(tr opentracing.Tracer, each func(yield func(k, v strin
 		}
 		return nil
 	}
-	sc, err := tr.Extract(opentracing.TextMap, filtered{t, each})
+	sc, err := tr.Extract(format, filtered{t, each})
 	if err != nil {
 		return nil // none or malformed: a new trace
 	}

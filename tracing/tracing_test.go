@@ -112,7 +112,7 @@ func TestGRPCThenHTTPIsOneTrace(t *testing.T) {
 		return nil
 	})
 	src, _ := selector.NewStatic(selector.Node{ID: "a", Addr: a.Addr})
-	cc := testcluster.Dial(t, "rpcguard:///echo", grpc.WithResolvers(selector.NewResolverBuilder(src)),
+	cc := testcluster.Dial(t, "rpcguard:///echo", testcluster.Resolver(t, src),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"rpcguard_selector":{}}]}`),
 		grpc.WithChainUnaryInterceptor(tg.UnaryClientInterceptor()))
 	if _, err := testcluster.Unary(context.Background(), cc, grpc.WaitForReady(true)); err != nil {
@@ -214,7 +214,7 @@ func TestRetriedGRPCCallShowsAttemptSpans(t *testing.T) {
 	cluster.Nodes[0].SetFault(testcluster.FailWith(codes.Unavailable))
 	src, _ := selector.NewStatic(nodes...)
 	policy, _ := retry.New(retry.WithIdempotent("*"))
-	cc := testcluster.Dial(t, "rpcguard:///echo", grpc.WithResolvers(selector.NewResolverBuilder(src)),
+	cc := testcluster.Dial(t, "rpcguard:///echo", testcluster.Resolver(t, src),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"rpcguard_selector":{}}]}`),
 		grpc.WithChainUnaryInterceptor(tg.UnaryClientInterceptor(), policy.UnaryClientInterceptor(), tg.AttemptUnaryClientInterceptor()))
 	for cluster.Nodes[0].Calls() == 0 || cluster.Nodes[1].Calls() == 0 { // until both nodes are connected

@@ -167,7 +167,11 @@ func (c *cluster) served() int64 { return c.received.Load() }
 func (e *env) dial(sc scenario, client string, reg health.Registry) (*grpc.ClientConn, *breaker.Breaker, error) {
 	creds := grpc.WithTransportCredentials(insecure.NewCredentials())
 	if client == clientBare {
-		cc, err := grpc.NewClient("rpcguard:///echo", creds, grpc.WithResolvers(selector.NewResolverBuilder(reg)),
+		rb, err := selector.NewResolverBuilder(reg)
+		if err != nil {
+			return nil, nil, err
+		}
+		cc, err := grpc.NewClient("rpcguard:///echo", creds, grpc.WithResolvers(rb),
 			grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
 		return cc, nil, err
 	}

@@ -124,9 +124,13 @@ func main() {
 
 // run makes the calls through a fresh client and returns how many succeeded.
 func run(src selector.Source, serviceConfig string, interceptor grpc.UnaryClientInterceptor) int {
+	rb, err := selector.NewResolverBuilder(src)
+	if err != nil {
+		log.Fatal(err)
+	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithResolvers(selector.NewResolverBuilder(src)),
+		grpc.WithResolvers(rb),
 		grpc.WithDefaultServiceConfig(serviceConfig),
 	}
 	if interceptor != nil {

@@ -21,6 +21,8 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/rpcguard/rpcguard/selector"
 )
 
 // Full method names of the Echo service.
@@ -29,6 +31,9 @@ const (
 	UnaryMethod  = "/rpcguard.test.Echo/Unary"
 	StreamMethod = "/rpcguard.test.Echo/ServerStream"
 	BidiMethod   = "/rpcguard.test.Echo/Bidi"
+	// ClientStreamMethod reads messages until the client closes its side,
+	// then answers "ID:COUNT".
+	ClientStreamMethod = "/rpcguard.test.Echo/ClientStream"
 )
 
 // Fault runs before a node handles a call (for a stream, before its first
@@ -215,8 +220,77 @@ func ServerStream(ctx context.Context, cc grpc.ClientConnInterface, n int, opts 
 	}
 }
 
+// ClientStream sends msgs on a client stream and returns the answer
+// ("ID:COUNT"), as generated code's CloseAndRecv does.
+func ClientStream(ctx context.Context, cc grpc.ClientConnInterface, msgs int, opts ...grpc.CallOption) (string, error) {
+	s, err := cc.NewStream(ctx, &serviceDesc.Streams[2], ClientStreamMethod, opts...)
+	if err != nil {
+		return "", err
+	}
+	for i := range msgs {
+		if err := s.SendMsg(wrapperspb.String(strconv.Itoa(i))); err != nil {
+			break // io.EOF: the status comes from RecvMsg
+		}
+	}
+	if err := s.CloseSend(); err != nil {
+		return "", err
+	}
+	m := new(wrapperspb.StringValue)
+	if err := s.RecvMsg(m); err != nil {
+		return "", err
+	}
+	return m.GetValue(), nil
+}
+
+// UnaryStream calls the unary method through a stream with neither side
+// streaming (as grpc.Invoke does inside): one message each way.
+func UnaryStream(ctx context.Context, cc grpc.ClientConnInterface, opts ...grpc.CallOption) (string, error) {
+	s, err := cc.NewStream(ctx, &grpc.StreamDesc{}, UnaryMethod, opts...)
+	if err != nil {
+		return "", err
+	}
+	if err := s.SendMsg(wrapperspb.String("ping")); err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	if err := s.CloseSend(); err != nil {
+		return "", err
+	}
+	m := new(wrapperspb.StringValue)
+	if err := s.RecvMsg(m); err != nil {
+		return "", err
+	}
+	return m.GetValue(), nil
+}
+
+// Bidi sends msgs on a bidi stream, reading each echo, and returns them.
+func Bidi(ctx context.Context, cc grpc.ClientConnInterface, msgs int, opts ...grpc.CallOption) ([]string, error) {
+	s, err := cc.NewStream(ctx, &serviceDesc.Streams[1], BidiMethod, opts...)
+	if err != nil {
+		return nil, err
+	}
+	var got []string
+	for i := range msgs {
+		if err := s.SendMsg(wrapperspb.String(strconv.Itoa(i))); err != nil {
+			break
+		}
+		m := new(wrapperspb.StringValue)
+		if err := s.RecvMsg(m); err != nil {
+			return got, err
+		}
+		got = append(got, m.GetValue())
+	}
+	if err := s.CloseSend(); err != nil {
+		return got, err
+	}
+	if err := s.RecvMsg(new(wrapperspb.StringValue)); !errors.Is(err, io.EOF) {
+		return got, err
+	}
+	return got, nil
+}
+
 // StreamDescs returns the Echo service's stream descriptions (server
-// stream, then bidi), for callers that open streams themselves.
+// stream, bidi, then client stream), for callers that open streams
+// themselves.
 func StreamDescs() []grpc.StreamDesc { return serviceDesc.Streams }
 
 type echoServer interface{}
@@ -288,6 +362,22 @@ var serviceDesc = grpc.ServiceDesc{
 				}
 			}
 		}},
+		{StreamName: "ClientStream", ClientStreams: true, Handler: func(srv any, ss grpc.ServerStream) error {
+			n := srv.(*Node)
+			if err := n.enter(ss.Context(), ClientStreamMethod); err != nil {
+				return err
+			}
+			count := 0
+			for {
+				if err := ss.RecvMsg(new(wrapperspb.StringValue)); err != nil {
+					if errors.Is(err, io.EOF) {
+						return ss.SendMsg(wrapperspb.String(n.ID + ":" + strconv.Itoa(count)))
+					}
+					return err
+				}
+				count++
+			}
+		}},
 	},
 }
 
@@ -320,4 +410,15 @@ func (p healthProxy) List(ctx context.Context, r *healthpb.HealthListRequest) (*
 
 func (p healthProxy) Watch(r *healthpb.HealthCheckRequest, s healthpb.Health_WatchServer) error {
 	return p.server().Watch(r, s)
+}
+
+// Resolver returns the dial option that resolves "rpcguard:///SERVICE"
+// through src, failing t if the resolver cannot be built.
+func Resolver(t testing.TB, src selector.Source, opts ...selector.ResolverOption) grpc.DialOption {
+	t.Helper()
+	rb, err := selector.NewResolverBuilder(src, opts...)
+	if err != nil {
+		t.Fatalf("testcluster: %v", err)
+	}
+	return grpc.WithResolvers(rb)
 }
