@@ -315,4 +315,3 @@ func TestDoRefusesNilFunction(t *testing.T) {
 		t.Fatalf("Do(nil) = %v, want a nil function error", err)
 	}
 }
-

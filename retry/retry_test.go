@@ -1,10 +1,10 @@
 package retry_test
 
 import (
-	"math"
 	"context"
 	"errors"
 	"io"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
