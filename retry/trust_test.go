@@ -168,4 +168,3 @@ func TestNilArgumentsAreErrors(t *testing.T) {
 		}
 	}
 }
-
