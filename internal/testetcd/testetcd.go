@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -78,4 +79,14 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// RestartEmpty starts etcd again (after Stop) on the same ports with its
+// data removed: a cluster rebuilt from empty data, whose revisions start
+// over.
+func (s *Server) RestartEmpty() error {
+	if err := os.RemoveAll(s.dir); err != nil {
+		return fmt.Errorf("testetcd: %w", err)
+	}
+	return s.Restart()
 }

@@ -1,0 +1,234 @@
+package health_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+
+	"github.com/rpcguard/rpcguard/health"
+	"github.com/rpcguard/rpcguard/internal/testcluster"
+	"github.com/rpcguard/rpcguard/internal/testetcd"
+	"github.com/rpcguard/rpcguard/selector"
+)
+
+// reports collects what a registry reported dropping.
+type reports struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (r *reports) add(s string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, s)
+}
+
+func (r *reports) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.got)
+}
+
+// A node restarted under a new ID on the same port, within its old entry's
+// TTL: the registry lists both entries at one address. The newer
+// registration wins, the ghost is dropped and reported, and the rest of the
+// set is used: calls reach node-late, and none reaches the deregistered
+// node-1.
+func TestSharedAddressNewerRegistrationWins(t *testing.T) {
+	run := func(t *testing.T, reg health.Registry, rep *reports) {
+		ctx := context.Background()
+		c := testcluster.Start(t, 2)
+		late, err := testcluster.StartNode("node-late")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(late.Kill)
+		for _, n := range []selector.Node{
+			{ID: c.Nodes[0].ID, Addr: c.Nodes[0].Addr},
+			{ID: c.Nodes[1].ID, Addr: c.Nodes[1].Addr},
+			{ID: "ghost", Addr: late.Addr}, // the process that used late's port before
+			{ID: late.ID, Addr: late.Addr},
+		} {
+			if err := reg.Register(ctx, "echo", n, 30*time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cc := dialService(t, reg)
+		testcluster.WaitFor(t, 10*time.Second, "calls on node-late", func() bool {
+			_, _ = testcluster.Unary(ctx, cc, grpc.WaitForReady(true))
+			return late.Calls() > 0
+		})
+		if err := reg.Deregister(ctx, "echo", c.Nodes[1].ID); err != nil {
+			t.Fatal(err)
+		}
+		testcluster.WaitFor(t, 10*time.Second, "node-1 out of the listing", func() bool {
+			return slices.Equal(listed(t, reg), []string{"node-0", "node-late"})
+		})
+		// The client's set follows the listing: node-1 stops getting calls.
+		testcluster.WaitFor(t, 10*time.Second, "the client to drop node-1", func() bool {
+			before := c.Nodes[1].Calls()
+			for range 10 {
+				_, _ = testcluster.Unary(ctx, cc, grpc.WaitForReady(true))
+			}
+			return c.Nodes[1].Calls() == before
+		})
+		before := []int64{c.Nodes[0].Calls(), late.Calls()}
+		for range 20 {
+			if _, err := testcluster.Unary(ctx, cc, grpc.WaitForReady(true)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c.Nodes[0].Calls() == before[0] || late.Calls() == before[1] {
+			t.Fatalf("20 calls did not reach both node-0 and node-late")
+		}
+		got := rep.all()
+		if len(got) == 0 || !strings.Contains(got[0], `"ghost" shares the address`) || !strings.Contains(got[0], `with "node-late"`) {
+			t.Fatalf("reports %q, want the ghost dropped for node-late", got)
+		}
+	}
+	t.Run("memory", func(t *testing.T) {
+		var rep reports
+		m, err := health.NewMemory(health.WithTick(20*time.Millisecond), health.WithMemoryHooks(health.MemoryHooks{
+			OnDropped: func(service string, n selector.Node, err error) { rep.add(err.Error()) }}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Close() })
+		run(t, m, &rep)
+	})
+	t.Run("etcd", func(t *testing.T) {
+		var rep reports
+		b := etcdBackend(t, health.EtcdHooks{OnMalformed: func(key string, err error) { rep.add(key + ": " + err.Error()) }})
+		run(t, b.reg, &rep)
+	})
+}
+
+// etcd rebuilt from empty data starts its revisions over: a watch resuming
+// from the revision it had seen would wait for events that never come. The
+// registry notices and lists again.
+func TestEtcdRelistsAfterRebuildFromEmptyData(t *testing.T) {
+	srv, err := testetcd.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	cli, err := clientv3.New(health.EtcdClientConfig(srv.Endpoint()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	var relists reports
+	reg, err := health.NewEtcd(cli, health.WithEtcdResync(100*time.Millisecond), health.WithEtcdHooks(health.EtcdHooks{
+		OnWatchError: func(_ string, err error) { relists.add(err.Error()) }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := reg.Register(ctx, "echo", selector.Node{ID: "old", Addr: "127.0.0.1:1"}, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 { // move the revision well past what the rebuilt etcd will reach
+		if _, err := cli.Put(ctx, fmt.Sprintf("/other/%d", i), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := reg.Watch(ctx, "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if nodes, err := w.Next(); err != nil || len(nodes) != 1 {
+		t.Fatalf("first set: %v, %v", nodes, err)
+	}
+	srv.Stop()
+	if err := srv.RestartEmpty(); err != nil {
+		t.Fatal(err)
+	}
+	// Registrations into the rebuilt cluster (the client reconnects on its
+	// own; retry until it has).
+	for _, id := range []string{"b", "c"} {
+		node := selector.Node{ID: id, Addr: "127.0.0.1:" + map[string]string{"b": "2", "c": "3"}[id]}
+		testcluster.WaitFor(t, 15*time.Second, "registering "+id+" in the rebuilt etcd", func() bool {
+			rctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			return reg.Register(rctx, "echo", node, 10*time.Second) == nil
+		})
+	}
+	got := make(chan []selector.Node, 1)
+	go func() {
+		for {
+			nodes, err := w.Next()
+			if err != nil {
+				close(got)
+				return
+			}
+			if len(nodes) == 2 {
+				got <- nodes
+				return
+			}
+		}
+	}()
+	select {
+	case nodes := <-got:
+		if nodes[0].ID != "b" || nodes[1].ID != "c" {
+			t.Fatalf("after the rebuild the watch holds %v, want b and c", nodes)
+		}
+	case <-time.After(15 * time.Second):
+		w.Stop()
+		t.Fatalf("the watch never saw the rebuilt cluster's nodes (reports: %q)", relists.all())
+	}
+	found := false
+	for _, r := range relists.all() {
+		found = found || strings.Contains(r, "lost its history")
+	}
+	if !found {
+		t.Fatalf("no report of the lost history among %q", relists.all())
+	}
+}
+
+// Entries whose IDs Register would refuse are skipped and reported, like
+// any other malformed entry.
+func TestEtcdSkipsEntriesWithBadIDs(t *testing.T) {
+	var rep reports
+	b := etcdBackend(t, health.EtcdHooks{OnMalformed: func(key string, err error) { rep.add(key) }})
+	raw, err := clientv3.New(clientv3.Config{Endpoints: []string{b.etcd.Endpoint()}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	ctx := context.Background()
+	for _, id := range []string{"with space", "x/y", "tab\there"} {
+		if _, err := raw.Put(ctx, health.DefaultEtcdPrefix+"echo/"+id, fmt.Sprintf(`{"id":%q,"addr":"127.0.0.1:7"}`, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.reg.Register(ctx, "echo", selector.Node{ID: "good", Addr: "127.0.0.1:8"}, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := listed(t, b.reg); !slices.Equal(got, []string{"good"}) {
+		t.Fatalf("List: %v, want only the good node", got)
+	}
+	if got := rep.all(); len(got) != 3 {
+		t.Fatalf("reported %q, want the 3 bad IDs", got)
+	}
+}
+
+func TestMemoryCloseTwiceIsANoOp(t *testing.T) {
+	m, err := health.NewMemory()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
