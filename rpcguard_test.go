@@ -1,14 +1,17 @@
 package rpcguard_test
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/rpcguard/rpcguard"
+	"github.com/rpcguard/rpcguard/health"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/selector"
 )
@@ -33,5 +36,57 @@ func TestBadInput(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: got %v, want %q", tc.service, err, tc.want)
 		}
+	}
+}
+
+// What a user gets from NewClient with no options must never refuse, cut or
+// slow a call a healthy service would serve: 64 callers at once against 3
+// healthy 5 ms nodes all succeed, and a 1.5 s call with a 5 s deadline
+// succeeds.
+func TestDefaultsServeAHealthyService(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	var nodes []selector.Node
+	for _, n := range c.Nodes {
+		n.SetFault(testcluster.Delay(5 * time.Millisecond))
+		nodes = append(nodes, selector.Node{ID: n.ID, Addr: n.Addr})
+	}
+	src, err := selector.NewStatic(nodes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := rpcguard.NewClient("defaults", src, rpcguard.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	call := func(d time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		_, err := testcluster.Unary(ctx, cc, grpc.WaitForReady(true))
+		return err
+	}
+	testcluster.InParallel(t, 64, 20, func() error { return call(5 * time.Second) })
+	var total int64
+	for _, n := range c.Calls() {
+		total += n
+	}
+	if total != 64*20 {
+		t.Fatalf("%d calls reached the servers, want %d (one attempt each)", total, 64*20)
+	}
+	for _, n := range c.Nodes {
+		n.SetFault(testcluster.Delay(1500 * time.Millisecond))
+	}
+	if err := call(5 * time.Second); err != nil {
+		t.Fatalf("a 1.5 s call with a 5 s deadline: %v", err)
+	}
+}
+
+// A nil *health.Memory is a nil Source: NewClient says so, instead of a
+// panic later in a gRPC goroutine.
+func TestNilRegistryIsAnError(t *testing.T) {
+	var m *health.Memory
+	_, err := rpcguard.NewClient("greeter", m, rpcguard.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	if err == nil || !strings.Contains(err.Error(), "nil") {
+		t.Fatalf("NewClient with a nil *health.Memory: %v, want an error", err)
 	}
 }
