@@ -41,7 +41,8 @@ func WithTracing(t *tracing.Tracing) Option {
 }
 
 // WithBreaker sets the breaker. Default: breaker.New with the service's
-// name as its namespace and hystrix's default settings.
+// name as its namespace and breaker.DefaultSettings (no timeout and no
+// concurrency limit: the breaker only opens on server-side failures).
 func WithBreaker(b *breaker.Breaker) Option {
 	return func(c *config) error { c.breaker = b; return nil }
 }

@@ -34,6 +34,15 @@ func BenchmarkBreaker(b *testing.B) {
 			}
 		}
 	})
+	def := newBreaker(b, nil) // the defaults: no timeout, no concurrency limit
+	b.Run("success/rpcguard-defaults", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := def.Do(ctx, "bench-success", ok); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("success/hystrix.Do", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

@@ -7,9 +7,14 @@
 // NotFound included, as a failure. A Breaker drives hystrix-go's own circuit
 // (hystrix.GetCircuit, AllowRequest, ReportEvent) on the caller's
 // goroutine: the same state machine, rolling metrics and dashboard stream;
-// the command timeout is a context deadline that cancels the work; the
-// maximum concurrency is enforced without blocking; only server-side
-// failures count (Classifier); a caller's cancellation is neutral.
+// only server-side failures count (Classifier); a caller's cancellation is
+// neutral, and so are the breaker's own refusals. A command timeout (a
+// context deadline that cancels the work) and a maximum concurrency
+// (enforced without blocking) are there for who sets them; by default there
+// is neither, so that a breaker never refuses or cuts a call that a healthy
+// dependency would serve (hystrix's own defaults, 1 s and 10 at once, did).
+// A panic in the wrapped code releases its slot, counts as a failure and
+// goes on.
 //
 // Engines and adapters: Breaker.Do is the plain Go API; the gRPC client and
 // server interceptors, the net/http middleware and (later) the go-micro

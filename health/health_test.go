@@ -40,7 +40,7 @@ func memoryBackend(t *testing.T) backend {
 	return backend{name: "memory", reg: m, ttl: time.Second, interval: 250 * time.Millisecond}
 }
 
-func etcdBackend(t *testing.T, hooks health.EtcdHooks) backend {
+func etcdBackend(t *testing.T, hooks health.EtcdHooks, opts ...health.EtcdOption) backend {
 	srv, err := testetcd.Start(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +51,7 @@ func etcdBackend(t *testing.T, hooks health.EtcdHooks) backend {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cli.Close() })
-	reg, err := health.NewEtcd(cli, health.WithEtcdHooks(hooks))
+	reg, err := health.NewEtcd(cli, append([]health.EtcdOption{health.WithEtcdHooks(hooks)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/rpcguard/rpcguard/health"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
-	"github.com/rpcguard/rpcguard/internal/testetcd"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
@@ -114,22 +113,15 @@ func TestSharedAddressNewerRegistrationWins(t *testing.T) {
 // from the revision it had seen would wait for events that never come. The
 // registry notices and lists again.
 func TestEtcdRelistsAfterRebuildFromEmptyData(t *testing.T) {
-	srv, err := testetcd.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	cli, err := clientv3.New(health.EtcdClientConfig(srv.Endpoint()))
+	var relists reports
+	b := etcdBackend(t, health.EtcdHooks{OnWatchError: func(_ string, err error) { relists.add(err.Error()) }},
+		health.WithEtcdResync(100*time.Millisecond))
+	reg, srv := b.reg, b.etcd
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{srv.Endpoint()}, DialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cli.Close() })
-	var relists reports
-	reg, err := health.NewEtcd(cli, health.WithEtcdResync(100*time.Millisecond), health.WithEtcdHooks(health.EtcdHooks{
-		OnWatchError: func(_ string, err error) { relists.add(err.Error()) }}))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
 	if err := reg.Register(ctx, "echo", selector.Node{ID: "old", Addr: "127.0.0.1:1"}, 10*time.Second); err != nil {
 		t.Fatal(err)

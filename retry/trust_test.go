@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -29,17 +28,7 @@ func TestFirstMessageTimerNeverCancelsAHandedOverStream(t *testing.T) {
 		retry.WithBudget(retry.Budget{Ratio: 1, MinPerSecond: 1000}))
 	c := newClient(t, 3, `{}`, p)
 	for _, n := range c.cluster.Nodes {
-		n.SetFault(func(ctx context.Context, _ string) error {
-			d := timeout/2 + time.Duration(rand.Int64N(int64(timeout))) // around the timeout
-			tm := time.NewTimer(d)
-			defer tm.Stop()
-			select {
-			case <-tm.C:
-				return nil
-			case <-ctx.Done():
-				return status.FromContextError(ctx.Err()).Err()
-			}
-		})
+		n.SetFault(testcluster.DelayBetween(timeout/2, timeout*3/2)) // around the timeout
 	}
 	desc := testcluster.StreamDescs()[0]
 	var handed, broken, failed atomic.Int64

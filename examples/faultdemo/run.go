@@ -180,7 +180,7 @@ func (e *env) dial(sc scenario, client string, reg health.Registry) (*grpc.Clien
 		return nil, nil, err
 	}
 	brk, err := breaker.New(breaker.WithNamespace("faultdemo-"+sc.name),
-		breaker.WithSettings(breaker.Settings{Timeout: time.Second, MaxConcurrent: 100, VolumeThreshold: 20, SleepWindow: time.Second}))
+		breaker.WithSettings(breaker.Settings{VolumeThreshold: 20, SleepWindow: time.Second}))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,6 +2,7 @@ package testcluster
 
 import (
 	"context"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -27,8 +28,16 @@ func FailEvery(n int64, code codes.Code) Fault {
 }
 
 // Delay makes every call take d longer (or end with ctx).
-func Delay(d time.Duration) Fault {
+func Delay(d time.Duration) Fault { return DelayBetween(d, d) }
+
+// DelayBetween makes every call take a random time in [lo, hi] longer (or
+// end with ctx).
+func DelayBetween(lo, hi time.Duration) Fault {
 	return func(ctx context.Context, _ string) error {
+		d := lo
+		if hi > lo {
+			d += time.Duration(rand.Int64N(int64(hi - lo + 1)))
+		}
 		t := time.NewTimer(d)
 		defer t.Stop()
 		select {

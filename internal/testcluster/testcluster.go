@@ -232,14 +232,7 @@ func ClientStream(ctx context.Context, cc grpc.ClientConnInterface, msgs int, op
 			break // io.EOF: the status comes from RecvMsg
 		}
 	}
-	if err := s.CloseSend(); err != nil {
-		return "", err
-	}
-	m := new(wrapperspb.StringValue)
-	if err := s.RecvMsg(m); err != nil {
-		return "", err
-	}
-	return m.GetValue(), nil
+	return closeAndRecv(s)
 }
 
 // UnaryStream calls the unary method through a stream with neither side
@@ -252,6 +245,11 @@ func UnaryStream(ctx context.Context, cc grpc.ClientConnInterface, opts ...grpc.
 	if err := s.SendMsg(wrapperspb.String("ping")); err != nil && !errors.Is(err, io.EOF) {
 		return "", err
 	}
+	return closeAndRecv(s)
+}
+
+// closeAndRecv closes the send side and reads the one answer.
+func closeAndRecv(s grpc.ClientStream) (string, error) {
 	if err := s.CloseSend(); err != nil {
 		return "", err
 	}
