@@ -52,7 +52,7 @@ func (p *Policy) run(ctx context.Context, cc *callConfig, attempt func(ctx conte
 			return nil
 		}
 		tries = append(tries, Attempt{Number: n, Node: out.node, Err: out.err, Delay: delay, Duration: time.Since(start)})
-		if err := ctx.Err(); err != nil && endedBy(out.err) {
+		if err := callerEnded(ctx); err != nil && endedBy(out.err) {
 			// The caller gave up during the attempt: the call's error is
 			// the caller's, whenever it landed.
 			return p.failure(tries, reason, ctxError{err})
@@ -116,6 +116,19 @@ func ownTimeout(actx, ctx context.Context, err error) bool {
 		return false
 	}
 	return actx.Err() == context.DeadlineExceeded || (err != nil && status.Code(err) == codes.DeadlineExceeded)
+}
+
+// callerEnded returns the caller's context's error, or DeadlineExceeded once
+// its deadline has passed even if ctx has not noticed yet (gRPC's own timer
+// may end an attempt a moment before the context's fires).
+func callerEnded(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // endedBy reports whether an attempt's error is a context's end (gRPC's

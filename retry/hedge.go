@@ -100,7 +100,7 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 				return r.v, nil
 			}
 			tries = append(tries, Attempt{Number: r.n, Hedge: r.n > 1, Node: r.out.node, Err: r.out.err, Duration: r.took})
-			if err := ctx.Err(); err != nil {
+			if err := callerEnded(ctx); err != nil {
 				collect()
 				return zero, p.failure(tries, reason, ctxError{err})
 			}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -21,8 +22,26 @@ type Server struct {
 	e            *embed.Etcd
 }
 
-// Start starts etcd with its data in dir.
-func Start(dir string) (*Server, error) {
+// Start starts etcd with its data in dir, on two free ports. A port found
+// free may be taken by another process before etcd binds it: Start then
+// tries other ports, a few times.
+func Start(dir string) (s *Server, err error) {
+	for range 5 {
+		if s, err = start(dir); err == nil || !strings.Contains(err.Error(), "address already in use") {
+			return s, err
+		}
+		// Start afresh: nothing of the failed member may stay in dir.
+		if rerr := os.RemoveAll(dir); rerr != nil {
+			return nil, rerr
+		}
+		if merr := os.MkdirAll(dir, 0o700); merr != nil {
+			return nil, merr
+		}
+	}
+	return nil, err
+}
+
+func start(dir string) (*Server, error) {
 	cp, err := freePort()
 	if err != nil {
 		return nil, err
