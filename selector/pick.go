@@ -4,10 +4,19 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"time"
 )
 
 // ewmaWeight is the weight of a new latency sample in a node's EWMA.
 const ewmaWeight = 0.3
+
+// staleAfter is how long what power of two choices learned of a node's
+// latency stays true without a new sample. A node that was slow is not
+// picked, so its EWMA would never come down: once its last sample is this
+// old, one pick probes it, and that sample replaces the EWMA (Finagle and
+// Linkerd decay theirs over about 10 s). A node still slow costs one slow
+// call per staleAfter; one that recovered is back at once.
+const staleAfter = int64(5 * time.Second)
 
 // pick chooses from v and returns the Picked and its index in v.nodes.
 func (s *Selector) pick(ctx context.Context, v *view) (Picked, int, error) {
@@ -22,6 +31,9 @@ func (s *Selector) pick(ctx context.Context, v *view) (Picked, int, error) {
 	e := eligibility{s: s, c: c}
 	if s.nEjected.Load() > 0 {
 		e.now = s.now()
+	}
+	if s.opts.strategy == PowerOfTwo {
+		e.clock = s.now()
 	}
 	if e.c != nil {
 		e.c.mu.Lock()
@@ -51,7 +63,7 @@ func (s *Selector) pick(ctx context.Context, v *view) (Picked, int, error) {
 		slot.Picked, slot.Node, slot.Done, slot.Sent = true, ns.node, false, false
 	}
 	if s.opts.strategy == PowerOfTwo {
-		p.start = s.now()
+		p.start = e.clock
 	}
 	if check, ok := ctx.Value(pickCheckKey{}).(func(Node) error); ok {
 		if err := check(ns.node); err != nil {
@@ -82,9 +94,10 @@ func WithPickCheck(ctx context.Context, check func(Node) error) context.Context 
 
 // eligibility decides which nodes one pick may take. c.mu is held.
 type eligibility struct {
-	s   *Selector
-	c   *Call // nil: the call keeps no record
-	now int64 // 0: no node is ejected, skip the check
+	s     *Selector
+	c     *Call // nil: the call keeps no record
+	now   int64 // 0: no node is ejected, skip the check
+	clock int64 // the Selector clock, for power of two choices
 }
 
 // in reports whether ns is not ejected, returning it if its time is up.
@@ -137,7 +150,10 @@ func (e *eligibility) twoChoices(v *view) int {
 	okA, okB := e.ok(a), e.ok(b)
 	switch {
 	case okA && okB:
-		if lessLoaded(b, a) {
+		if e.probe(a) {
+			return i
+		}
+		if e.probe(b) || lessLoaded(b, a) {
 			return j
 		}
 		return i
@@ -147,6 +163,18 @@ func (e *eligibility) twoChoices(v *view) int {
 		return j
 	}
 	return e.scan(v, i)
+}
+
+// probe reports whether this pick should take ns to refresh a stale latency
+// (see staleAfter), and claims the probe: one pick per staleAfter probes a
+// node, not every caller at once.
+func (e *eligibility) probe(ns *nodeState) bool {
+	last := ns.sampled.Load()
+	if last == 0 || e.clock-last <= staleAfter {
+		return false // never sampled (lessLoaded favours it) or fresh
+	}
+	p := ns.probed.Load()
+	return e.clock-p > staleAfter && ns.probed.CompareAndSwap(p, e.clock)
 }
 
 // lessLoaded reports whether a should be preferred over b. Load is the
@@ -201,19 +229,21 @@ func (e *eligibility) fallback(v *view) (int, error) {
 	return -1, ErrAllTried // unreachable: some node is in, and all were tried
 }
 
-// observe folds a latency sample (ns) into the node's EWMA. A failure counts
-// as at least four times the current EWMA, so that a node failing fast does
-// not look like the fastest node.
-func (ns *nodeState) observe(sample float64, failed bool) {
+// observe folds a latency sample (ns) taken at now into the node's EWMA. A
+// failure counts as at least four times the current EWMA, so that a node
+// failing fast does not look like the fastest node. A sample that follows
+// none for staleAfter replaces the EWMA: what it said is out of date.
+func (ns *nodeState) observe(sample float64, failed bool, now int64) {
+	stale := now-ns.sampled.Swap(now) > staleAfter
 	for {
 		oldBits := ns.ewma.Load()
 		old := math.Float64frombits(oldBits)
 		x := sample
-		if failed {
+		if failed && !stale {
 			x = math.Max(x, 4*old)
 		}
 		nv := x
-		if oldBits != 0 {
+		if oldBits != 0 && !stale {
 			nv = old + ewmaWeight*(x-old)
 		}
 		if ns.ewma.CompareAndSwap(oldBits, math.Float64bits(nv)) {

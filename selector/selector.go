@@ -37,6 +37,8 @@ type nodeState struct {
 	node         Node
 	inflight     atomic.Int64
 	ewma         atomic.Uint64 // latency EWMA in ns, as float64 bits
+	sampled      atomic.Int64  // Selector clock of the last latency sample; 0: none
+	probed       atomic.Int64  // Selector clock of the last probe (see staleAfter)
 	consecutive  atomic.Int64  // Failures in a row
 	ejectedUntil atomic.Int64  // Selector clock; 0 while the node is in
 
@@ -237,7 +239,7 @@ func (p Picked) report(o Outcome, used, sent bool) {
 	var now int64
 	if p.start != 0 {
 		now = s.now()
-		p.ns.observe(float64(now-p.start), o == Failure)
+		p.ns.observe(float64(now-p.start), o == Failure, now)
 	}
 	if o == Success {
 		p.ns.consecutive.Store(0)
