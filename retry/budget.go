@@ -2,74 +2,65 @@ package retry
 
 import "sync/atomic"
 
-// budgetWindow is how many one-second slices the ratio is counted over.
-const budgetWindow = 10
-
-// budget implements Budget over a ring of one-second slices. Counting is
-// lock-free and approximate under contention (a check and its withdrawal
-// are not one step; a slice is zeroed by whoever first sees its new second),
-// which may let a few retries past the ratio in a burst.
+// budget implements Budget as a token bucket, lock-free: balances are in
+// thousandths of a token. A check and its withdrawal are one CAS, so the
+// budget is exact under contention.
 type budget struct {
-	ratio  float64
-	floor  int64
-	slices [budgetWindow]budgetSlice
-
-	floorSec  atomic.Int64 // the second floorUsed counts
-	floorUsed atomic.Int64
+	earn int64 // per successful call
+	rate int64 // per second, whatever happens
+	cap  int64
+	bal  atomic.Int64
+	last atomic.Int64 // unix nanoseconds of the last refill
 }
 
-type budgetSlice struct {
-	sec     atomic.Int64
-	calls   atomic.Int64
-	retries atomic.Int64 // retries charged to the ratio
-}
+const milli = 1000
 
-func newBudget(b *Budget) *budget {
+func newBudget(b *Budget, now int64) *budget {
 	if b == nil {
 		return nil
 	}
-	return &budget{ratio: b.Ratio, floor: int64(b.MinPerSecond)}
+	nb := &budget{earn: int64(b.Ratio * milli), rate: int64(b.MinPerSecond) * milli, cap: int64(max(10, b.MinPerSecond)) * milli}
+	nb.bal.Store(nb.cap) // a new client may retry its first failures
+	nb.last.Store(now)
+	return nb
 }
 
-// slot returns the slice of second sec, zeroing a stale one.
-func (b *budget) slot(sec int64) *budgetSlice {
-	s := &b.slices[sec%budgetWindow]
-	if old := s.sec.Load(); old != sec && s.sec.CompareAndSwap(old, sec) {
-		s.calls.Store(0)
-		s.retries.Store(0)
+// add credits d, up to the cap.
+func (b *budget) add(d int64) {
+	for {
+		v := b.bal.Load()
+		nv := min(v+d, b.cap)
+		if nv <= v || b.bal.CompareAndSwap(v, nv) {
+			return
+		}
 	}
-	return s
 }
 
-// deposit counts a call.
-func (b *budget) deposit(sec int64) {
+// deposit credits a call that succeeded.
+func (b *budget) deposit() {
 	if b != nil {
-		b.slot(sec).calls.Add(1)
+		b.add(b.earn)
 	}
 }
 
-// withdraw reports whether a retry may run now, and charges it.
-func (b *budget) withdraw(sec int64) bool {
+// withdraw reports whether a retry (or hedge) may run now, and charges it.
+// now is in unix nanoseconds.
+func (b *budget) withdraw(now int64) bool {
 	if b == nil {
 		return true
 	}
-	var calls, retries int64
-	for i := range b.slices {
-		s := &b.slices[i]
-		if sec-s.sec.Load() < budgetWindow {
-			calls += s.calls.Load()
-			retries += s.retries.Load()
+	if last := b.last.Load(); now > last {
+		if d := (now - last) * b.rate / 1e9; d > 0 && b.last.CompareAndSwap(last, now) {
+			b.add(d)
 		}
 	}
-	if float64(retries+1) <= b.ratio*float64(calls) {
-		b.slot(sec).retries.Add(1)
-		return true
+	for {
+		v := b.bal.Load()
+		if v < milli {
+			return false
+		}
+		if b.bal.CompareAndSwap(v, v-milli) {
+			return true
+		}
 	}
-	if old := b.floorSec.Load(); old != sec && b.floorSec.CompareAndSwap(old, sec) {
-		b.floorUsed.Store(0)
-	}
-	if b.floorUsed.Add(1) <= b.floor {
-		return true
-	}
-	return false
 }

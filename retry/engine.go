@@ -26,7 +26,6 @@ type outcome struct {
 // selector record; attempt runs one attempt with the context it is given.
 func (p *Policy) run(ctx context.Context, cc *callConfig, attempt func(ctx context.Context, n int) outcome) error {
 	call := selector.CallFrom(ctx)
-	p.budget.deposit(time.Now().Unix())
 	var (
 		bo     backoff.BackOff
 		tries  []Attempt
@@ -49,6 +48,7 @@ func (p *Policy) run(ctx context.Context, cc *callConfig, attempt func(ctx conte
 			cancel()
 		}
 		if out.err == nil {
+			p.budget.deposit()
 			return nil
 		}
 		tries = append(tries, Attempt{Number: n, Node: out.node, Err: out.err, Delay: delay, Duration: time.Since(start)})
@@ -73,7 +73,7 @@ func (p *Policy) run(ctx context.Context, cc *callConfig, attempt func(ctx conte
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= delay {
 			break // the retry could not start before the deadline
 		}
-		if !p.budget.withdraw(time.Now().Unix()) {
+		if !p.budget.withdraw(time.Now().UnixNano()) {
 			reason = ErrBudgetExhausted
 			break
 		}

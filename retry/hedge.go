@@ -76,7 +76,7 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 			reason = ErrAttemptsExhausted
 			return false
 		}
-		if !p.budget.withdraw(time.Now().Unix()) {
+		if !p.budget.withdraw(time.Now().UnixNano()) {
 			reason = ErrBudgetExhausted
 			return false
 		}
@@ -87,7 +87,6 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 		return true
 	}
 
-	p.budget.deposit(time.Now().Unix())
 	launch()
 	timer := time.NewTimer(cc.hedgeDelay)
 	defer timer.Stop()
@@ -97,6 +96,7 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 			running--
 			if r.out.err == nil {
 				stopAll()
+				p.budget.deposit()
 				return r.v, nil
 			}
 			tries = append(tries, Attempt{Number: r.n, Hedge: r.n > 1, Node: r.out.node, Err: r.out.err, Duration: r.took})

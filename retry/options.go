@@ -62,19 +62,31 @@ func (b Backoff) newBackOff() backoff.BackOff {
 	return e
 }
 
-// Budget bounds retries across all calls of one Policy, like Finagle's
-// retry budget and gRPC's retry throttling: retries (and hedges) may add at
-// most Ratio × the calls of the last 10 seconds, plus MinPerSecond retries
-// in any second, so that a failing dependency sees at most about
-// (1 + Ratio) × its normal traffic.
+// Budget bounds retries across all calls of one Policy. Retries (and
+// hedges) are paid with tokens that successful calls earn: every call that
+// succeeds earns Ratio tokens, every retry spends one, and MinPerSecond
+// tokens come every second whatever happens (so that a client with few
+// calls can retry). The balance starts full and never exceeds
+// max(10, MinPerSecond) tokens, so that a long healthy spell does not store
+// up a storm.
+//
+// Earning by success, not by call, gives both things a budget is for. One
+// bad node among three needs a retry for a third of the calls, and those
+// calls then succeed: with Ratio 0.5 they earn more than they spend, so
+// every call goes through (gRPC's retry throttling, gRFC A6, charges every
+// failure and throttles this case; a budget of 20% of calls, as Finagle's,
+// refuses a third of these retries). When everything fails, nothing is
+// earned: retries fall to MinPerSecond a second, and the dependency sees
+// about one attempt per call. In between, retries add at most Ratio × the
+// successful traffic.
 type Budget struct {
-	Ratio        float64 // in [0, 1]; default 0.2
-	MinPerSecond int     // at least 0; default 10
+	Ratio        float64 // tokens a successful call earns, in [0, 1]; default 0.5
+	MinPerSecond int     // tokens a second, at least 0; default 10
 }
 
-// DefaultBudget returns the default budget: 20% of calls plus 10 retries a
-// second.
-func DefaultBudget() Budget { return Budget{Ratio: 0.2, MinPerSecond: 10} }
+// DefaultBudget returns the default budget: half a retry earned per
+// successful call, plus 10 retries a second.
+func DefaultBudget() Budget { return Budget{Ratio: 0.5, MinPerSecond: 10} }
 
 func (b Budget) validate() error {
 	if b.Ratio < 0 || b.Ratio > 1 || b.Ratio != b.Ratio {

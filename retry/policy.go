@@ -39,7 +39,7 @@ func New(opts ...Option) (*Policy, error) {
 			return nil, fmt.Errorf("retry: WithHedging: %q is not marked idempotent (WithIdempotent): only idempotent calls may be hedged", h.pattern)
 		}
 	}
-	return &Policy{cfg: c, budget: newBudget(c.budget)}, nil
+	return &Policy{cfg: c, budget: newBudget(c.budget, time.Now().UnixNano())}, nil
 }
 
 // covered reports whether every method pattern p matches is idempotent.

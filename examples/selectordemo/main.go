@@ -9,9 +9,10 @@
 // back to a node the call tried; the same with outlier ejection, where after
 // 5 failures in a row the node is out and calls stop reaching it; and
 // rpcguard's own retry interceptor instead of gRPC's, without and with
-// ejection. Without ejection a third of the calls need a retry, more than
-// the retry budget's 20%: the budget refuses the excess and those calls fail,
-// which is what protects a struggling dependency; ejection removes the need.
+// ejection. Without ejection a third of the calls need a retry; the calls
+// that succeed earn the retry budget back (half a retry each), so the budget
+// lets those retries through, while an outage, which earns nothing, would be
+// held to about one attempt per call; ejection removes the need.
 //
 //	go run ./examples/selectordemo
 package main
@@ -97,7 +98,7 @@ func main() {
 		{"rpcguard random, no call record + grpc retry", `"rpcguard_demo":{"strategy":"random"}`, grpcRetry, nil},
 		{"rpcguard random + call record + grpc retry", `"rpcguard_demo":{"strategy":"random"}`, grpcRetry, record},
 		{"rpcguard random + ejection + grpc retry", `"rpcguard_demo":{"strategy":"random","ejection":{"consecutiveFailures":5,"baseTime":"30s"}}`, grpcRetry, record},
-		{"rpcguard random + rpcguard retry (budget 20%)", `"rpcguard_demo":{"strategy":"random"}`, "", rpcguardRetry()},
+		{"rpcguard random + rpcguard retry (default budget)", `"rpcguard_demo":{"strategy":"random"}`, "", rpcguardRetry()},
 		{"rpcguard random + ejection + rpcguard retry", `"rpcguard_demo":{"strategy":"random","ejection":{"consecutiveFailures":5,"baseTime":"30s"}}`, "", rpcguardRetry()},
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
