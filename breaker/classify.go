@@ -25,9 +25,11 @@ const (
 type Classifier func(err error) Outcome
 
 // DefaultClassifier counts server-side failures only: the gRPC codes
-// Unavailable, Internal, Unknown, DeadlineExceeded, ResourceExhausted and
-// DataLoss, and errors without a gRPC status (transport failures); an
-// *HTTPStatusError of 500 or more. Canceled is Neutral. Every other code
+// Unavailable, Internal, Unknown, DeadlineExceeded and DataLoss, and errors
+// without a gRPC status (transport failures); an *HTTPStatusError of 500 or
+// more. Canceled is Neutral, and so is ResourceExhausted: a server that
+// sheds load is not a broken dependency, and opening the circuit on it
+// would turn an overload into an outage. Every other code
 // (NotFound, InvalidArgument, PermissionDenied, ...) is the caller's
 // business and a Success for the circuit.
 func DefaultClassifier(err error) Outcome {
@@ -43,7 +45,7 @@ func DefaultClassifier(err error) Outcome {
 	}
 	return Outcome(grpcerr.ByCode(err, func(c codes.Code) bool {
 		switch c {
-		case codes.Unavailable, codes.Internal, codes.Unknown, codes.DeadlineExceeded, codes.ResourceExhausted, codes.DataLoss:
+		case codes.Unavailable, codes.Internal, codes.Unknown, codes.DeadlineExceeded, codes.DataLoss:
 			return true
 		}
 		return false

@@ -2,14 +2,18 @@ package retry_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
+	"github.com/rpcguard/rpcguard/selector"
 )
 
 // The default budget routes around one bad node and still stops a storm:
@@ -70,4 +74,56 @@ func TestDefaultBudgetRoutesAroundABadNodeAndStopsAStorm(t *testing.T) {
 			})
 		}
 	}
+}
+
+// Once a server said ResourceExhausted, attempts past the limit wait their
+// turn, and a waiting attempt ends with its caller's deadline without
+// having been sent.
+func TestConcurrencyLimitQueuesWithinTheDeadline(t *testing.T) {
+	p := mustPolicy(t, retry.WithMaxAttempts(1))
+	sel := plainSelector(t, 1)
+	full := status.Error(codes.ResourceExhausted, "full")
+	if err := p.Do(context.Background(), sel, func(context.Context, selector.Node) error { return full }); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("got %v", err) // the limit is now 1
+	}
+	hold, held := make(chan struct{}), make(chan struct{})
+	done := make(chan error)
+	go func() {
+		done <- p.Do(context.Background(), sel, func(context.Context, selector.Node) error {
+			close(held)
+			<-hold
+			return nil
+		})
+	}()
+	<-held
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	var sent atomic.Bool
+	err := p.Do(ctx, sel, func(context.Context, selector.Node) error { sent.Store(true); return nil })
+	if !errors.Is(err, context.DeadlineExceeded) || sent.Load() {
+		t.Fatalf("a waiting call: %v (sent %v), want its deadline and nothing sent", err, sent.Load())
+	}
+	close(hold)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Do(context.Background(), sel, func(context.Context, selector.Node) error { return nil }); err != nil {
+		t.Fatalf("after the slot came back: %v", err)
+	}
+}
+
+func plainSelector(t *testing.T, n int) *selector.Selector {
+	t.Helper()
+	sel, err := selector.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []selector.Node
+	for i := range n {
+		nodes = append(nodes, selector.Node{ID: fmt.Sprint("n", i), Addr: fmt.Sprint("127.0.0.1:", 1000+i)})
+	}
+	if err := sel.Update(nodes); err != nil {
+		t.Fatal(err)
+	}
+	return sel
 }

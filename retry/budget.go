@@ -19,7 +19,8 @@ func newBudget(b *Budget, now int64) *budget {
 	if b == nil {
 		return nil
 	}
-	nb := &budget{earn: int64(b.Ratio * milli), rate: int64(b.MinPerSecond) * milli, cap: int64(max(10, b.MinPerSecond)) * milli}
+	nb := &budget{earn: int64(b.Ratio * milli), rate: int64(b.MinPerSecond) * milli,
+		cap: max(int64(b.MinPerSecond)*milli, int64(10*b.Ratio*milli))}
 	nb.bal.Store(nb.cap) // a new client may retry its first failures
 	nb.last.Store(now)
 	return nb

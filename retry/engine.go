@@ -22,6 +22,12 @@ type outcome struct {
 	hasPushback bool // the server sent grpc-retry-pushback-ms (negative: do not retry)
 }
 
+// overloaded reports whether a server refused the attempt with
+// ResourceExhausted: the fleet is full.
+func (o outcome) overloaded() bool {
+	return o.sent && status.Code(o.err) == codes.ResourceExhausted
+}
+
 // run is the retry loop shared by every transport. ctx carries the call's
 // selector record; attempt runs one attempt with the context it is given.
 func (p *Policy) run(ctx context.Context, cc *callConfig, attempt func(ctx context.Context, n int) outcome) error {
@@ -36,6 +42,9 @@ func (p *Policy) run(ctx context.Context, cc *callConfig, attempt func(ctx conte
 		if err := ctx.Err(); err != nil { // no attempt after the caller gave up
 			return p.failure(tries, reason, ctxError{err})
 		}
+		if err := p.limit.acquire(ctx); err != nil { // waits only while the fleet is full
+			return p.failure(tries, reason, ctxError{err})
+		}
 		call.StartAttempt(n, delay)
 		actx, cancel := ctx, context.CancelFunc(nil)
 		if cc.perAttempt > 0 {
@@ -43,6 +52,7 @@ func (p *Policy) run(ctx context.Context, cc *callConfig, attempt func(ctx conte
 		}
 		start := time.Now()
 		out := attempt(actx, n)
+		p.limit.release(out.overloaded(), out.err == nil)
 		if cancel != nil {
 			out.timedOut = out.timedOut || ownTimeout(actx, ctx, out.err)
 			cancel()

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/status"
+
 	"github.com/rpcguard/rpcguard/selector"
 )
 
@@ -47,7 +49,12 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 		go func() {
 			defer wg.Done()
 			t0 := time.Now()
+			if err := p.limit.acquire(tctx); err != nil {
+				results <- result{n: n, out: outcome{err: status.FromContextError(err).Err()}, took: time.Since(t0)}
+				return
+			}
 			v, out := attempt(tctx)
+			p.limit.release(out.overloaded(), out.err == nil)
 			if cc.perAttempt > 0 {
 				out.timedOut = out.timedOut || ownTimeout(tctx, ctx, out.err)
 			}

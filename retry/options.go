@@ -67,8 +67,8 @@ func (b Backoff) newBackOff() backoff.BackOff {
 // succeeds earns Ratio tokens, every retry spends one, and MinPerSecond
 // tokens come every second whatever happens (so that a client with few
 // calls can retry). The balance starts full and never exceeds
-// max(10, MinPerSecond) tokens, so that a long healthy spell does not store
-// up a storm.
+// max(MinPerSecond, 10 × Ratio) tokens (10 by default), so that a long
+// healthy spell does not store up a storm; a zero Budget allows no retry.
 //
 // Earning by success, not by call, gives both things a budget is for. One
 // bad node among three needs a retry for a third of the calls, and those
@@ -122,6 +122,7 @@ type Hooks struct {
 }
 
 type config struct {
+	noLimit     bool
 	maxAttempts int
 	perAttempt  time.Duration
 	backoff     Backoff
@@ -203,6 +204,18 @@ func WithFreshNodeDelay(d time.Duration) Option {
 	}
 }
 
+// WithoutConcurrencyLimit turns off the adaptive concurrency limit. By
+// default, once a server answers ResourceExhausted (the fleet is full), the
+// Policy limits its attempts in flight to what the fleet took (AIMD, in the
+// manner of Netflix's concurrency-limits), and attempts past the limit wait
+// their turn, in order, within their caller's deadline, instead of being
+// refused and retried at once; after 5 s without a refusal the limit is off
+// again. A healthy fleet never answers ResourceExhausted, so the limit never
+// slows it.
+func WithoutConcurrencyLimit() Option {
+	return func(c *config) error { c.noLimit = true; return nil }
+}
+
 // WithBudget sets the retry budget. Default DefaultBudget().
 func WithBudget(b Budget) Option {
 	return func(c *config) error {
@@ -222,7 +235,7 @@ func WithoutBudget() Option {
 
 // WithRetryableCodes sets the gRPC codes that are retried (transport
 // failures and attempt timeouts are retried in any case). OK and Canceled
-// cannot be retryable. Default: Unavailable.
+// cannot be retryable. Default: Unavailable and ResourceExhausted.
 func WithRetryableCodes(cs ...codes.Code) Option {
 	return func(c *config) error {
 		c.codes = [17]bool{}

@@ -16,16 +16,20 @@ import (
 type Policy struct {
 	cfg    config
 	budget *budget
+	limit  *limiter // nil: WithoutConcurrencyLimit
 }
 
 // New builds a Policy. Defaults: 3 attempts, no per-attempt timeout, no
 // delay before a retry on an untried node, exponential backoff (50 ms, ×2,
 // ±50%, at most 2 s) before a retry on a tried one, DefaultBudget, retryable
-// code Unavailable, no method idempotent, no hedging.
+// codes Unavailable and ResourceExhausted, no method idempotent, no
+// hedging, and the adaptive concurrency limit, which is off until a server
+// answers ResourceExhausted (see WithoutConcurrencyLimit).
 func New(opts ...Option) (*Policy, error) {
 	b := DefaultBudget()
 	c := config{maxAttempts: 3, backoff: Backoff{}.withDefaults(), budget: &b}
 	c.codes[codes.Unavailable] = true
+	c.codes[codes.ResourceExhausted] = true // a full server: retried elsewhere, in turn (see WithoutConcurrencyLimit)
 	for _, o := range opts {
 		if o == nil {
 			return nil, fmt.Errorf("retry: nil Option")
@@ -39,7 +43,11 @@ func New(opts ...Option) (*Policy, error) {
 			return nil, fmt.Errorf("retry: WithHedging: %q is not marked idempotent (WithIdempotent): only idempotent calls may be hedged", h.pattern)
 		}
 	}
-	return &Policy{cfg: c, budget: newBudget(c.budget, time.Now().UnixNano())}, nil
+	p := &Policy{cfg: c, budget: newBudget(c.budget, time.Now().UnixNano())}
+	if !c.noLimit {
+		p.limit = &limiter{}
+	}
+	return p, nil
 }
 
 // covered reports whether every method pattern p matches is idempotent.

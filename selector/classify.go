@@ -40,7 +40,9 @@ func (o Outcome) String() string {
 type Classifier func(err error) Outcome
 
 // DefaultClassifier classifies by gRPC status code: nil is a Success;
-// Canceled (a gRPC status or context.Canceled) is Neutral; Unavailable,
+// Canceled (a gRPC status or context.Canceled) is Neutral, and so is
+// ResourceExhausted (the node is full, not broken; its instant refusal must
+// not pass for a fast answer in power of two choices); Unavailable,
 // Unknown, Internal, DataLoss and DeadlineExceeded (a gRPC status or
 // context.DeadlineExceeded: a node that does not answer in time is failing)
 // are Failures; an error without a gRPC status is a Failure (a transport

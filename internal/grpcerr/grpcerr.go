@@ -35,7 +35,9 @@ const (
 )
 
 // ByCode sorts err: nil is a Success; the caller's cancellation
-// (context.Canceled or codes.Canceled) is Neutral; context.DeadlineExceeded
+// (context.Canceled or codes.Canceled) is Neutral; so is ResourceExhausted,
+// a load signal (the server is full) that says the callee is neither
+// broken nor fast; context.DeadlineExceeded
 // and errors without a gRPC status (transport failures of a non-gRPC
 // client) are Failures; a gRPC code is a Failure if failing says so, and a
 // Success otherwise (the callee answered).
@@ -53,7 +55,7 @@ func ByCode(err error, failing func(codes.Code) bool) Outcome {
 	switch {
 	case !ok:
 		return Failure
-	case s.Code() == codes.Canceled:
+	case s.Code() == codes.Canceled || s.Code() == codes.ResourceExhausted:
 		return Neutral
 	case failing(s.Code()):
 		return Failure

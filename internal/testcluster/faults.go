@@ -57,3 +57,19 @@ func Hang() Fault {
 		return status.FromContextError(ctx.Err()).Err()
 	}
 }
+
+// Capacity makes a node serve at most n calls at once, each taking d; it
+// refuses more at once with ResourceExhausted, as a server with admission
+// control does.
+func Capacity(n int64, d time.Duration) Fault {
+	var in atomic.Int64
+	serve := Delay(d)
+	return func(ctx context.Context, m string) error {
+		if in.Add(1) > n {
+			in.Add(-1)
+			return status.Error(codes.ResourceExhausted, "testcluster: at capacity")
+		}
+		defer in.Add(-1)
+		return serve(ctx, m)
+	}
+}
