@@ -3,7 +3,8 @@
 // It starts a 3-node gRPC cluster in one process, registered with a TTL in
 // the in-memory registry (or an embedded etcd, with -etcd), injects one
 // fault per scenario with package faultinject, and makes the same calls
-// through a bare gRPC client (round robin, the same resolver) and through
+// through a bare gRPC client (round robin, the same resolver), through
+// rpcguard's retry interceptor alone (round robin, no ejection), and through
 // the rpcguard stack (rpcguard.NewClient: p2c with ejection, breaker,
 // retries with a per-attempt timeout and hedging, tracing). It prints, per
 // scenario and client: success, p50 and p99 latency, attempts reaching
@@ -56,10 +57,10 @@ func main() {
 	defer env.close()
 
 	start := time.Now()
-	fmt.Fprintf(os.Stderr, "faultdemo: %d scenarios × 2 clients × %d calls ...\n", len(scenarios), *calls)
+	fmt.Fprintf(os.Stderr, "faultdemo: %d scenarios × %d clients × %d calls ...\n", len(scenarios), len(clients), *calls)
 	var results []result
 	for _, sc := range scenarios {
-		for _, client := range []string{clientBare, clientRPCGuard} {
+		for _, client := range clients {
 			r, err := env.run(sc, client, *calls)
 			if err != nil {
 				log.Fatalf("faultdemo: %s/%s: %v", sc.name, client, err)
@@ -79,7 +80,7 @@ func main() {
 }
 
 func printTable(out io.Writer, registry string, calls int, results []result, took time.Duration) {
-	fmt.Fprintf(out, "\n3 gRPC nodes on 127.0.0.1, %s registry; %d calls per row, 8 at a time, 500 ms deadline each.\n\n", registry, calls)
+	fmt.Fprintf(out, "\n3 gRPC nodes on 127.0.0.1 (unless the scenario says), %s registry; %d calls per row, 8 at a time\n(overload: 32), 500 ms deadline each.\n\n", registry, calls)
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "scenario\tclient\tsuccess\tp50\tp99\tattempts/call\tbreaker\tnote\t")
 	for _, r := range results {

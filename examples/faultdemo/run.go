@@ -113,7 +113,7 @@ type cluster struct {
 	closeReg   func()
 }
 
-func (e *env) startCluster() (*cluster, error) {
+func (e *env) startCluster(size int) (*cluster, error) {
 	reg, closeReg, err := e.newRegistry()
 	if err != nil {
 		return nil, err
@@ -128,7 +128,7 @@ func (e *env) startCluster() (*cluster, error) {
 		c.received.Add(1)
 		return h(ctx, req)
 	}
-	for i := range 3 {
+	for i := range size {
 		id := fmt.Sprintf("node-%d", i)
 		n, err := testcluster.StartNodeWith(id, grpc.ChainUnaryInterceptor(count, inj.UnaryServerInterceptor(id)))
 		if err != nil {
@@ -166,13 +166,22 @@ func (c *cluster) served() int64 { return c.received.Load() }
 // dial builds the client under test.
 func (e *env) dial(sc scenario, client string, reg health.Registry) (*grpc.ClientConn, *breaker.Breaker, error) {
 	creds := grpc.WithTransportCredentials(insecure.NewCredentials())
-	if client == clientBare {
+	if client == clientBare || client == clientRetry {
 		rb, err := selector.NewResolverBuilder(reg)
 		if err != nil {
 			return nil, nil, err
 		}
-		cc, err := grpc.NewClient("rpcguard:///echo", creds, grpc.WithResolvers(rb),
-			grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
+		opts := []grpc.DialOption{creds, grpc.WithResolvers(rb),
+			grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`)}
+		if client == clientRetry {
+			policy, err := retry.New(retry.WithIdempotent("/" + testcluster.Service + "/*"))
+			if err != nil {
+				return nil, nil, err
+			}
+			opts[2] = grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"rpcguard_selector":{"strategy":"round_robin"}}]}`)
+			opts = append(opts, grpc.WithChainUnaryInterceptor(policy.UnaryClientInterceptor()))
+		}
+		cc, err := grpc.NewClient("rpcguard:///echo", opts...)
 		return cc, nil, err
 	}
 	tg, err := tracing.New(tracing.WithTracer(e.tracer))
@@ -200,7 +209,11 @@ func (e *env) dial(sc scenario, client string, reg health.Registry) (*grpc.Clien
 
 // run plays one scenario with one client on a fresh cluster.
 func (e *env) run(sc scenario, client string, calls int) (result, error) {
-	c, err := e.startCluster()
+	size := sc.nodes
+	if size == 0 {
+		size = 3
+	}
+	c, err := e.startCluster(size)
 	if err != nil {
 		return result{}, err
 	}
@@ -216,8 +229,17 @@ func (e *env) run(sc scenario, client string, calls int) (result, error) {
 	if err := c.inj.SetRules(sc.rules...); err != nil {
 		return result{}, err
 	}
-	if sc.kill {
-		c.nodes[1].Kill()
+	for _, i := range sc.dead {
+		c.nodes[i].Kill()
+	}
+	if sc.capacity > 0 {
+		for _, n := range c.nodes {
+			n.SetFault(testcluster.Capacity(sc.capacity, 20*time.Millisecond))
+		}
+	}
+	callers := concurrent
+	if sc.callers > 0 {
+		callers = sc.callers
 	}
 	base := c.served()
 
@@ -231,7 +253,7 @@ func (e *env) run(sc scenario, client string, calls int) (result, error) {
 		wg        sync.WaitGroup
 	)
 	crashAt := int64(calls / 3)
-	for range concurrent {
+	for range callers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -273,11 +295,48 @@ func (e *env) run(sc scenario, client string, calls int) (result, error) {
 			r.Breaker = "open"
 		}
 	}
+	if sc.recovers {
+		share, err := c.shareAfterRecovery(cc)
+		if err != nil {
+			return result{}, err
+		}
+		r.Note = fmt.Sprintf("node-1's share 6 s after it recovered: %.0f%%", share)
+	}
 	if sc.crash && lastCall.Load() > 0 {
 		r.CrashToLastCallMS = msOf(time.Unix(0, lastCall.Load()).Sub(crashedAt))
 		r.Note = fmt.Sprintf("last call to the crashed node %.0fms after the crash (TTL %v)", r.CrashToLastCallMS, ttl)
 	}
 	return r, nil
+}
+
+// shareAfterRecovery lifts the faults, keeps light traffic going for 6 s
+// (what a selector learned of a slow node may take that long to go stale),
+// then makes 150 calls and returns node-1's share of them, in percent.
+func (c *cluster) shareAfterRecovery(cc *grpc.ClientConn) (float64, error) {
+	if err := c.inj.SetRules(); err != nil {
+		return 0, err
+	}
+	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); {
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		_, _ = testcluster.Unary(ctx, cc)
+		cancel()
+		time.Sleep(20 * time.Millisecond) // light traffic: about 50 calls a second
+	}
+	before := c.nodes[1].Calls()
+	var wg sync.WaitGroup
+	for range concurrent {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 150 / concurrent {
+				ctx, cancel := context.WithTimeout(context.Background(), deadline)
+				_, _ = testcluster.Unary(ctx, cc)
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	return 100 * float64(c.nodes[1].Calls()-before) / float64(150/concurrent*concurrent), nil
 }
 
 // crash stops node-1's registrar without deregistering and freezes it: it

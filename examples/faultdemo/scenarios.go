@@ -6,30 +6,49 @@ import (
 	"github.com/rpcguard/rpcguard/faultinject"
 )
 
+// The clients, in the order of the table: gRPC's round robin; rpcguard's
+// retry interceptor alone (round robin, no ejection, no breaker); the whole
+// rpcguard stack (rpcguard.NewClient).
 const (
 	clientBare     = "bare"
+	clientRetry    = "retry"
 	clientRPCGuard = "rpcguard"
 )
+
+var clients = []string{clientBare, clientRetry, clientRPCGuard}
 
 // scenario is one fault, set up on a fresh cluster.
 type scenario struct {
 	name string
 	// rules are injected on the servers for the whole run.
 	rules []faultinject.Rule
-	// kill stops node-1's server before the run; it stays registered.
-	kill bool
 	// crash, a third into the run, stops node-1's registrar without
 	// deregistering and freezes it (it accepts calls and never answers):
 	// the registry evicts it when its TTL passes.
 	crash bool
+	// nodes is the cluster's size (default 3); dead lists nodes whose
+	// servers stop before the run while they stay registered.
+	nodes int
+	dead  []int
+	// capacity, when set, makes every node serve at most this many calls
+	// at once (20 ms each), refusing more with ResourceExhausted; callers
+	// replaces the demo's 8 concurrent callers.
+	capacity int64
+	callers  int
+	// recovers lifts the rules after the run, lets 6 s of light traffic
+	// pass, and reports node-1's share of the next calls.
+	recovers bool
 }
 
 var scenarios = []scenario{
 	{name: "healthy"},
-	{name: "dead-node", kill: true},
+	{name: "dead-node", dead: []int{1}},
 	{name: "erroring", rules: []faultinject.Rule{{Name: "node-1 Unavailable", Node: "node-1", Rate: 1, Code: codes.Unavailable}}},
 	{name: "slow-node", rules: []faultinject.Rule{{Name: "node-1 +200ms", Node: "node-1", Rate: 1, Latency: faultinject.Fixed(200e6)}}},
 	{name: "black-hole", rules: []faultinject.Rule{{Name: "node-1 hangs", Node: "node-1", Rate: 1, Hang: true}}},
 	{name: "outage", rules: []faultinject.Rule{{Name: "all Unavailable", Rate: 1, Code: codes.Unavailable}}},
 	{name: "crash-ttl", crash: true},
+	{name: "slow-recovers", recovers: true, rules: []faultinject.Rule{{Name: "node-1 +200ms", Node: "node-1", Rate: 1, Latency: faultinject.Fixed(200e6)}}},
+	{name: "5-nodes-2-dead-1-err", nodes: 5, dead: []int{1, 2}, rules: []faultinject.Rule{{Name: "node-3 Unavailable", Node: "node-3", Rate: 1, Code: codes.Unavailable}}},
+	{name: "overload", capacity: 8, callers: 32},
 }
