@@ -11,8 +11,9 @@
 // a TTL below the interval, which makes services flap: rejected here).
 //
 // Registries: NewMemory (in-process, the embedded default: expiry exact to
-// its tick) and NewEtcd (go.etcd.io/etcd/client/v3: the TTL is a lease, a
-// renewal keeps it alive; a watch resumes after a disconnect). Every
+// its tick) and, in package health/etcd so that only its users link the etcd
+// client, etcd.New (go.etcd.io/etcd/client/v3: the TTL is a lease, a renewal
+// keeps it alive; a watch resumes after a disconnect). Every
 // Registry is a selector.Source, so selector.NewResolverBuilder(registry)
 // resolves "rpcguard:///SERVICE" to the service's live nodes.
 //

@@ -17,7 +17,7 @@ import (
 // A server registers itself with a TTL and renews it; clients resolve the
 // service through the same registry and follow its changes.
 func ExampleRegistrar() {
-	reg, err := health.NewMemory() // or health.NewEtcd(client)
+	reg, err := health.NewMemory() // or etcd.New(client)
 	if err != nil {
 		log.Fatal(err)
 	}

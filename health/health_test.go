@@ -15,6 +15,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/rpcguard/rpcguard/health"
+	"github.com/rpcguard/rpcguard/health/etcd"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/internal/testetcd"
 	"github.com/rpcguard/rpcguard/selector"
@@ -40,18 +41,18 @@ func memoryBackend(t *testing.T) backend {
 	return backend{name: "memory", reg: m, ttl: time.Second, interval: 250 * time.Millisecond}
 }
 
-func etcdBackend(t *testing.T, hooks health.EtcdHooks, opts ...health.EtcdOption) backend {
+func etcdBackend(t *testing.T, hooks etcd.Hooks, opts ...etcd.Option) backend {
 	srv, err := testetcd.Start(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	cli, err := clientv3.New(health.EtcdClientConfig(srv.Endpoint()))
+	cli, err := clientv3.New(etcd.ClientConfig(srv.Endpoint()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cli.Close() })
-	reg, err := health.NewEtcd(cli, append([]health.EtcdOption{health.WithEtcdHooks(hooks)}, opts...)...)
+	reg, err := etcd.New(cli, append([]etcd.Option{etcd.WithHooks(hooks)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func etcdBackend(t *testing.T, hooks health.EtcdHooks, opts ...health.EtcdOption
 
 func backends(t *testing.T, run func(t *testing.T, b backend)) {
 	t.Run("memory", func(t *testing.T) { run(t, memoryBackend(t)) })
-	t.Run("etcd", func(t *testing.T) { run(t, etcdBackend(t, health.EtcdHooks{})) })
+	t.Run("etcd", func(t *testing.T) { run(t, etcdBackend(t, etcd.Hooks{})) })
 }
 
 // heartbeats records, per node, when its last registration succeeded.
@@ -274,7 +275,7 @@ func TestFailingCheckDeregistersOnceAndRecovers(t *testing.T) {
 
 func TestEtcdRestart(t *testing.T) {
 	var watchErrs atomic.Int64
-	b := etcdBackend(t, health.EtcdHooks{OnWatchError: func(string, error) { watchErrs.Add(1) }})
+	b := etcdBackend(t, etcd.Hooks{OnWatchError: func(string, error) { watchErrs.Add(1) }})
 	hb := &heartbeats{Registry: b.reg}
 	var regErrs atomic.Int64
 	c, _ := startRegistered(t, b, hb, 2, health.WithRegistrarHooks(health.RegistrarHooks{OnError: func(error) { regErrs.Add(1) }}))
@@ -359,7 +360,7 @@ func newReg(reg health.Registry, service string, n selector.Node, opts ...health
 
 func TestEtcdSkipsMalformedEntries(t *testing.T) {
 	var malformed sync.Map
-	b := etcdBackend(t, health.EtcdHooks{OnMalformed: func(key string, err error) { malformed.Store(key, err) }})
+	b := etcdBackend(t, etcd.Hooks{OnMalformed: func(key string, err error) { malformed.Store(key, err) }})
 	srvCli, err := clientv3.New(clientv3.Config{Endpoints: []string{b.etcd.Endpoint()}, DialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -379,7 +380,7 @@ func TestEtcdSkipsMalformedEntries(t *testing.T) {
 		"bad-addr": `{"id":"bad-addr","addr":"localhost"}`,
 		"other-id": `{"id":"someone-else","addr":"127.0.0.1:5"}`,
 	} {
-		if _, err := srvCli.Put(ctx, health.DefaultEtcdPrefix+"echo/"+k, v); err != nil {
+		if _, err := srvCli.Put(ctx, etcd.DefaultPrefix+"echo/"+k, v); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -405,7 +406,7 @@ func TestEtcdSkipsMalformedEntries(t *testing.T) {
 		}
 	}
 	for _, k := range []string{"garbage", "bad-addr", "other-id"} {
-		if _, ok := malformed.Load(health.DefaultEtcdPrefix + "echo/" + k); !ok {
+		if _, ok := malformed.Load(etcd.DefaultPrefix + "echo/" + k); !ok {
 			t.Errorf("malformed entry %s was not reported", k)
 		}
 	}

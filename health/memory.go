@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rpcguard/rpcguard/internal/registry"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
@@ -19,13 +20,13 @@ type Memory struct {
 	closed   sync.Once
 	mu       sync.Mutex
 	services map[string]map[string]memEntry
-	watchers map[string]map[*watcher]struct{}
+	feeds    map[string]*selector.Feed // per service, created by Watch
 	stop     chan struct{}
 	done     chan struct{}
 }
 
 type memEntry struct {
-	entry
+	registry.Entry
 	expires time.Time
 }
 
@@ -58,7 +59,7 @@ func WithTick(d time.Duration) MemoryOption {
 // NewMemory starts an in-memory registry.
 func NewMemory(opts ...MemoryOption) (*Memory, error) {
 	m := &Memory{tick: 100 * time.Millisecond, services: map[string]map[string]memEntry{},
-		watchers: map[string]map[*watcher]struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+		feeds: map[string]*selector.Feed{}, stop: make(chan struct{}), done: make(chan struct{})}
 	for _, o := range opts {
 		if o == nil {
 			return nil, fmt.Errorf("health: NewMemory: nil MemoryOption")
@@ -78,10 +79,8 @@ func (m *Memory) Close() error {
 	<-m.done
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, ws := range m.watchers {
-		for w := range ws {
-			w.Stop()
-		}
+	for _, f := range m.feeds {
+		f.Close()
 	}
 	return nil
 }
@@ -115,8 +114,8 @@ func (m *Memory) expire() {
 
 // Register implements Registry.
 func (m *Memory) Register(_ context.Context, service string, node selector.Node, ttl time.Duration) error {
-	if err := validRegistration(service, node, ttl); err != nil {
-		return err
+	if err := registry.ValidRegistration(service, node, ttl); err != nil {
+		return fmt.Errorf("health: %w", err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -126,16 +125,16 @@ func (m *Memory) Register(_ context.Context, service string, node selector.Node,
 		m.services[service] = nodes
 	}
 	old, ok := nodes[node.ID]
-	if ok && old.node.Addr != node.Addr {
-		return fmt.Errorf("health: service %q: node %q is registered at %q, not %q", service, node.ID, old.node.Addr, node.Addr)
+	if ok && old.Node.Addr != node.Addr {
+		return fmt.Errorf("health: service %q: node %q is registered at %q, not %q", service, node.ID, old.Node.Addr, node.Addr)
 	}
-	seq := old.seq
+	seq := old.Seq
 	if !ok {
 		m.seq++
 		seq = m.seq
 	}
-	nodes[node.ID] = memEntry{entry: entry{node: node, seq: seq}, expires: time.Now().Add(ttl)}
-	if !ok || !old.node.Equal(node) {
+	nodes[node.ID] = memEntry{Entry: registry.Entry{Node: node, Seq: seq}, expires: time.Now().Add(ttl)}
+	if !ok || !old.Node.Equal(node) {
 		m.notifyLocked(service)
 	}
 	return nil
@@ -143,8 +142,8 @@ func (m *Memory) Register(_ context.Context, service string, node selector.Node,
 
 // Deregister implements Registry.
 func (m *Memory) Deregister(_ context.Context, service, nodeID string) error {
-	if err := validService(service); err != nil {
-		return err
+	if err := registry.ValidService(service); err != nil {
+		return fmt.Errorf("health: %w", err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -157,8 +156,8 @@ func (m *Memory) Deregister(_ context.Context, service, nodeID string) error {
 
 // List implements Registry.
 func (m *Memory) List(_ context.Context, service string) ([]selector.Node, error) {
-	if err := validService(service); err != nil {
-		return nil, err
+	if err := registry.ValidService(service); err != nil {
+		return nil, fmt.Errorf("health: %w", err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -167,31 +166,26 @@ func (m *Memory) List(_ context.Context, service string) ([]selector.Node, error
 
 // Watch implements Registry and selector.Source.
 func (m *Memory) Watch(ctx context.Context, service string) (selector.Watcher, error) {
-	if err := validService(service); err != nil {
-		return nil, err
+	if err := registry.ValidService(service); err != nil {
+		return nil, fmt.Errorf("health: %w", err)
 	}
-	w := newWatcher(ctx)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.watchers[service] == nil {
-		m.watchers[service] = map[*watcher]struct{}{}
+	f := m.feeds[service]
+	if f == nil {
+		f = &selector.Feed{}
+		f.Push(m.snapshotLocked(service))
+		m.feeds[service] = f
 	}
-	m.watchers[service][w] = struct{}{}
-	w.push(m.snapshotLocked(service))
-	context.AfterFunc(w.ctx, func() {
-		m.mu.Lock()
-		delete(m.watchers[service], w)
-		m.mu.Unlock()
-	})
-	return w, nil
+	return f.Watch(ctx), nil
 }
 
 func (m *Memory) snapshotLocked(service string) []selector.Node {
-	entries := make(map[string]entry, len(m.services[service]))
+	entries := make(map[string]registry.Entry, len(m.services[service]))
 	for id, e := range m.services[service] {
-		entries[id] = e.entry
+		entries[id] = e.Entry
 	}
-	return resolve(entries, func(lost, won selector.Node) {
+	return registry.Resolve(entries, func(lost, won selector.Node) {
 		if h := m.hooks.OnDropped; h != nil {
 			h(service, lost, fmt.Errorf("health: service %q: node %q shares the address %q with %q, registered after it", service, lost.ID, lost.Addr, won.ID))
 		}
@@ -199,11 +193,7 @@ func (m *Memory) snapshotLocked(service string) []selector.Node {
 }
 
 func (m *Memory) notifyLocked(service string) {
-	if len(m.watchers[service]) == 0 {
-		return
-	}
-	snap := m.snapshotLocked(service)
-	for w := range m.watchers[service] {
-		w.push(snap)
+	if f := m.feeds[service]; f != nil {
+		f.Push(m.snapshotLocked(service))
 	}
 }

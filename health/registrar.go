@@ -11,6 +11,7 @@ import (
 	grpchealth "google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/rpcguard/rpcguard/internal/registry"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
@@ -149,8 +150,8 @@ func NewRegistrar(reg Registry, service string, node selector.Node, opts ...Regi
 			return nil, err
 		}
 	}
-	if err := validRegistration(service, node, o.ttl); err != nil {
-		return nil, err
+	if err := registry.ValidRegistration(service, node, o.ttl); err != nil {
+		return nil, fmt.Errorf("health: %w", err)
 	}
 	if o.interval >= o.ttl {
 		return nil, fmt.Errorf("health: the interval (%v) must be below the TTL (%v), or the node expires between renewals; a third of the TTL is a good interval", o.interval, o.ttl)

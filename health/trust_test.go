@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/rpcguard/rpcguard/health"
+	"github.com/rpcguard/rpcguard/health/etcd"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/selector"
 )
@@ -104,7 +105,7 @@ func TestSharedAddressNewerRegistrationWins(t *testing.T) {
 	})
 	t.Run("etcd", func(t *testing.T) {
 		var rep reports
-		b := etcdBackend(t, health.EtcdHooks{OnMalformed: func(key string, err error) { rep.add(key + ": " + err.Error()) }})
+		b := etcdBackend(t, etcd.Hooks{OnMalformed: func(key string, err error) { rep.add(key + ": " + err.Error()) }})
 		run(t, b.reg, &rep)
 	})
 }
@@ -114,8 +115,8 @@ func TestSharedAddressNewerRegistrationWins(t *testing.T) {
 // registry notices and lists again.
 func TestEtcdRelistsAfterRebuildFromEmptyData(t *testing.T) {
 	var relists reports
-	b := etcdBackend(t, health.EtcdHooks{OnWatchError: func(_ string, err error) { relists.add(err.Error()) }},
-		health.WithEtcdResync(100*time.Millisecond))
+	b := etcdBackend(t, etcd.Hooks{OnWatchError: func(_ string, err error) { relists.add(err.Error()) }},
+		etcd.WithResync(100*time.Millisecond))
 	reg, srv := b.reg, b.etcd
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{srv.Endpoint()}, DialTimeout: 5 * time.Second})
 	if err != nil {
@@ -189,7 +190,7 @@ func TestEtcdRelistsAfterRebuildFromEmptyData(t *testing.T) {
 // any other malformed entry.
 func TestEtcdSkipsEntriesWithBadIDs(t *testing.T) {
 	var rep reports
-	b := etcdBackend(t, health.EtcdHooks{OnMalformed: func(key string, err error) { rep.add(key) }})
+	b := etcdBackend(t, etcd.Hooks{OnMalformed: func(key string, err error) { rep.add(key) }})
 	raw, err := clientv3.New(clientv3.Config{Endpoints: []string{b.etcd.Endpoint()}, DialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +198,7 @@ func TestEtcdSkipsEntriesWithBadIDs(t *testing.T) {
 	defer raw.Close()
 	ctx := context.Background()
 	for _, id := range []string{"with space", "x/y", "tab\there"} {
-		if _, err := raw.Put(ctx, health.DefaultEtcdPrefix+"echo/"+id, fmt.Sprintf(`{"id":%q,"addr":"127.0.0.1:7"}`, id)); err != nil {
+		if _, err := raw.Put(ctx, etcd.DefaultPrefix+"echo/"+id, fmt.Sprintf(`{"id":%q,"addr":"127.0.0.1:7"}`, id)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"sync"
 )
 
 // Source supplies the nodes of services: a static list (Static), or a
@@ -35,16 +33,13 @@ var ErrWatcherStopped = errors.New("selector: watcher stopped")
 // with Update while clients watch it. It answers every service name with
 // the same nodes.
 type Static struct {
-	mu      sync.Mutex
-	nodes   []Node
-	version uint64
-	changed chan struct{} // closed and replaced on every Update
+	feed Feed
 }
 
 // NewStatic returns a Static source of nodes. It needs at least one node,
 // and validates them (see ValidateNodes).
 func NewStatic(nodes ...Node) (*Static, error) {
-	s := &Static{changed: make(chan struct{})}
+	s := &Static{}
 	if err := s.Update(nodes...); err != nil {
 		return nil, err
 	}
@@ -60,45 +55,11 @@ func (s *Static) Update(nodes ...Node) error {
 	if err := ValidateNodes(nodes); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.nodes = slices.Clone(nodes)
-	s.version++
-	close(s.changed)
-	s.changed = make(chan struct{})
-	s.mu.Unlock()
+	s.feed.Push(nodes)
 	return nil
 }
 
 // Watch implements Source.
 func (s *Static) Watch(ctx context.Context, service string) (Watcher, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	return &staticWatcher{s: s, ctx: ctx, cancel: cancel}, nil
+	return s.feed.Watch(ctx), nil
 }
-
-type staticWatcher struct {
-	s      *Static
-	ctx    context.Context
-	cancel context.CancelFunc
-	seen   uint64 // version last returned; versions start at 1
-}
-
-func (w *staticWatcher) Next() ([]Node, error) {
-	for {
-		w.s.mu.Lock()
-		if w.s.version != w.seen {
-			w.seen = w.s.version
-			nodes := slices.Clone(w.s.nodes)
-			w.s.mu.Unlock()
-			return nodes, nil
-		}
-		ch := w.s.changed
-		w.s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-w.ctx.Done():
-			return nil, ErrWatcherStopped
-		}
-	}
-}
-
-func (w *staticWatcher) Stop() { w.cancel() }

@@ -5,19 +5,20 @@ import (
 	"fmt"
 	"log"
 
-	"github.com/uber/jaeger-client-go"
+	jaegerclient "github.com/uber/jaeger-client-go"
 	"google.golang.org/grpc"
 
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/tracing"
+	"github.com/rpcguard/rpcguard/tracing/jaeger"
 )
 
 // A Jaeger tracer and the client and server interceptors. In a program,
-// replace the in-memory reporter with tracing.FromEnv() or WithAgent /
+// replace the in-memory reporter with jaeger.FromEnv() or WithAgent /
 // WithCollector, and close the tracer on exit to flush its spans.
-func ExampleNewJaeger() {
-	spans := jaeger.NewInMemoryReporter()
-	tracer, closer, err := tracing.NewJaeger("greeter", tracing.WithInMemoryReporter(spans))
+func Example_jaeger() {
+	spans := jaegerclient.NewInMemoryReporter()
+	tracer, closer, err := jaeger.New("greeter", jaeger.WithInMemoryReporter(spans))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -43,7 +44,7 @@ func ExampleNewJaeger() {
 		log.Fatal(err)
 	}
 	for _, s := range spans.GetSpans() {
-		js := s.(*jaeger.Span)
+		js := s.(*jaegerclient.Span)
 		fmt.Println(js.OperationName(), js.Tags()["span.kind"])
 	}
 	// Output:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/tracing"
+	"github.com/rpcguard/rpcguard/tracing/jaeger"
 )
 
 // TestJaegerEndToEnd sends a traced call's spans to a real Jaeger and reads
@@ -28,7 +29,7 @@ func TestJaegerEndToEnd(t *testing.T) {
 		t.Skip("set RPCGUARD_JAEGER_COLLECTOR and RPCGUARD_JAEGER_QUERY to run against a real Jaeger")
 	}
 	service := fmt.Sprintf("rpcguard-e2e-%d", time.Now().UnixNano())
-	tr, closer, err := tracing.NewJaeger(service, tracing.WithCollector(collector))
+	tr, closer, err := jaeger.New(service, jaeger.WithCollector(collector))
 	if err != nil {
 		t.Fatal(err)
 	}

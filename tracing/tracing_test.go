@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/opentracing/opentracing-go"
-	"github.com/uber/jaeger-client-go"
+	jaegerclient "github.com/uber/jaeger-client-go"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -28,16 +28,17 @@ import (
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
 	"github.com/rpcguard/rpcguard/tracing"
+	"github.com/rpcguard/rpcguard/tracing/jaeger"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, testcluster.HystrixGoroutines()...) }
 
 // newTracing returns a Tracing on a real jaeger-client-go tracer that keeps
 // its spans in memory.
-func newTracing(t testing.TB, opts ...tracing.Option) (*tracing.Tracing, *jaeger.InMemoryReporter) {
+func newTracing(t testing.TB, opts ...tracing.Option) (*tracing.Tracing, *jaegerclient.InMemoryReporter) {
 	t.Helper()
-	rep := jaeger.NewInMemoryReporter()
-	tr, closer, err := tracing.NewJaeger("rpcguard-test", tracing.WithInMemoryReporter(rep))
+	rep := jaegerclient.NewInMemoryReporter()
+	tr, closer, err := jaeger.New("rpcguard-test", jaeger.WithInMemoryReporter(rep))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,10 +56,10 @@ type span struct {
 	tags              map[string]any
 }
 
-func spans(rep *jaeger.InMemoryReporter) []span {
+func spans(rep *jaegerclient.InMemoryReporter) []span {
 	var out []span
 	for _, s := range rep.GetSpans() {
-		js := s.(*jaeger.Span)
+		js := s.(*jaegerclient.Span)
 		sc := js.SpanContext()
 		tags := js.Tags()
 		if k, ok := tags["span.kind"]; ok {
@@ -313,7 +314,7 @@ func TestOversizedTraceHeaderIsIgnored(t *testing.T) {
 		t.Fatalf("a call with a 64 KiB trace header was not served: %v", err)
 	}
 	all := spans(rep)
-	if len(all) != 1 || all[0].parent != jaeger.SpanID(0).String() || all[0].trace == "1" {
+	if len(all) != 1 || all[0].parent != jaegerclient.SpanID(0).String() || all[0].trace == "1" {
 		t.Fatalf("server span %+v: want a new trace, no parent", all)
 	}
 	if oversized.Load() != 1 {
@@ -382,11 +383,11 @@ func TestBadOptions(t *testing.T) {
 		{func() error { _, err := tracing.New(tracing.WithMaxHeaderBytes(0)); return err }(), "must be positive"},
 		{func() error { _, err := tracing.New(tracing.WithTraceHeaders("X-Trace")); return err }(), "lowercase"},
 		{func() error { _, err := tracing.New(tracing.WithTracer(nil)); return err }(), "nil tracer"},
-		{func() error { _, _, err := tracing.NewJaeger(""); return err }(), "empty service name"},
-		{func() error { _, _, err := tracing.NewJaeger("s", tracing.WithSampler("always", 1)); return err }(), `WithSampler("always")`},
-		{func() error { _, _, err := tracing.NewJaeger("s", tracing.WithSampler("probabilistic", 2)); return err }(), "bad parameter"},
+		{func() error { _, _, err := jaeger.New(""); return err }(), "empty service name"},
+		{func() error { _, _, err := jaeger.New("s", jaeger.WithSampler("always", 1)); return err }(), `WithSampler("always")`},
+		{func() error { _, _, err := jaeger.New("s", jaeger.WithSampler("probabilistic", 2)); return err }(), "bad parameter"},
 		{func() error {
-			_, _, err := tracing.NewJaeger("s", tracing.WithCollector("127.0.0.1:14268"))
+			_, _, err := jaeger.New("s", jaeger.WithCollector("127.0.0.1:14268"))
 			return err
 		}(), "want an http(s) URL"},
 	} {

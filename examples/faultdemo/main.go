@@ -28,7 +28,7 @@ import (
 
 	"github.com/opentracing/opentracing-go"
 
-	"github.com/rpcguard/rpcguard/tracing"
+	"github.com/rpcguard/rpcguard/tracing/jaeger"
 )
 
 func main() {
@@ -43,7 +43,7 @@ func main() {
 
 	var tracer opentracing.Tracer = opentracing.NoopTracer{}
 	if *jaegerURL != "" {
-		tr, closer, err := tracing.NewJaeger("faultdemo", tracing.WithCollector(*jaegerURL))
+		tr, closer, err := jaeger.New("faultdemo", jaeger.WithCollector(*jaegerURL))
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/rpcguard/rpcguard/breaker"
 	"github.com/rpcguard/rpcguard/faultinject"
 	"github.com/rpcguard/rpcguard/health"
+	"github.com/rpcguard/rpcguard/health/etcd"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/internal/testetcd"
 	"github.com/rpcguard/rpcguard/retry"
@@ -81,12 +82,12 @@ func newEnv(useEtcd bool, tracer opentracing.Tracer) (*env, error) {
 	}
 	e.registryName, e.etcd, e.etcdDir = "embedded etcd", srv, dir
 	e.newRegistry = func() (health.Registry, func(), error) {
-		cli, err := clientv3.New(health.EtcdClientConfig(srv.Endpoint()))
+		cli, err := clientv3.New(etcd.ClientConfig(srv.Endpoint()))
 		if err != nil {
 			return nil, nil, err
 		}
 		e.runs++ // a prefix per run: runs do not see each other's nodes
-		reg, err := health.NewEtcd(cli, health.WithEtcdPrefix(fmt.Sprintf("/faultdemo/%d/", e.runs)))
+		reg, err := etcd.New(cli, etcd.WithPrefix(fmt.Sprintf("/faultdemo/%d/", e.runs)))
 		if err != nil {
 			_ = cli.Close()
 			return nil, nil, err

@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/uber/jaeger-client-go"
+	jaegerclient "github.com/uber/jaeger-client-go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -27,6 +27,7 @@ import (
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
 	"github.com/rpcguard/rpcguard/tracing"
+	"github.com/rpcguard/rpcguard/tracing/jaeger"
 )
 
 func main() {
@@ -34,12 +35,12 @@ func main() {
 	flag.Parse()
 
 	// Tracing: a real Jaeger if asked, else spans kept in memory and counted.
-	spans := jaeger.NewInMemoryReporter()
-	jopts := []tracing.JaegerOption{tracing.WithInMemoryReporter(spans)}
+	spans := jaegerclient.NewInMemoryReporter()
+	jopts := []jaeger.Option{jaeger.WithInMemoryReporter(spans)}
 	if *jaegerURL != "" {
-		jopts = []tracing.JaegerOption{tracing.WithCollector(*jaegerURL)}
+		jopts = []jaeger.Option{jaeger.WithCollector(*jaegerURL)}
 	}
-	tracer, closer, err := tracing.NewJaeger("greeter", jopts...)
+	tracer, closer, err := jaeger.New("greeter", jopts...)
 	if err != nil {
 		log.Fatal(err)
 	}

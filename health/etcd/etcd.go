@@ -1,4 +1,9 @@
-package health
+// Package etcd is a health.Registry (and so a selector.Source) on etcd v3,
+// in a package of its own so that users of the in-memory registry do not
+// link the etcd client and zap. The TTL is a lease that renewals keep
+// alive; watches resume after a disconnect, list again after a compaction
+// or when etcd lost its history, and skip malformed entries (Hooks).
+package etcd
 
 import (
 	"context"
@@ -13,23 +18,24 @@ import (
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 
+	"github.com/rpcguard/rpcguard/internal/registry"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
-// DefaultEtcdPrefix is where NewEtcd keeps nodes: PREFIX + SERVICE + "/" +
+// DefaultPrefix is where New keeps nodes: PREFIX + SERVICE + "/" +
 // NODE_ID, whose value is the JSON {"id", "addr", "metadata"} and whose
 // lease carries the TTL.
-const DefaultEtcdPrefix = "/rpcguard/services/"
+const DefaultPrefix = "/rpcguard/services/"
 
-// Etcd is a Registry on etcd v3. The TTL is a lease; Register renews it
+// Registry is a health.Registry on etcd v3. The TTL is a lease; Register renews it
 // with a keep-alive, so a node that stops renewing disappears when its
 // lease expires. Watches resume after a disconnect from the last revision
 // seen, and list again if etcd compacted past it. Entries that do not parse
-// or validate are skipped and reported (EtcdHooks.OnMalformed).
-type Etcd struct {
+// or validate are skipped and reported (Hooks.OnMalformed).
+type Registry struct {
 	cli    *clientv3.Client
 	prefix string
-	hooks  EtcdHooks
+	hooks  Hooks
 	resync time.Duration
 
 	mu     sync.Mutex
@@ -41,53 +47,53 @@ type leaseOf struct {
 	ttl time.Duration
 }
 
-// EtcdHooks observe an Etcd registry. Each may be nil.
-type EtcdHooks struct {
+// Hooks observe an Etcd registry. Each may be nil.
+type Hooks struct {
 	// OnMalformed: an entry was left out of the node set (it does not parse
 	// or validate, or another node registered later has its address).
 	OnMalformed  func(key string, err error)
 	OnWatchError func(service string, err error)
 }
 
-// EtcdOption configures NewEtcd.
-type EtcdOption func(*Etcd) error
+// Option configures New.
+type Option func(*Registry) error
 
-// WithEtcdPrefix sets the key prefix; it must start and end with '/'.
-// Default DefaultEtcdPrefix.
-func WithEtcdPrefix(p string) EtcdOption {
-	return func(e *Etcd) error {
+// WithPrefix sets the key prefix; it must start and end with '/'.
+// Default DefaultPrefix.
+func WithPrefix(p string) Option {
+	return func(e *Registry) error {
 		if len(p) < 2 || p[0] != '/' || p[len(p)-1] != '/' {
-			return fmt.Errorf("health: WithEtcdPrefix(%q): want a prefix that starts and ends with '/'", p)
+			return fmt.Errorf("etcd registry: WithPrefix(%q): want a prefix that starts and ends with '/'", p)
 		}
 		e.prefix = p
 		return nil
 	}
 }
 
-// WithEtcdResync sets how often a watch checks etcd's revision, to see that
+// WithResync sets how often a watch checks etcd's revision, to see that
 // etcd lost its history (a cluster rebuilt from empty data: its watch would
 // never send an event) and list again. Default 2 s.
-func WithEtcdResync(d time.Duration) EtcdOption {
-	return func(e *Etcd) error {
+func WithResync(d time.Duration) Option {
+	return func(e *Registry) error {
 		if d <= 0 {
-			return fmt.Errorf("health: WithEtcdResync(%v): must be positive", d)
+			return fmt.Errorf("etcd registry: WithResync(%v): must be positive", d)
 		}
 		e.resync = d
 		return nil
 	}
 }
 
-// WithEtcdHooks sets the hooks.
-func WithEtcdHooks(h EtcdHooks) EtcdOption {
-	return func(e *Etcd) error { e.hooks = h; return nil }
+// WithHooks sets the hooks.
+func WithHooks(h Hooks) Option {
+	return func(e *Registry) error { e.hooks = h; return nil }
 }
 
-// EtcdClientConfig returns a clientv3 configuration for endpoints that
+// ClientConfig returns a clientv3 configuration for endpoints that
 // suits a registry: a 5 s dial timeout, and reconnection that retries at
 // most a second apart (gRPC's default backoff grows to two minutes, so a
 // client could take far longer than a renewal interval to notice that etcd
 // is back after a restart).
-func EtcdClientConfig(endpoints ...string) clientv3.Config {
+func ClientConfig(endpoints ...string) clientv3.Config {
 	return clientv3.Config{
 		Endpoints:   endpoints,
 		DialTimeout: 5 * time.Second,
@@ -98,15 +104,15 @@ func EtcdClientConfig(endpoints ...string) clientv3.Config {
 	}
 }
 
-// NewEtcd builds a registry on cli, which the caller owns and closes.
-func NewEtcd(cli *clientv3.Client, opts ...EtcdOption) (*Etcd, error) {
+// New builds a registry on cli, which the caller owns and closes.
+func New(cli *clientv3.Client, opts ...Option) (*Registry, error) {
 	if cli == nil {
-		return nil, fmt.Errorf("health: NewEtcd: nil client")
+		return nil, fmt.Errorf("etcd registry: New: nil client")
 	}
-	e := &Etcd{cli: cli, prefix: DefaultEtcdPrefix, resync: 2 * time.Second, leases: map[string]leaseOf{}}
+	e := &Registry{cli: cli, prefix: DefaultPrefix, resync: 2 * time.Second, leases: map[string]leaseOf{}}
 	for _, o := range opts {
 		if o == nil {
-			return nil, fmt.Errorf("health: NewEtcd: nil EtcdOption")
+			return nil, fmt.Errorf("etcd registry: New: nil Option")
 		}
 		if err := o(e); err != nil {
 			return nil, err
@@ -115,26 +121,26 @@ func NewEtcd(cli *clientv3.Client, opts ...EtcdOption) (*Etcd, error) {
 	return e, nil
 }
 
-func (e *Etcd) dir(service string) string     { return e.prefix + service + "/" }
-func (e *Etcd) key(service, id string) string { return e.dir(service) + id }
+func (e *Registry) dir(service string) string     { return e.prefix + service + "/" }
+func (e *Registry) key(service, id string) string { return e.dir(service) + id }
 
 // Register implements Registry: the first call grants a lease of ttl and
 // puts the node on it; later calls keep the lease alive (and put the node
 // again if it changed or the lease was lost, e.g. after etcd expired it).
-func (e *Etcd) Register(ctx context.Context, service string, node selector.Node, ttl time.Duration) error {
-	if err := validRegistration(service, node, ttl); err != nil {
-		return err
+func (e *Registry) Register(ctx context.Context, service string, node selector.Node, ttl time.Duration) error {
+	if err := registry.ValidRegistration(service, node, ttl); err != nil {
+		return fmt.Errorf("etcd registry: %w", err)
 	}
 	key := e.key(service, node.ID)
 	resp, err := e.cli.Get(ctx, key)
 	if err != nil {
-		return fmt.Errorf("health: etcd get %s: %w", key, err)
+		return fmt.Errorf("etcd registry: etcd get %s: %w", key, err)
 	}
 	var same bool
 	if len(resp.Kvs) > 0 {
-		if old, err := decode(resp.Kvs[0].Value); err == nil {
+		if old, err := registry.Decode(resp.Kvs[0].Value); err == nil {
 			if old.Addr != node.Addr {
-				return fmt.Errorf("health: service %q: node %q is registered at %q, not %q", service, node.ID, old.Addr, node.Addr)
+				return fmt.Errorf("etcd registry: service %q: node %q is registered at %q, not %q", service, node.ID, old.Addr, node.Addr)
 			}
 			same = old.Equal(node)
 		}
@@ -148,16 +154,16 @@ func (e *Etcd) Register(ctx context.Context, service string, node selector.Node,
 			return nil
 		}
 		if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
-			return fmt.Errorf("health: etcd keep-alive %s: %w", key, err)
+			return fmt.Errorf("etcd registry: etcd keep-alive %s: %w", key, err)
 		}
 		// The lease is gone: grant a new one below.
 	}
 	grant, err := e.cli.Grant(ctx, int64((ttl+time.Second-1)/time.Second))
 	if err != nil {
-		return fmt.Errorf("health: etcd grant for %s: %w", key, err)
+		return fmt.Errorf("etcd registry: etcd grant for %s: %w", key, err)
 	}
-	if _, err := e.cli.Put(ctx, key, string(encode(node)), clientv3.WithLease(grant.ID)); err != nil {
-		return fmt.Errorf("health: etcd put %s: %w", key, err)
+	if _, err := e.cli.Put(ctx, key, string(registry.Encode(node)), clientv3.WithLease(grant.ID)); err != nil {
+		return fmt.Errorf("etcd registry: etcd put %s: %w", key, err)
 	}
 	e.mu.Lock()
 	e.leases[key] = leaseOf{grant.ID, ttl}
@@ -169,13 +175,13 @@ func (e *Etcd) Register(ctx context.Context, service string, node selector.Node,
 }
 
 // Deregister implements Registry: it deletes the key and revokes the lease.
-func (e *Etcd) Deregister(ctx context.Context, service, nodeID string) error {
-	if err := validService(service); err != nil {
-		return err
+func (e *Registry) Deregister(ctx context.Context, service, nodeID string) error {
+	if err := registry.ValidService(service); err != nil {
+		return fmt.Errorf("etcd registry: %w", err)
 	}
 	key := e.key(service, nodeID)
 	if _, err := e.cli.Delete(ctx, key); err != nil {
-		return fmt.Errorf("health: etcd delete %s: %w", key, err)
+		return fmt.Errorf("etcd registry: etcd delete %s: %w", key, err)
 	}
 	e.mu.Lock()
 	l, ok := e.leases[key]
@@ -188,9 +194,9 @@ func (e *Etcd) Deregister(ctx context.Context, service, nodeID string) error {
 }
 
 // List implements Registry.
-func (e *Etcd) List(ctx context.Context, service string) ([]selector.Node, error) {
-	if err := validService(service); err != nil {
-		return nil, err
+func (e *Registry) List(ctx context.Context, service string) ([]selector.Node, error) {
+	if err := registry.ValidService(service); err != nil {
+		return nil, fmt.Errorf("etcd registry: %w", err)
 	}
 	entries, _, err := e.list(ctx, service)
 	if err != nil {
@@ -201,8 +207,8 @@ func (e *Etcd) List(ctx context.Context, service string) ([]selector.Node, error
 
 // nodes resolves the service's entries into its node set (one node per
 // address, the newer registration winning), reporting the ones left out.
-func (e *Etcd) nodes(service string, entries map[string]entry) []selector.Node {
-	return resolve(entries, func(lost, won selector.Node) {
+func (e *Registry) nodes(service string, entries map[string]registry.Entry) []selector.Node {
+	return registry.Resolve(entries, func(lost, won selector.Node) {
 		if h := e.hooks.OnMalformed; h != nil {
 			h(e.key(service, lost.ID), fmt.Errorf("node %q shares the address %q with %q, registered after it", lost.ID, lost.Addr, won.ID))
 		}
@@ -210,23 +216,23 @@ func (e *Etcd) nodes(service string, entries map[string]entry) []selector.Node {
 }
 
 // list reads the service's entries and the revision they are at.
-func (e *Etcd) list(ctx context.Context, service string) (map[string]entry, int64, error) {
+func (e *Registry) list(ctx context.Context, service string) (map[string]registry.Entry, int64, error) {
 	resp, err := e.cli.Get(ctx, e.dir(service), clientv3.WithPrefix())
 	if err != nil {
-		return nil, 0, fmt.Errorf("health: etcd list %s: %w", e.dir(service), err)
+		return nil, 0, fmt.Errorf("etcd registry: etcd list %s: %w", e.dir(service), err)
 	}
-	entries := make(map[string]entry, len(resp.Kvs))
+	entries := make(map[string]registry.Entry, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		if n, ok := e.parse(service, string(kv.Key), kv.Value); ok {
-			entries[n.ID] = entry{node: n, seq: kv.CreateRevision}
+			entries[n.ID] = registry.Entry{Node: n, Seq: kv.CreateRevision}
 		}
 	}
 	return entries, resp.Header.Revision, nil
 }
 
 // parse decodes an entry, reporting a malformed one.
-func (e *Etcd) parse(service, key string, value []byte) (selector.Node, bool) {
-	n, err := decode(value)
+func (e *Registry) parse(service, key string, value []byte) (selector.Node, bool) {
+	n, err := registry.Decode(value)
 	if err == nil && n.ID != strings.TrimPrefix(key, e.dir(service)) {
 		err = fmt.Errorf("node ID %q does not match its key", n.ID)
 	}
@@ -239,22 +245,31 @@ func (e *Etcd) parse(service, key string, value []byte) (selector.Node, bool) {
 	return n, true
 }
 
-// Watch implements Registry and selector.Source: it lists the service,
-// then follows etcd's watch from the next revision.
-func (e *Etcd) Watch(ctx context.Context, service string) (selector.Watcher, error) {
-	if err := validService(service); err != nil {
-		return nil, err
+// Watch implements health.Registry and selector.Source: it lists the
+// service, then follows etcd's watch from the next revision.
+func (e *Registry) Watch(ctx context.Context, service string) (selector.Watcher, error) {
+	if err := registry.ValidService(service); err != nil {
+		return nil, fmt.Errorf("etcd registry: %w", err)
 	}
-	w := newWatcher(ctx)
-	entries, rev, err := e.list(w.ctx, service)
+	ctx, cancel := context.WithCancel(ctx)
+	entries, rev, err := e.list(ctx, service)
 	if err != nil {
-		w.Stop()
+		cancel()
 		return nil, err
 	}
-	w.push(e.nodes(service, entries))
-	go e.follow(w, service, entries, rev)
-	return w, nil
+	f := &selector.Feed{}
+	f.Push(e.nodes(service, entries))
+	go e.follow(ctx, f, service, entries, rev)
+	return watcher{f.Watch(ctx), cancel}, nil
 }
+
+// watcher is a Feed's watcher whose Stop also ends the follow goroutine.
+type watcher struct {
+	selector.Watcher
+	cancel context.CancelFunc
+}
+
+func (w watcher) Stop() { w.cancel(); w.Watcher.Stop() }
 
 // follow applies watch events to entries and pushes every new set. The
 // client's watch survives disconnects (it resumes from the last revision
@@ -262,31 +277,31 @@ func (e *Etcd) Watch(ctx context.Context, service string) (selector.Watcher, err
 // cluster rebuilt from empty data is at a revision below the one the watch
 // waits for, and would never send an event), follow lists again. It checks
 // etcd's revision every resync to see the second case.
-func (e *Etcd) follow(w *watcher, service string, entries map[string]entry, rev int64) {
+func (e *Registry) follow(ctx context.Context, f *selector.Feed, service string, entries map[string]registry.Entry, rev int64) {
 	check := time.NewTicker(e.resync)
 	defer check.Stop()
-	for w.ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(w.ctx))
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		ch := e.cli.Watch(wctx, e.dir(service), clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-		e.apply(w, service, entries, &rev, ch, check.C)
+		e.apply(ctx, f, service, entries, &rev, ch, check.C)
 		cancel()
-		if w.ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return
 		}
 		// The watch ended: list again, then watch from there. Wait a
 		// little between attempts.
-		for w.ctx.Err() == nil {
-			fresh, r, err := e.list(w.ctx, service)
+		for ctx.Err() == nil {
+			fresh, r, err := e.list(ctx, service)
 			if err == nil {
 				entries, rev = fresh, r
-				w.push(e.nodes(service, entries))
+				f.Push(e.nodes(service, entries))
 				break
 			}
 			if h := e.hooks.OnWatchError; h != nil {
 				h(service, err)
 			}
 			select {
-			case <-w.ctx.Done():
+			case <-ctx.Done():
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
@@ -295,16 +310,16 @@ func (e *Etcd) follow(w *watcher, service string, entries map[string]entry, rev 
 
 // apply reads one watch until it fails, etcd's revision is seen below rev,
 // or the watcher stops.
-func (e *Etcd) apply(w *watcher, service string, entries map[string]entry, rev *int64, ch clientv3.WatchChan, check <-chan time.Time) {
+func (e *Registry) apply(ctx context.Context, f *selector.Feed, service string, entries map[string]registry.Entry, rev *int64, ch clientv3.WatchChan, check <-chan time.Time) {
 	for {
 		select {
-		case <-w.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-check:
-			resp, err := e.cli.Get(w.ctx, e.dir(service), clientv3.WithPrefix(), clientv3.WithCountOnly())
+			resp, err := e.cli.Get(ctx, e.dir(service), clientv3.WithPrefix(), clientv3.WithCountOnly())
 			if err == nil && resp.Header.Revision < *rev {
 				if h := e.hooks.OnWatchError; h != nil {
-					h(service, fmt.Errorf("health: etcd is at revision %d, below the %d already seen: it lost its history; listing again", resp.Header.Revision, *rev))
+					h(service, fmt.Errorf("etcd registry: etcd is at revision %d, below the %d already seen: it lost its history; listing again", resp.Header.Revision, *rev))
 				}
 				return
 			}
@@ -323,7 +338,7 @@ func (e *Etcd) apply(w *watcher, service string, entries map[string]entry, rev *
 				if ev.Type == clientv3.EventTypeDelete {
 					delete(entries, id)
 				} else if n, ok := e.parse(service, string(ev.Kv.Key), ev.Kv.Value); ok {
-					entries[id] = entry{node: n, seq: ev.Kv.CreateRevision}
+					entries[id] = registry.Entry{Node: n, Seq: ev.Kv.CreateRevision}
 				} else {
 					delete(entries, id)
 				}
@@ -332,7 +347,7 @@ func (e *Etcd) apply(w *watcher, service string, entries map[string]entry, rev *
 				*rev = resp.Header.Revision
 			}
 			if len(resp.Events) > 0 {
-				w.push(e.nodes(service, entries))
+				f.Push(e.nodes(service, entries))
 			}
 		}
 	}

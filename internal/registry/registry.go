@@ -1,0 +1,123 @@
+// Package registry holds what rpcguard's registries (health's memory
+// registry, health/etcd) share: the validation of what they store, the
+// stored form of a node, and how a service's entries become its node set.
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rpcguard/rpcguard/selector"
+)
+
+// ValidService checks a service name: non-empty, no '/' and no spaces
+// (it is part of the registry's keys).
+func ValidService(service string) error {
+	if service == "" {
+		return fmt.Errorf("empty service name")
+	}
+	if strings.ContainsAny(service, "/ \t\n") {
+		return fmt.Errorf("service name %q must not contain '/' or spaces", service)
+	}
+	return nil
+}
+
+// ValidRegistration checks what Register is given.
+func ValidRegistration(service string, node selector.Node, ttl time.Duration) error {
+	if err := ValidService(service); err != nil {
+		return err
+	}
+	if err := ValidNode(node); err != nil {
+		return fmt.Errorf("service %q: %w", service, err)
+	}
+	if ttl <= 0 {
+		return fmt.Errorf("service %q, node %q: TTL must be positive, got %v", service, node.ID, ttl)
+	}
+	return nil
+}
+
+// ValidNode checks a node as the registries store it: valid for the
+// selector, and an ID that can be part of a key (no '/', no spaces or
+// control characters). Register refuses other nodes, and a registry skips
+// such entries when it reads them.
+func ValidNode(n selector.Node) error {
+	if err := n.Validate(); err != nil {
+		return err
+	}
+	for _, c := range n.ID {
+		if c == '/' || c <= ' ' || c == 0x7f {
+			return fmt.Errorf("node ID %q must not contain '/', spaces or control characters", n.ID)
+		}
+	}
+	return nil
+}
+
+// record is how a node is stored: JSON {"id", "addr", "metadata"}.
+type record struct {
+	ID       string            `json:"id"`
+	Addr     string            `json:"addr"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// Encode returns the stored form of n.
+func Encode(n selector.Node) []byte {
+	b, _ := json.Marshal(record{ID: n.ID, Addr: n.Addr, Metadata: n.Metadata}) // cannot fail: strings only
+	return b
+}
+
+// Decode parses a stored node and validates it.
+func Decode(b []byte) (selector.Node, error) {
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return selector.Node{}, fmt.Errorf("not a node record: %w", err)
+	}
+	n := selector.Node{ID: r.ID, Addr: r.Addr, Metadata: r.Metadata}
+	if err := ValidNode(n); err != nil {
+		return selector.Node{}, err
+	}
+	return n, nil
+}
+
+// Entry is a registered node and the order of its registration (a
+// sequence number or etcd's create revision: higher is newer).
+type Entry struct {
+	Node selector.Node
+	Seq  int64
+}
+
+// Resolve returns the nodes of a service ordered by ID, one per address:
+// when two entries share an address (canonical form), the newer
+// registration wins (a process restarted under a new ID on the same port
+// before its old entry expired: the old one is a ghost). drop runs for
+// each entry left out, with the winner.
+func Resolve(entries map[string]Entry, drop func(lost, won selector.Node)) []selector.Node {
+	byAddr := make(map[string]Entry, len(entries))
+	for _, e := range entries {
+		ca, err := selector.CanonicalAddr(e.Node.Addr)
+		if err != nil {
+			ca = e.Node.Addr // stored entries are valid; keep it apart
+		}
+		prev, ok := byAddr[ca]
+		if !ok {
+			byAddr[ca] = e
+			continue
+		}
+		won, lost := e, prev
+		if prev.Seq > e.Seq || (prev.Seq == e.Seq && prev.Node.ID < e.Node.ID) {
+			won, lost = prev, e
+		}
+		byAddr[ca] = won
+		if drop != nil {
+			drop(lost.Node, won.Node)
+		}
+	}
+	out := make([]selector.Node, 0, len(byAddr))
+	for _, e := range byAddr {
+		out = append(out, e.Node)
+	}
+	slices.SortFunc(out, func(a, b selector.Node) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
