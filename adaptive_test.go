@@ -14,6 +14,7 @@ import (
 
 	"github.com/rpcguard/rpcguard"
 	"github.com/rpcguard/rpcguard/breaker"
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
@@ -29,7 +30,7 @@ func TestNewClientServesAnOverload(t *testing.T) {
 	c := testcluster.Start(t, 3)
 	var nodes []selector.Node
 	for _, n := range c.Nodes {
-		n.SetFault(testcluster.Capacity(8, 20*time.Millisecond))
+		n.SetFault(echo.Capacity(8, 20*time.Millisecond))
 		nodes = append(nodes, selector.Node{ID: n.ID, Addr: n.Addr})
 	}
 	src, err := selector.NewStatic(nodes...)
@@ -56,7 +57,7 @@ func TestNewClientServesAnOverload(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		start := time.Now()
-		_, err := testcluster.Unary(ctx, cc, grpc.WaitForReady(true))
+		_, err := echo.Unary(ctx, cc, grpc.WaitForReady(true))
 		mu.Lock()
 		took = append(took, time.Since(start))
 		mu.Unlock()

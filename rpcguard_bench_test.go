@@ -10,6 +10,7 @@ import (
 
 	"github.com/rpcguard/rpcguard"
 	"github.com/rpcguard/rpcguard/breaker"
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
@@ -53,7 +54,7 @@ func BenchmarkStack(b *testing.B) {
 		cc   *grpc.ClientConn
 	}{{"bare", bare}, {"rpcguard", stack}} {
 		for range 30 { // connect to every node first
-			if _, err := testcluster.Unary(context.Background(), c.cc, grpc.WaitForReady(true)); err != nil {
+			if _, err := echo.Unary(context.Background(), c.cc, grpc.WaitForReady(true)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -61,7 +62,7 @@ func BenchmarkStack(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := testcluster.Unary(ctx, c.cc); err != nil {
+				if _, err := echo.Unary(ctx, c.cc); err != nil {
 					b.Fatal(fmt.Errorf("%s: %w", c.name, err))
 				}
 			}

@@ -11,8 +11,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/rpcguard/rpcguard"
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/health"
-	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
 )
@@ -27,13 +27,13 @@ func ExampleNewClient() {
 	}
 	defer reg.Close()
 	for _, id := range []string{"a", "b", "c"} {
-		n, err := testcluster.StartNode(id) // your servers
+		n, err := echo.Start(id) // your servers
 		if err != nil {
 			log.Fatal(err)
 		}
 		defer n.Kill()
 		if id == "b" {
-			n.SetFault(testcluster.FailWith(codes.Unavailable))
+			n.SetFault(echo.FailWith(codes.Unavailable))
 		}
 		if err := reg.Register(context.Background(), "greeter", selector.Node{ID: id, Addr: n.Addr}, time.Minute); err != nil {
 			log.Fatal(err)
@@ -55,7 +55,7 @@ func ExampleNewClient() {
 	failed := 0
 	for range 100 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if _, err := testcluster.Unary(ctx, cc, grpc.WaitForReady(true)); err != nil {
+		if _, err := echo.Unary(ctx, cc, grpc.WaitForReady(true)); err != nil {
 			failed++
 		}
 		cancel()

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/rpcguard/rpcguard"
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/health"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/selector"
@@ -47,7 +48,7 @@ func TestDefaultsServeAHealthyService(t *testing.T) {
 	c := testcluster.Start(t, 3)
 	var nodes []selector.Node
 	for _, n := range c.Nodes {
-		n.SetFault(testcluster.Delay(5 * time.Millisecond))
+		n.SetFault(echo.Delay(5 * time.Millisecond))
 		nodes = append(nodes, selector.Node{ID: n.ID, Addr: n.Addr})
 	}
 	src, err := selector.NewStatic(nodes...)
@@ -62,7 +63,7 @@ func TestDefaultsServeAHealthyService(t *testing.T) {
 	call := func(d time.Duration) error {
 		ctx, cancel := context.WithTimeout(context.Background(), d)
 		defer cancel()
-		_, err := testcluster.Unary(ctx, cc, grpc.WaitForReady(true))
+		_, err := echo.Unary(ctx, cc, grpc.WaitForReady(true))
 		return err
 	}
 	testcluster.InParallel(t, 64, 20, func() error { return call(5 * time.Second) })
@@ -74,7 +75,7 @@ func TestDefaultsServeAHealthyService(t *testing.T) {
 		t.Fatalf("%d calls reached the servers, want %d (one attempt each)", total, 64*20)
 	}
 	for _, n := range c.Nodes {
-		n.SetFault(testcluster.Delay(1500 * time.Millisecond))
+		n.SetFault(echo.Delay(1500 * time.Millisecond))
 	}
 	if err := call(5 * time.Second); err != nil {
 		t.Fatalf("a 1.5 s call with a 5 s deadline: %v", err)

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rpcguard/rpcguard/breaker"
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 )
 
@@ -71,7 +72,7 @@ func (e *eventCounter) get(ev string) int {
 }
 
 // grpcSetup is one node behind a client with the breaker's interceptors.
-func grpcSetup(t *testing.T, b *breaker.Breaker) (*testcluster.Node, *grpc.ClientConn) {
+func grpcSetup(t *testing.T, b *breaker.Breaker) (*echo.Server, *grpc.ClientConn) {
 	t.Helper()
 	node := testcluster.Start(t, 1).Nodes[0]
 	cc := testcluster.Dial(t, "passthrough:///"+node.Addr,
@@ -83,12 +84,12 @@ func grpcSetup(t *testing.T, b *breaker.Breaker) (*testcluster.Node, *grpc.Clien
 func unary(cc *grpc.ClientConn) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := testcluster.Unary(ctx, cc, grpc.WaitForReady(true))
+	_, err := echo.Unary(ctx, cc, grpc.WaitForReady(true))
 	return err
 }
 
 // failPattern fails the calls whose index modulo 5 is below k (k=3: 60%).
-func failPattern(k int64) testcluster.Fault {
+func failPattern(k int64) echo.Fault {
 	var n atomic.Int64
 	return func(context.Context, string) error {
 		if (n.Add(1)-1)%5 < k {
@@ -106,7 +107,7 @@ func TestOpensOnFailuresAndOneProbeCloses(t *testing.T) {
 	for range 40 {
 		_ = unary(cc)
 	}
-	testcluster.WaitFor(t, 5*time.Second, "the circuit to open", func() bool { return b.IsOpen(testcluster.UnaryMethod) })
+	testcluster.WaitFor(t, 5*time.Second, "the circuit to open", func() bool { return b.IsOpen(echo.UnaryMethod) })
 	served := node.Calls()
 	for range 20 {
 		err := unary(cc)
@@ -135,7 +136,7 @@ func TestOpensOnFailuresAndOneProbeCloses(t *testing.T) {
 	if got := node.Calls() - served; got != 1 {
 		t.Fatalf("%d calls reached the server before the circuit closed, want exactly the one probe", got)
 	}
-	if b.IsOpen(testcluster.UnaryMethod) {
+	if b.IsOpen(echo.UnaryMethod) {
 		t.Fatal("the probe's success did not close the circuit")
 	}
 	for range 10 {
@@ -149,13 +150,13 @@ func TestCallerErrorsAndCancellationsDoNotOpen(t *testing.T) {
 	var ev eventCounter
 	b := newBreaker(t, &ev, breaker.WithSettings(breaker.Settings{VolumeThreshold: 10}))
 	node, cc := grpcSetup(t, b)
-	node.SetFault(testcluster.FailWith(codes.NotFound))
+	node.SetFault(echo.FailWith(codes.NotFound))
 	for range 100 {
 		if err := unary(cc); status.Code(err) != codes.NotFound {
 			t.Fatalf("got %v, want NotFound from the server", err)
 		}
 	}
-	node.SetFault(testcluster.Hang())
+	node.SetFault(echo.Hang())
 	for range 30 {
 		ctx, cancel := context.WithCancel(context.Background())
 		before := node.Calls()
@@ -165,7 +166,7 @@ func TestCallerErrorsAndCancellationsDoNotOpen(t *testing.T) {
 			testcluster.WaitFor(t, 5*time.Second, "the call to reach the server", func() bool { return node.Calls() > before })
 			cancel()
 		}()
-		_, err := testcluster.Unary(ctx, cc, grpc.WaitForReady(true))
+		_, err := echo.Unary(ctx, cc, grpc.WaitForReady(true))
 		<-done
 		if status.Code(err) != codes.Canceled {
 			t.Fatalf("canceled call: %v", err)
@@ -175,7 +176,7 @@ func TestCallerErrorsAndCancellationsDoNotOpen(t *testing.T) {
 		t.Fatalf("events %v: want 100 success, 30 context_canceled, no failure", ev.n)
 	}
 	node.SetFault(nil)
-	if b.IsOpen(testcluster.UnaryMethod) {
+	if b.IsOpen(echo.UnaryMethod) {
 		t.Fatal("the circuit opened on NotFound answers and cancellations")
 	}
 	if err := unary(cc); err != nil {
@@ -242,17 +243,17 @@ func TestMaxConcurrencyRejectsWithoutBlocking(t *testing.T) {
 
 func TestServerInterceptorShedsLoad(t *testing.T) {
 	b := newBreaker(t, nil, breaker.WithSettings(breaker.Settings{VolumeThreshold: 5, SleepWindow: time.Minute}))
-	node, err := testcluster.StartNodeWith("srv", grpc.ChainUnaryInterceptor(b.UnaryServerInterceptor()))
+	node, err := echo.Start("srv", grpc.ChainUnaryInterceptor(b.UnaryServerInterceptor()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(node.Kill)
-	node.SetFault(testcluster.FailWith(codes.Internal)) // the handler's own dependency is down
+	node.SetFault(echo.FailWith(codes.Internal)) // the handler's own dependency is down
 	cc := testcluster.Dial(t, "passthrough:///"+node.Addr)
 	for range 10 {
 		_ = unary(cc)
 	}
-	testcluster.WaitFor(t, 5*time.Second, "the server's circuit to open", func() bool { return b.IsOpen(testcluster.UnaryMethod) })
+	testcluster.WaitFor(t, 5*time.Second, "the server's circuit to open", func() bool { return b.IsOpen(echo.UnaryMethod) })
 	handled := node.Calls()
 	if err := unary(cc); status.Code(err) != codes.Unavailable || !strings.Contains(status.Convert(err).Message(), "circuit open") {
 		t.Fatalf("got %v, want Unavailable: circuit open", err)

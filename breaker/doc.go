@@ -31,6 +31,6 @@
 // hystrix.Flush or changes hystrix's logger. Two Breakers with the same
 // namespace share circuits and the last one to configure a command sets its
 // settings: give each client its own namespace. Tests that check for
-// goroutine leaks should ignore hystrix's monitors (see the package's
-// TestMain).
+// goroutine leaks should ignore hystrix's monitors: HystrixGoroutines
+// names them.
 package breaker

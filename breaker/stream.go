@@ -29,3 +29,18 @@ func (s *StreamHandler) Close() error {
 	s.h.Stop()
 	return nil
 }
+
+// HystrixGoroutines returns the functions of the goroutines hystrix-go
+// starts and never stops (two per circuit, for the life of the process, and
+// one per metrics collector per event), for a leak checker to ignore:
+//
+//	for _, f := range breaker.HystrixGoroutines() {
+//		opts = append(opts, goleak.IgnoreAnyFunction(f))
+//	}
+func HystrixGoroutines() []string {
+	return []string{
+		"github.com/afex/hystrix-go/hystrix.(*metricExchange).Monitor",
+		"github.com/afex/hystrix-go/hystrix.(*poolMetrics).Monitor",
+		"github.com/afex/hystrix-go/hystrix.(*metricExchange).IncrementMetrics",
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rpcguard/rpcguard/breaker"
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 )
 
@@ -28,7 +29,7 @@ func TestDefaultsNeverRefuseHealthyConcurrency(t *testing.T) {
 	var ev eventCounter
 	b := newBreaker(t, &ev)
 	node, cc := grpcSetup(t, b)
-	node.SetFault(testcluster.Delay(5 * time.Millisecond))
+	node.SetFault(echo.Delay(5 * time.Millisecond))
 	testcluster.InParallel(t, 64, 10, func() error { return unary(cc) })
 	if got := node.Calls(); got != 640 {
 		t.Fatalf("%d of 640 calls reached the server", got)
@@ -36,7 +37,7 @@ func TestDefaultsNeverRefuseHealthyConcurrency(t *testing.T) {
 	if ev.get("success") != 640 || ev.get("rejected") != 0 || ev.get("short-circuit") != 0 {
 		t.Fatalf("events %v: want 640 successes and no refusal", ev.n)
 	}
-	if b.IsOpen(testcluster.UnaryMethod) {
+	if b.IsOpen(echo.UnaryMethod) {
 		t.Fatal("the circuit opened on a healthy dependency")
 	}
 }
@@ -47,7 +48,7 @@ func TestRejectionsNeverOpenTheCircuit(t *testing.T) {
 	var ev eventCounter
 	b := newBreaker(t, &ev, breaker.WithSettings(breaker.Settings{MaxConcurrent: 2, VolumeThreshold: 5, ErrorPercent: 10}))
 	node, cc := grpcSetup(t, b)
-	node.SetFault(testcluster.Delay(5 * time.Millisecond))
+	node.SetFault(echo.Delay(5 * time.Millisecond))
 	var rejected atomic.Int64
 	testcluster.InParallel(t, 32, 20, func() error {
 		err := unary(cc)
@@ -60,7 +61,7 @@ func TestRejectionsNeverOpenTheCircuit(t *testing.T) {
 	if rejected.Load() == 0 {
 		t.Fatal("no call was rejected: the test did not exercise MaxConcurrent")
 	}
-	if ev.get("short-circuit") != 0 || b.IsOpen(testcluster.UnaryMethod) {
+	if ev.get("short-circuit") != 0 || b.IsOpen(echo.UnaryMethod) {
 		t.Fatalf("%d rejections opened the circuit (events %v)", rejected.Load(), ev.n)
 	}
 }
@@ -70,7 +71,7 @@ func TestNoTimeoutByDefault(t *testing.T) {
 	var ev eventCounter
 	b := newBreaker(t, &ev)
 	node, cc := grpcSetup(t, b)
-	node.SetFault(testcluster.Delay(1500 * time.Millisecond))
+	node.SetFault(echo.Delay(1500 * time.Millisecond))
 	if err := unary(cc); err != nil {
 		t.Fatalf("a 1.5 s call with a 5 s deadline: %v", err)
 	}
@@ -89,25 +90,25 @@ func TestStreamShapesEndTheirCall(t *testing.T) {
 		call func(ctx context.Context, cc *grpc.ClientConn) error
 	}{
 		{"unary-like", func(ctx context.Context, cc *grpc.ClientConn) error {
-			_, err := testcluster.UnaryStream(ctx, cc)
+			_, err := echo.UnaryStream(ctx, cc)
 			return err
 		}},
 		{"client", func(ctx context.Context, cc *grpc.ClientConn) error {
-			got, err := testcluster.ClientStream(ctx, cc, 3)
+			got, err := echo.ClientStream(ctx, cc, 3)
 			if err == nil && !strings.HasSuffix(got, ":3") {
 				err = fmt.Errorf("answer %q", got)
 			}
 			return err
 		}},
 		{"server", func(ctx context.Context, cc *grpc.ClientConn) error {
-			got, err := testcluster.ServerStream(ctx, cc, 3)
+			got, err := echo.ServerStream(ctx, cc, 3)
 			if err == nil && len(got) != 3 {
 				err = fmt.Errorf("got %v", got)
 			}
 			return err
 		}},
 		{"bidi", func(ctx context.Context, cc *grpc.ClientConn) error {
-			got, err := testcluster.Bidi(ctx, cc, 3)
+			got, err := echo.Bidi(ctx, cc, 3)
 			if err == nil && len(got) != 3 {
 				err = fmt.Errorf("got %v", got)
 			}
@@ -169,7 +170,7 @@ func TestPanicInStreamHandlerReleasesItsSlot(t *testing.T) {
 		}()
 		return h(srv, ss)
 	}
-	node, err := testcluster.StartNodeWith("panicky", grpc.ChainStreamInterceptor(recoverer, b.StreamServerInterceptor()))
+	node, err := echo.Start("panicky", grpc.ChainStreamInterceptor(recoverer, b.StreamServerInterceptor()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,12 +187,12 @@ func TestPanicInStreamHandlerReleasesItsSlot(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for range 5 {
-		if _, err := testcluster.ServerStream(ctx, cc, 1); status.Code(err) != codes.Internal {
+		if _, err := echo.ServerStream(ctx, cc, 1); status.Code(err) != codes.Internal {
 			t.Fatalf("panicking stream: %v, want Internal from the recoverer", err)
 		}
 	}
 	panics.Store(false)
-	if _, err := testcluster.ServerStream(ctx, cc, 2); err != nil {
+	if _, err := echo.ServerStream(ctx, cc, 2); err != nil {
 		t.Fatalf("after 5 panics: %v (their slots were not given back)", err)
 	}
 	if ev.get("failure") != 5 || ev.get("success") != 1 {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/faultinject"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 )
@@ -68,7 +69,7 @@ func TestGRPCServerFaultsByNodeAndMethod(t *testing.T) {
 	})
 	var ccs []*grpc.ClientConn
 	for _, id := range []string{"n0", "n1"} {
-		n, err := testcluster.StartNodeWith(id, grpc.ChainUnaryInterceptor(inj.UnaryServerInterceptor(id)), grpc.ChainStreamInterceptor(inj.StreamServerInterceptor(id)))
+		n, err := echo.Start(id, grpc.ChainUnaryInterceptor(inj.UnaryServerInterceptor(id)), grpc.ChainStreamInterceptor(inj.StreamServerInterceptor(id)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,30 +77,30 @@ func TestGRPCServerFaultsByNodeAndMethod(t *testing.T) {
 		ccs = append(ccs, testcluster.Dial(t, "passthrough:///"+n.Addr))
 	}
 	start := time.Now()
-	if _, err := testcluster.Unary(context.Background(), ccs[0]); err != nil {
+	if _, err := echo.Unary(context.Background(), ccs[0]); err != nil {
 		t.Fatalf("n0: %v", err)
 	}
 	if d := time.Since(start); d < 30*time.Millisecond {
 		t.Fatalf("n0 answered in %v, before its injected 30 ms", d)
 	}
-	if _, err := testcluster.Unary(context.Background(), ccs[1]); status.Code(err) != codes.Unavailable {
+	if _, err := echo.Unary(context.Background(), ccs[1]); status.Code(err) != codes.Unavailable {
 		t.Fatalf("n1: %v, want the injected Unavailable", err)
 	}
-	if _, err := testcluster.ServerStream(context.Background(), ccs[1], 3); status.Code(err) != codes.Unavailable {
+	if _, err := echo.ServerStream(context.Background(), ccs[1], 3); status.Code(err) != codes.Unavailable {
 		t.Fatalf("n1 stream: %v, want Unavailable", err)
 	}
 	// Rules change while calls run.
 	if err := inj.SetRules(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := testcluster.Unary(context.Background(), ccs[1]); err != nil {
+	if _, err := echo.Unary(context.Background(), ccs[1]); err != nil {
 		t.Fatalf("n1 after the rules were cleared: %v", err)
 	}
 }
 
 func TestHangAndScript(t *testing.T) {
 	inj := mustNew(t, 1, nil)
-	n, err := testcluster.StartNodeWith("n", grpc.ChainUnaryInterceptor(inj.UnaryServerInterceptor("n")))
+	n, err := echo.Start("n", grpc.ChainUnaryInterceptor(inj.UnaryServerInterceptor("n")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func TestHangAndScript(t *testing.T) {
 	testcluster.WaitFor(t, 5*time.Second, "the scripted black hole", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
-		_, err := testcluster.Unary(ctx, cc)
+		_, err := echo.Unary(ctx, cc)
 		return status.Code(err) == codes.DeadlineExceeded
 	})
 	if err := wait(); err != nil {
@@ -121,7 +122,7 @@ func TestClientInterceptorFaultsBeforeSending(t *testing.T) {
 	inj := mustNew(t, 1, []faultinject.Rule{{Name: "refuse", Method: "Unary", Rate: 1, Down: true}})
 	n := testcluster.Start(t, 1).Nodes[0]
 	cc := testcluster.Dial(t, "passthrough:///"+n.Addr, grpc.WithChainUnaryInterceptor(inj.UnaryClientInterceptor()))
-	if _, err := testcluster.Unary(context.Background(), cc); status.Code(err) != codes.Unavailable || n.Calls() != 0 {
+	if _, err := echo.Unary(context.Background(), cc); status.Code(err) != codes.Unavailable || n.Calls() != 0 {
 		t.Fatalf("got %v with %d calls on the server; want Unavailable and none sent", err, n.Calls())
 	}
 }
@@ -130,15 +131,15 @@ func TestHeaderActivationIsOffByDefault(t *testing.T) {
 	rules := []faultinject.Rule{{Name: "boom", Rate: 0, Code: codes.Internal}}
 	off := mustNew(t, 1, rules)
 	on := mustNew(t, 1, rules, faultinject.WithHeaderActivation("x-rpcguard-fault"))
-	n0, _ := testcluster.StartNodeWith("a", grpc.ChainUnaryInterceptor(off.UnaryServerInterceptor("a")))
-	n1, _ := testcluster.StartNodeWith("b", grpc.ChainUnaryInterceptor(on.UnaryServerInterceptor("b")))
+	n0, _ := echo.Start("a", grpc.ChainUnaryInterceptor(off.UnaryServerInterceptor("a")))
+	n1, _ := echo.Start("b", grpc.ChainUnaryInterceptor(on.UnaryServerInterceptor("b")))
 	defer n0.Kill()
 	defer n1.Kill()
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "x-rpcguard-fault", "boom")
-	if _, err := testcluster.Unary(ctx, testcluster.Dial(t, "passthrough:///"+n0.Addr)); err != nil {
+	if _, err := echo.Unary(ctx, testcluster.Dial(t, "passthrough:///"+n0.Addr)); err != nil {
 		t.Fatalf("header activation worked while off: %v", err)
 	}
-	if _, err := testcluster.Unary(ctx, testcluster.Dial(t, "passthrough:///"+n1.Addr)); status.Code(err) != codes.Internal {
+	if _, err := echo.Unary(ctx, testcluster.Dial(t, "passthrough:///"+n1.Addr)); status.Code(err) != codes.Internal {
 		t.Fatalf("header activation on: %v, want Internal", err)
 	}
 }

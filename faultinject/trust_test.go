@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/faultinject"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
@@ -44,7 +45,7 @@ func TestClientNodeRuleDownIsARefusedConnection(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for i := range 20 {
-		if id, err := testcluster.Unary(ctx, cc, grpc.WaitForReady(true)); err != nil || id == "node-1" {
+		if id, err := echo.Unary(ctx, cc, grpc.WaitForReady(true)); err != nil || id == "node-1" {
 			t.Fatalf("call %d: %q, %v; want success on another node", i, id, err)
 		}
 	}
@@ -72,7 +73,7 @@ func TestInjectedErrorsKeepTheirIdentity(t *testing.T) {
 	n := testcluster.Start(t, 1).Nodes[0]
 	cc := testcluster.Dial(t, "passthrough:///"+n.Addr, grpc.WithChainUnaryInterceptor(
 		mustNew(t, 1, []faultinject.Rule{{Rate: 1, Down: true}}).UnaryClientInterceptor()))
-	if _, err := testcluster.Unary(ctx, cc); !errors.Is(err, faultinject.ErrDown) {
+	if _, err := echo.Unary(ctx, cc); !errors.Is(err, faultinject.ErrDown) {
 		t.Fatalf("client interceptor: %v, want ErrDown", err)
 	}
 }

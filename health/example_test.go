@@ -9,8 +9,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/health"
-	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
@@ -23,7 +23,7 @@ func ExampleRegistrar() {
 	}
 	defer reg.Close()
 
-	server, err := testcluster.StartNode("node-a") // your gRPC server
+	server, err := echo.Start("node-a") // your gRPC server
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func ExampleRegistrar() {
 		log.Fatal(err)
 	}
 	defer cc.Close()
-	id, err := testcluster.Unary(context.Background(), cc, grpc.WaitForReady(true))
+	id, err := echo.Unary(context.Background(), cc, grpc.WaitForReady(true))
 	fmt.Println(id, err)
 
 	// On shutdown: deregister and drain first, then stop the server.

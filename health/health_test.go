@@ -14,10 +14,11 @@ import (
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/health"
 	"github.com/rpcguard/rpcguard/health/etcd"
+	"github.com/rpcguard/rpcguard/health/etcd/etcdtest"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
-	"github.com/rpcguard/rpcguard/internal/testetcd"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
@@ -29,7 +30,7 @@ type backend struct {
 	name          string
 	reg           health.Registry
 	ttl, interval time.Duration
-	etcd          *testetcd.Server // nil for memory
+	etcd          *etcdtest.Server // nil for memory
 }
 
 func memoryBackend(t *testing.T) backend {
@@ -42,7 +43,7 @@ func memoryBackend(t *testing.T) backend {
 }
 
 func etcdBackend(t *testing.T, hooks etcd.Hooks, opts ...etcd.Option) backend {
-	srv, err := testetcd.Start(t.TempDir())
+	srv, err := etcdtest.Start(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func TestCrashedNodeDisappearsWithinTTL(t *testing.T) {
 		var lastCall atomic.Int64
 		crashed.SetFault(func(context.Context, string) error { lastCall.Store(time.Now().UnixNano()); return nil })
 		testcluster.WaitFor(t, 10*time.Second, "calls on every node", func() bool {
-			_, _ = testcluster.Unary(context.Background(), cc, grpc.WaitForReady(true))
+			_, _ = echo.Unary(context.Background(), cc, grpc.WaitForReady(true))
 			return c.Nodes[0].Calls() > 0 && crashed.Calls() > 0 && c.Nodes[2].Calls() > 0
 		})
 		ctx, stop := context.WithCancel(context.Background())
@@ -140,7 +141,7 @@ func TestCrashedNodeDisappearsWithinTTL(t *testing.T) {
 			defer wg.Done()
 			for ctx.Err() == nil {
 				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				_, _ = testcluster.Unary(cctx, cc)
+				_, _ = echo.Unary(cctx, cc)
 				cancel()
 			}
 		}()
@@ -156,7 +157,7 @@ func TestCrashedNodeDisappearsWithinTTL(t *testing.T) {
 		testcluster.WaitFor(t, 5*time.Second, "calls to stop reaching the crashed node", func() bool {
 			before := crashed.Calls()
 			for range 20 {
-				_, _ = testcluster.Unary(context.Background(), cc)
+				_, _ = echo.Unary(context.Background(), cc)
 			}
 			return crashed.Calls() == before
 		})
@@ -172,7 +173,7 @@ func TestGracefulStopLosesNoCall(t *testing.T) {
 		c, rs := startRegistered(t, b, b.reg, 3)
 		cc := dialService(t, b.reg)
 		testcluster.WaitFor(t, 10*time.Second, "calls on every node", func() bool {
-			_, _ = testcluster.Unary(context.Background(), cc, grpc.WaitForReady(true))
+			_, _ = echo.Unary(context.Background(), cc, grpc.WaitForReady(true))
 			return c.Nodes[0].Calls() > 0 && c.Nodes[1].Calls() > 0 && c.Nodes[2].Calls() > 0
 		})
 		ctx, stop := context.WithCancel(context.Background())
@@ -183,7 +184,7 @@ func TestGracefulStopLosesNoCall(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for ctx.Err() == nil {
-					if _, err := testcluster.Unary(context.Background(), cc); err != nil {
+					if _, err := echo.Unary(context.Background(), cc); err != nil {
 						failed.Add(1)
 						t.Logf("failed call: %v", err)
 					}
@@ -202,7 +203,7 @@ func TestGracefulStopLosesNoCall(t *testing.T) {
 		testcluster.WaitFor(t, 5*time.Second, "the client to drop the leaving node", func() bool {
 			before := leaving.Calls()
 			for range 20 {
-				_, _ = testcluster.Unary(context.Background(), cc)
+				_, _ = echo.Unary(context.Background(), cc)
 			}
 			return leaving.Calls() == before
 		})
@@ -236,7 +237,7 @@ func TestFailingCheckDeregistersOnceAndRecovers(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The registrar's grpc.health.v1 server on a real gRPC server.
-		hsrv, err := testcluster.StartNodeWith("health")
+		hsrv, err := echo.Start("health")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -281,7 +282,7 @@ func TestEtcdRestart(t *testing.T) {
 	c, _ := startRegistered(t, b, hb, 2, health.WithRegistrarHooks(health.RegistrarHooks{OnError: func(error) { regErrs.Add(1) }}))
 	cc := dialService(t, b.reg)
 	testcluster.WaitFor(t, 10*time.Second, "calls on both nodes", func() bool {
-		_, _ = testcluster.Unary(context.Background(), cc, grpc.WaitForReady(true))
+		_, _ = echo.Unary(context.Background(), cc, grpc.WaitForReady(true))
 		return c.Nodes[0].Calls() > 0 && c.Nodes[1].Calls() > 0
 	})
 	b.etcd.Stop()
@@ -299,7 +300,7 @@ func TestEtcdRestart(t *testing.T) {
 		hb.lastOf(c.Nodes[0].ID).Sub(back).Round(time.Millisecond), hb.lastOf(c.Nodes[1].ID).Sub(back).Round(time.Millisecond), b.interval)
 	// The watching client was not restarted: a node that registers now
 	// reaches it.
-	late, err := testcluster.StartNode("node-late")
+	late, err := echo.Start("node-late")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +309,7 @@ func TestEtcdRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	testcluster.WaitFor(t, 10*time.Second, "the watching client to send to the new node", func() bool {
-		_, _ = testcluster.Unary(context.Background(), cc)
+		_, _ = echo.Unary(context.Background(), cc)
 		return late.Calls() > 0
 	})
 }

@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/health"
 	"github.com/rpcguard/rpcguard/health/etcd"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
@@ -45,7 +46,7 @@ func TestSharedAddressNewerRegistrationWins(t *testing.T) {
 	run := func(t *testing.T, reg health.Registry, rep *reports) {
 		ctx := context.Background()
 		c := testcluster.Start(t, 2)
-		late, err := testcluster.StartNode("node-late")
+		late, err := echo.Start("node-late")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +63,7 @@ func TestSharedAddressNewerRegistrationWins(t *testing.T) {
 		}
 		cc := dialService(t, reg)
 		testcluster.WaitFor(t, 10*time.Second, "calls on node-late", func() bool {
-			_, _ = testcluster.Unary(ctx, cc, grpc.WaitForReady(true))
+			_, _ = echo.Unary(ctx, cc, grpc.WaitForReady(true))
 			return late.Calls() > 0
 		})
 		if err := reg.Deregister(ctx, "echo", c.Nodes[1].ID); err != nil {
@@ -75,13 +76,13 @@ func TestSharedAddressNewerRegistrationWins(t *testing.T) {
 		testcluster.WaitFor(t, 10*time.Second, "the client to drop node-1", func() bool {
 			before := c.Nodes[1].Calls()
 			for range 10 {
-				_, _ = testcluster.Unary(ctx, cc, grpc.WaitForReady(true))
+				_, _ = echo.Unary(ctx, cc, grpc.WaitForReady(true))
 			}
 			return c.Nodes[1].Calls() == before
 		})
 		before := []int64{c.Nodes[0].Calls(), late.Calls()}
 		for range 20 {
-			if _, err := testcluster.Unary(ctx, cc, grpc.WaitForReady(true)); err != nil {
+			if _, err := echo.Unary(ctx, cc, grpc.WaitForReady(true)); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
@@ -35,16 +36,16 @@ func TestDefaultBudgetRoutesAroundABadNodeAndStopsAStorm(t *testing.T) {
 			maxAttempts float64 // attempts reaching servers per call
 		}{
 			{"one of 3 unavailable", 3, func(c *client) {
-				c.cluster.Nodes[0].SetFault(testcluster.FailWith(codes.Unavailable))
+				c.cluster.Nodes[0].SetFault(echo.FailWith(codes.Unavailable))
 			}, 0.999, 3},
 			{"5 nodes, 2 dead, 1 erroring", 5, func(c *client) {
 				c.cluster.Nodes[0].Kill()
 				c.cluster.Nodes[1].Kill()
-				c.cluster.Nodes[2].SetFault(testcluster.FailWith(codes.Unavailable))
+				c.cluster.Nodes[2].SetFault(echo.FailWith(codes.Unavailable))
 			}, 0.999, 3},
 			{"every node unavailable", 3, func(c *client) {
 				for _, n := range c.cluster.Nodes {
-					n.SetFault(testcluster.FailWith(codes.Unavailable))
+					n.SetFault(echo.FailWith(codes.Unavailable))
 				}
 			}, 0, 1.1},
 		} {
@@ -57,7 +58,7 @@ func TestDefaultBudgetRoutesAroundABadNodeAndStopsAStorm(t *testing.T) {
 				testcluster.InParallel(t, 4, calls/4, func() error {
 					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 					defer cancel()
-					if _, err := testcluster.Unary(ctx, c.cc); err == nil {
+					if _, err := echo.Unary(ctx, c.cc); err == nil {
 						ok.Add(1)
 					}
 					return nil

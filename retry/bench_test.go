@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
 )
@@ -33,7 +34,7 @@ func BenchmarkUnary(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := testcluster.Unary(ctx, cc); err != nil {
+				if _, err := echo.Unary(ctx, cc); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -54,7 +55,7 @@ func BenchmarkHedgingLatency(b *testing.B) {
 				opts = append(opts, retry.WithHedging(20*time.Millisecond, unary), retry.WithBudget(retry.Budget{Ratio: 0.5, MinPerSecond: 10}))
 			}
 			c := newClient(b, 3, `{"strategy":"round_robin"}`, mustPolicy(b, opts...))
-			c.cluster.Nodes[0].SetFault(testcluster.Delay(200 * time.Millisecond))
+			c.cluster.Nodes[0].SetFault(echo.Delay(200 * time.Millisecond))
 			var mu sync.Mutex
 			var lat []time.Duration
 			b.SetParallelism(16)

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/rpcguard/rpcguard/internal/testcluster"
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
 )
@@ -48,16 +48,16 @@ func ExamplePolicy_Do() {
 // three nodes answers Unavailable; every call succeeds, on another node.
 func ExamplePolicy_UnaryClientInterceptor() {
 	var nodes []selector.Node
-	var servers []*testcluster.Node
+	var servers []*echo.Server
 	for _, id := range []string{"a", "b", "c"} {
-		n, err := testcluster.StartNode(id) // stand-ins for your servers
+		n, err := echo.Start(id) // stand-ins for your servers
 		if err != nil {
 			log.Fatal(err)
 		}
 		defer n.Kill()
 		servers = append(servers, n)
 		if id == "b" {
-			n.SetFault(testcluster.FailWith(codes.Unavailable))
+			n.SetFault(echo.FailWith(codes.Unavailable))
 		}
 		nodes = append(nodes, selector.Node{ID: n.ID, Addr: n.Addr})
 	}
@@ -94,7 +94,7 @@ func ExamplePolicy_UnaryClientInterceptor() {
 	failed := 0
 	for range 30 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if _, err := testcluster.Unary(ctx, cc, grpc.WaitForReady(true)); err != nil {
+		if _, err := echo.Unary(ctx, cc, grpc.WaitForReady(true)); err != nil {
 			failed++
 		}
 		cancel()
@@ -103,11 +103,11 @@ func ExamplePolicy_UnaryClientInterceptor() {
 
 	// When every node fails, the error keeps the status and lists the attempts.
 	for _, n := range servers {
-		n.SetFault(testcluster.FailWith(codes.Unavailable))
+		n.SetFault(echo.FailWith(codes.Unavailable))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err = testcluster.Unary(ctx, cc)
+	_, err = echo.Unary(ctx, cc)
 	var re *retry.Error
 	if errors.As(err, &re) {
 		fmt.Println(status.Code(err), len(re.Attempts), "attempts,", errors.Is(err, retry.ErrAttemptsExhausted))

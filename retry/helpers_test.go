@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
@@ -65,7 +66,7 @@ func (c *client) waitAllServing(t testing.TB) {
 			t.Fatalf("not every node answered within 10 s: %v", c.cluster.Calls())
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, _ = testcluster.Unary(ctx, c.cc, grpc.WaitForReady(true), retry.MaxAttempts(1))
+		_, _ = echo.Unary(ctx, c.cc, grpc.WaitForReady(true), retry.MaxAttempts(1))
 		cancel()
 	}
 	for _, n := range c.cluster.Nodes {

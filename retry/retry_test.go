@@ -20,17 +20,18 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
-const unary = testcluster.UnaryMethod
+const unary = echo.UnaryMethod
 
 func call(ctx context.Context, c *client, opts ...grpc.CallOption) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return testcluster.Unary(ctx, c.cc, opts...)
+	return echo.Unary(ctx, c.cc, opts...)
 }
 
 // A dead node (closed port) behind the plain API: with the per-call record
@@ -54,7 +55,7 @@ func TestDeadNodeWithAndWithoutCallRecord(t *testing.T) {
 	}
 	p := mustPolicy(t, retry.WithMaxAttempts(2), retry.WithoutBudget(), retry.WithIdempotent("*"))
 	invoke := func(ctx context.Context, addr string) error {
-		_, err := testcluster.Unary(ctx, conns[addr])
+		_, err := echo.Unary(ctx, conns[addr])
 		return err
 	}
 	const calls = 10000
@@ -90,7 +91,7 @@ func TestDeadNodeWithAndWithoutCallRecord(t *testing.T) {
 func TestUnavailableNodeRetriedElsewhere(t *testing.T) {
 	p := mustPolicy(t, retry.WithMaxAttempts(2), retry.WithoutBudget(), retry.WithIdempotent(unary))
 	c := newClient(t, 3, `{"strategy":"random"}`, p)
-	c.cluster.Nodes[1].SetFault(testcluster.FailWith(codes.Unavailable))
+	c.cluster.Nodes[1].SetFault(echo.FailWith(codes.Unavailable))
 	testcluster.InParallel(t, 8, 1250, func() error { _, err := call(context.Background(), c); return err })
 	if bad := c.cluster.Nodes[1].Calls(); bad == 0 {
 		t.Fatal("the failing node got no calls: the test tested nothing")
@@ -104,7 +105,7 @@ func TestFlakyNodeRetriesWithoutBackoff(t *testing.T) {
 	p := mustPolicy(t, retry.WithMaxAttempts(2), retry.WithIdempotent(unary),
 		retry.WithBackoff(retry.Backoff{Initial: 500 * time.Millisecond}), retry.WithHooks(d.hook()))
 	c := newClient(t, 3, `{"strategy":"round_robin"}`, p)
-	c.cluster.Nodes[0].SetFault(testcluster.FailEvery(2, codes.Unavailable))
+	c.cluster.Nodes[0].SetFault(echo.FailEvery(2, codes.Unavailable))
 	var lat []time.Duration
 	for i := range 1500 {
 		start := time.Now()
@@ -130,7 +131,7 @@ func TestEjectionKeepsAttemptsNearOne(t *testing.T) {
 	p := mustPolicy(t, retry.WithHooks(d.hook()))
 	c := newClient(t, 3, `{"strategy":"random","ejection":{}}`, p)
 	bad := c.cluster.Nodes[2]
-	bad.SetFault(testcluster.FailWith(codes.Unavailable))
+	bad.SetFault(echo.FailWith(codes.Unavailable))
 	const calls = 2000
 	for i := range calls { // one at a time: no attempt is in flight when the node is ejected
 		if _, err := call(context.Background(), c, retry.Idempotent(true)); err != nil {
@@ -154,7 +155,7 @@ func TestBlackHoleNodeCutByPerAttemptTimeout(t *testing.T) {
 	var d delays
 	p := mustPolicy(t, retry.WithPerAttemptTimeout(100*time.Millisecond), retry.WithIdempotent(unary), retry.WithHooks(d.hook()))
 	c := newClient(t, 3, `{"strategy":"round_robin"}`, p)
-	c.cluster.Nodes[0].SetFault(testcluster.Hang())
+	c.cluster.Nodes[0].SetFault(echo.Hang())
 	for i := range 30 {
 		if _, err := call(context.Background(), c); err != nil { // 10 s deadline: waiting for it would fail the call
 			t.Fatalf("call %d: %v", i, err)
@@ -217,7 +218,7 @@ func TestBudgetBoundsRetryStorm(t *testing.T) {
 			p := mustPolicy(t, tc.opt, retry.WithIdempotent(unary))
 			c := newClient(t, 3, `{"strategy":"random"}`, p)
 			for _, n := range c.cluster.Nodes {
-				n.SetFault(testcluster.FailWith(codes.Unavailable))
+				n.SetFault(echo.FailWith(codes.Unavailable))
 			}
 			var exhausted atomic.Int64
 			testcluster.InParallel(t, 8, calls/8, func() error {
@@ -255,8 +256,8 @@ func TestCancelDuringBackoff(t *testing.T) {
 			cancel()
 		}}))
 	c := newClient(t, 1, `{"reuseTried":true}`, p)
-	c.cluster.Nodes[0].SetFault(testcluster.FailWith(codes.Unavailable))
-	_, err := testcluster.Unary(ctx, c.cc)
+	c.cluster.Nodes[0].SetFault(echo.FailWith(codes.Unavailable))
+	_, err := echo.Unary(ctx, c.cc)
 	returned := time.Since(canceledAt)
 	t.Logf("returned %v after the cancel", returned)
 	if status.Code(err) != codes.Canceled || !errors.Is(err, context.Canceled) {
@@ -274,11 +275,11 @@ func TestCancelDuringBackoff(t *testing.T) {
 // on another node and delivers every message once; one that fails after its
 // first message is not retried.
 func TestServerStreamRetriedOnlyBeforeFirstMessage(t *testing.T) {
-	p := mustPolicy(t, retry.WithIdempotent("/"+testcluster.Service+"/*"))
+	p := mustPolicy(t, retry.WithIdempotent("/"+echo.Service+"/*"))
 	c := newClient(t, 2, `{"strategy":"round_robin"}`, p)
-	c.cluster.Nodes[0].SetFault(testcluster.FailWith(codes.Unavailable))
+	c.cluster.Nodes[0].SetFault(echo.FailWith(codes.Unavailable))
 	for i := range 10 {
-		got, err := testcluster.ServerStream(context.Background(), c.cc, 5)
+		got, err := echo.ServerStream(context.Background(), c.cc, 5)
 		if err != nil {
 			t.Fatalf("stream %d: %v", i, err)
 		}
@@ -297,7 +298,7 @@ func TestServerStreamRetriedOnlyBeforeFirstMessage(t *testing.T) {
 		})
 		n.ResetCalls()
 	}
-	got, err := testcluster.ServerStream(context.Background(), c.cc, 5)
+	got, err := echo.ServerStream(context.Background(), c.cc, 5)
 	if status.Code(err) != codes.Unavailable || len(got) != 1 {
 		t.Fatalf("stream failing after its first message: got %v, %v; want 1 message then Unavailable", got, err)
 	}
@@ -311,7 +312,7 @@ func TestServerStreamRetriedOnlyBeforeFirstMessage(t *testing.T) {
 func TestNonIdempotentRetriedOnlyWhenNotSent(t *testing.T) {
 	p := mustPolicy(t)
 	c := newClient(t, 2, `{"strategy":"round_robin"}`, p)
-	c.cluster.Nodes[0].SetFault(testcluster.FailWith(codes.Unavailable))
+	c.cluster.Nodes[0].SetFault(echo.FailWith(codes.Unavailable))
 	var failed int
 	for range 20 {
 		if _, err := call(context.Background(), c); err != nil {
@@ -388,7 +389,7 @@ func TestBusinessErrorsAreNotRetried(t *testing.T) {
 	p := mustPolicy(t, retry.WithIdempotent("*"))
 	c := newClient(t, 3, `{}`, p)
 	for _, n := range c.cluster.Nodes {
-		n.SetFault(testcluster.FailWith(codes.NotFound))
+		n.SetFault(echo.FailWith(codes.NotFound))
 	}
 	_, err := call(context.Background(), c)
 	if status.Code(err) != codes.NotFound || c.totalCalls() != 1 {
@@ -429,7 +430,7 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("got %v, want an error containing %q", err, tc.want)
 		}
 	}
-	if _, err := retry.New(retry.WithIdempotent("/"+testcluster.Service+"/*"), retry.WithHedging(time.Millisecond, unary)); err != nil {
+	if _, err := retry.New(retry.WithIdempotent("/"+echo.Service+"/*"), retry.WithHedging(time.Millisecond, unary)); err != nil {
 		t.Errorf("hedging a method of an idempotent service: %v", err)
 	}
 	p := mustPolicy(t)
@@ -442,7 +443,7 @@ func TestBadInput(t *testing.T) {
 func TestEmptyServerStream(t *testing.T) {
 	p := mustPolicy(t)
 	c := newClient(t, 1, `{}`, p)
-	got, err := testcluster.ServerStream(context.Background(), c.cc, 0)
+	got, err := echo.ServerStream(context.Background(), c.cc, 0)
 	if err != nil || len(got) != 0 {
 		t.Fatalf("empty stream: %v, %v", got, err)
 	}
@@ -485,9 +486,9 @@ func TestPlainCallHedgesAndReturnsWinnersValue(t *testing.T) {
 func TestServerStreamFirstMessageTimeout(t *testing.T) {
 	p := mustPolicy(t, retry.WithIdempotent("*"), retry.WithPerAttemptTimeout(100*time.Millisecond))
 	c := newClient(t, 2, `{"strategy":"round_robin"}`, p)
-	c.cluster.Nodes[0].SetFault(testcluster.Hang())
+	c.cluster.Nodes[0].SetFault(echo.Hang())
 	for i := range 4 {
-		got, err := testcluster.ServerStream(context.Background(), c.cc, 3)
+		got, err := echo.ServerStream(context.Background(), c.cc, 3)
 		if err != nil || len(got) != 3 {
 			t.Fatalf("stream %d: %v, %v", i, got, err)
 		}
@@ -501,8 +502,8 @@ func TestServerStreamFirstMessageTimeout(t *testing.T) {
 func TestBidiStreamPassesThrough(t *testing.T) {
 	p := mustPolicy(t)
 	c := newClient(t, 1, `{}`, p)
-	desc := testcluster.StreamDescs()[1]
-	s, err := c.cc.NewStream(context.Background(), &desc, testcluster.BidiMethod)
+	desc := echo.StreamDescs()[1]
+	s, err := c.cc.NewStream(context.Background(), &desc, echo.BidiMethod)
 	if err != nil {
 		t.Fatal(err)
 	}

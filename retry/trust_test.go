@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
@@ -28,14 +29,14 @@ func TestFirstMessageTimerNeverCancelsAHandedOverStream(t *testing.T) {
 		retry.WithBudget(retry.Budget{Ratio: 1, MinPerSecond: 1000}))
 	c := newClient(t, 3, `{}`, p)
 	for _, n := range c.cluster.Nodes {
-		n.SetFault(testcluster.DelayBetween(timeout/2, timeout*3/2)) // around the timeout
+		n.SetFault(echo.DelayBetween(timeout/2, timeout*3/2)) // around the timeout
 	}
-	desc := testcluster.StreamDescs()[0]
+	desc := echo.StreamDescs()[0]
 	var handed, broken, failed atomic.Int64
 	testcluster.InParallel(t, 4, 600, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		s, err := c.cc.NewStream(ctx, &desc, testcluster.StreamMethod)
+		s, err := c.cc.NewStream(ctx, &desc, echo.ServerStreamMethod)
 		if err != nil {
 			return err
 		}
@@ -79,11 +80,11 @@ func TestHedgedCallAtDeadlineListsEveryAttempt(t *testing.T) {
 		retry.WithBudget(retry.Budget{Ratio: 1, MinPerSecond: 100}))
 	c := newClient(t, 3, `{}`, p)
 	for _, n := range c.cluster.Nodes {
-		n.SetFault(testcluster.Hang())
+		n.SetFault(echo.Hang())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	_, err := testcluster.Unary(ctx, c.cc)
+	_, err := echo.Unary(ctx, c.cc)
 	var re *retry.Error
 	if !errors.As(err, &re) || len(re.Attempts) != 3 {
 		t.Fatalf("got %v, want a *retry.Error naming 3 attempts", err)
@@ -104,13 +105,13 @@ func TestCancelDuringAttemptIsTheCallersError(t *testing.T) {
 	p := mustPolicy(t)
 	c := newClient(t, 1, `{}`, p)
 	node := c.cluster.Nodes[0]
-	node.SetFault(testcluster.Hang())
+	node.SetFault(echo.Hang())
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		testcluster.WaitFor(t, 5*time.Second, "the call to reach the server", func() bool { return node.Calls() > 0 })
 		cancel()
 	}()
-	_, err := testcluster.Unary(ctx, c.cc)
+	_, err := echo.Unary(ctx, c.cc)
 	if !errors.Is(err, context.Canceled) || status.Code(err) != codes.Canceled {
 		t.Fatalf("gRPC: got %v (code %v), want context.Canceled and codes.Canceled", err, status.Code(err))
 	}

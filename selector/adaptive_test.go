@@ -8,7 +8,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/rpcguard/rpcguard/internal/testcluster"
+	"github.com/rpcguard/rpcguard/echo"
 )
 
 // share runs calls with 4 callers and returns the share of them node i
@@ -36,7 +36,7 @@ func (h *harness) share(t *testing.T, calls, i int) float64 {
 func TestGRPCPowerOfTwoWinsBackARecoveredNode(t *testing.T) {
 	h := newHarness(t, 3, `{"strategy":"p2c"}`, "")
 	slow := h.cluster.Nodes[2]
-	slow.SetFault(testcluster.Delay(200 * time.Millisecond))
+	slow.SetFault(echo.Delay(200 * time.Millisecond))
 	if s := h.share(t, 1200, 2); s > 0.01 {
 		// At most 1% of calls on the 200 ms node: p99 stays fast.
 		t.Fatalf("the slow node served %.1f%% of the calls, want at most 1%%", 100*s)
@@ -58,7 +58,7 @@ func TestGRPCPowerOfTwoWinsBackARecoveredNode(t *testing.T) {
 func TestGRPCPowerOfTwoWinsBackANodeBackFromEjection(t *testing.T) {
 	h := newHarness(t, 3, `{"strategy":"p2c","ejection":{"consecutiveFailures":3,"baseTime":"300ms"}}`, "")
 	bad := h.cluster.Nodes[2]
-	bad.SetFault(testcluster.FailWith(codes.Unavailable))
+	bad.SetFault(echo.FailWith(codes.Unavailable))
 	for h.ejects.Load() == 0 {
 		_, _ = h.call(context.Background())
 	}

@@ -19,6 +19,7 @@ import (
 	_ "google.golang.org/grpc/health" // client-side health checking
 	"google.golang.org/grpc/status"
 
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/selector"
 )
@@ -85,7 +86,7 @@ func newHarnessMeta(t *testing.T, n int, meta func(i int) map[string]string, inU
 	return h
 }
 
-func toNodes(ns []*testcluster.Node) []selector.Node {
+func toNodes(ns []*echo.Server) []selector.Node {
 	out := make([]selector.Node, len(ns))
 	for i, n := range ns {
 		out[i] = selector.Node{ID: n.ID, Addr: n.Addr}
@@ -113,7 +114,7 @@ func (h *harness) waitInUse(n int) {
 func (h *harness) call(ctx context.Context, opts ...grpc.CallOption) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return testcluster.Unary(ctx, h.cc, opts...)
+	return echo.Unary(ctx, h.cc, opts...)
 }
 
 func TestGRPCRoundRobinSpreadsEvenly(t *testing.T) {
@@ -133,7 +134,7 @@ func TestGRPCPowerOfTwoShunsSlowNode(t *testing.T) {
 		if i == 2 {
 			d = 20 * time.Millisecond // 10× slower
 		}
-		n.SetFault(testcluster.Delay(d))
+		n.SetFault(echo.Delay(d))
 	}
 	testcluster.InParallel(t, 8, 375, func() error { _, err := h.call(context.Background()); return err })
 	calls := h.cluster.Calls()
@@ -183,7 +184,7 @@ func TestGRPCEjectsFailingNodeUntilItsTimeIsUp(t *testing.T) {
 	const base = 300 * time.Millisecond
 	h := newHarness(t, 3, `{"ejection":{"consecutiveFailures":5,"baseTime":"300ms"}}`, "")
 	bad := h.cluster.Nodes[1]
-	bad.SetFault(testcluster.FailWith(codes.Unavailable))
+	bad.SetFault(echo.FailWith(codes.Unavailable))
 	var ejectedAt time.Time // no later than the ejection
 	for h.ejects.Load() == 0 {
 		ejectedAt = time.Now()
@@ -212,7 +213,7 @@ func TestGRPCEjectsFailingNodeUntilItsTimeIsUp(t *testing.T) {
 func TestGRPCEjectsNoMoreThanMaxPercent(t *testing.T) {
 	h := newHarness(t, 4, `{"ejection":{"consecutiveFailures":3,"baseTime":"1m","maxPercent":50}}`, "")
 	for _, n := range h.cluster.Nodes[:3] {
-		n.SetFault(testcluster.FailWith(codes.Unavailable))
+		n.SetFault(echo.FailWith(codes.Unavailable))
 	}
 	for range 100 {
 		_, _ = h.call(context.Background())
@@ -300,7 +301,7 @@ func TestGRPCBuiltinRetryAvoidsTriedNodes(t *testing.T) {
 	retry := `,"methodConfig":[{"name":[{"service":"rpcguard.test.Echo"}],"retryPolicy":{"maxAttempts":3,"initialBackoff":"0.001s","maxBackoff":"0.001s","backoffMultiplier":1,"retryableStatusCodes":["UNAVAILABLE"]}}]`
 	h := newHarness(t, 3, `{"strategy":"random"}`, retry, grpc.WithUnaryInterceptor(selector.UnaryClientInterceptor()))
 	bad := h.cluster.Nodes[0]
-	bad.SetFault(testcluster.FailWith(codes.Unavailable))
+	bad.SetFault(echo.FailWith(codes.Unavailable))
 	for i := range 300 {
 		ctx := selector.NewCall(context.Background())
 		id, err := h.call(ctx)
@@ -397,7 +398,7 @@ func TestGRPCResolverRejectsEmptySets(t *testing.T) {
 				grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"rpcguard_selector":{}}]}`))
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_, err := testcluster.Unary(ctx, cc)
+			_, err := echo.Unary(ctx, cc)
 			if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("call: %v, want Unavailable with %q", err, tc.want)
 			}
@@ -430,7 +431,7 @@ func TestGRPCResolverDropsBadEntriesOneByOne(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for range 30 {
-		if _, err := testcluster.Unary(ctx, cc, grpc.WaitForReady(true)); err != nil {
+		if _, err := echo.Unary(ctx, cc, grpc.WaitForReady(true)); err != nil {
 			t.Fatal(err)
 		}
 	}

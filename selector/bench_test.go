@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/selector"
 )
@@ -88,7 +89,7 @@ func BenchmarkGRPCUnary(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := testcluster.Unary(ctx, cc, grpc.WaitForReady(true)); err != nil {
+				if _, err := echo.Unary(ctx, cc, grpc.WaitForReady(true)); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/rpcguard/rpcguard/internal/testcluster"
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
@@ -58,7 +58,7 @@ func ExampleNewResolverBuilder() {
 	// Three real servers on 127.0.0.1 (a stand-in for your service).
 	var nodes []selector.Node
 	for _, id := range []string{"a", "b", "c"} {
-		n, err := testcluster.StartNode(id)
+		n, err := echo.Start(id)
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -91,7 +91,7 @@ func ExampleNewResolverBuilder() {
 	// Round robin reaches every node once they are connected.
 	seen := map[string]bool{}
 	for len(seen) < 3 {
-		id, err := testcluster.Unary(context.Background(), cc, grpc.WaitForReady(true))
+		id, err := echo.Unary(context.Background(), cc, grpc.WaitForReady(true))
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -102,7 +102,7 @@ func ExampleNewResolverBuilder() {
 	ctx := selector.NewCall(context.Background())
 	var served []string
 	for range 3 {
-		id, err := testcluster.Unary(ctx, cc, grpc.WaitForReady(true))
+		id, err := echo.Unary(ctx, cc, grpc.WaitForReady(true))
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -110,7 +110,7 @@ func ExampleNewResolverBuilder() {
 	}
 	slices.Sort(served)
 	fmt.Println(served)
-	_, err = testcluster.Unary(ctx, cc)
+	_, err = echo.Unary(ctx, cc)
 	fmt.Println(errors.Is(err, selector.ErrAllTried))
 	// Output:
 	// [a b c]

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/selector"
 )
@@ -23,9 +24,9 @@ import (
 // once, and gets no attempt while ejected.
 func TestGRPCEjectionSurvivesConnectionCycling(t *testing.T) {
 	var nodes []selector.Node
-	var servers []*testcluster.Node
+	var servers []*echo.Server
 	for i := range 3 {
-		n, err := testcluster.StartNodeWith(fmt.Sprintf("node-%d", i), grpc.KeepaliveParams(keepalive.ServerParameters{
+		n, err := echo.Start(fmt.Sprintf("node-%d", i), grpc.KeepaliveParams(keepalive.ServerParameters{
 			MaxConnectionAge: 150 * time.Millisecond, MaxConnectionAgeGrace: 50 * time.Millisecond}))
 		if err != nil {
 			t.Fatal(err)
@@ -51,11 +52,11 @@ func TestGRPCEjectionSurvivesConnectionCycling(t *testing.T) {
 	cc := testcluster.Dial(t, "rpcguard:///echo", testcluster.Resolver(t, src), grpc.WithDefaultServiceConfig(
 		fmt.Sprintf(`{"loadBalancingConfig":[{%q:{"strategy":"round_robin","ejection":{"consecutiveFailures":3,"baseTime":"60s"}}}]}`, name)))
 	bad := servers[2]
-	bad.SetFault(testcluster.FailWith(codes.Unavailable))
+	bad.SetFault(echo.FailWith(codes.Unavailable))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for ejects.Load() == 0 {
-		_, _ = testcluster.Unary(ctx, cc, grpc.WaitForReady(true))
+		_, _ = echo.Unary(ctx, cc, grpc.WaitForReady(true))
 		if ctx.Err() != nil {
 			t.Fatal("the failing node was never ejected")
 		}
@@ -64,7 +65,7 @@ func TestGRPCEjectionSurvivesConnectionCycling(t *testing.T) {
 	// Call until the connections have cycled many times (every cycle
 	// rebuilds the picker: OnUpdate), bounded by the context.
 	for updates.Load() < updatesAtEject+20 {
-		_, _ = testcluster.Unary(ctx, cc, grpc.WaitForReady(true))
+		_, _ = echo.Unary(ctx, cc, grpc.WaitForReady(true))
 		if ctx.Err() != nil {
 			t.Fatalf("connections cycled only %d times in 30 s", updates.Load()-updatesAtEject)
 		}

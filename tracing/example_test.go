@@ -8,7 +8,7 @@ import (
 	jaegerclient "github.com/uber/jaeger-client-go"
 	"google.golang.org/grpc"
 
-	"github.com/rpcguard/rpcguard/internal/testcluster"
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/tracing"
 	"github.com/rpcguard/rpcguard/tracing/jaeger"
 )
@@ -28,7 +28,7 @@ func Example_jaeger() {
 		log.Fatal(err)
 	}
 
-	server, err := testcluster.StartNodeWith("a", grpc.ChainUnaryInterceptor(tg.UnaryServerInterceptor()))
+	server, err := echo.Start("a", grpc.ChainUnaryInterceptor(tg.UnaryServerInterceptor()))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func Example_jaeger() {
 		log.Fatal(err)
 	}
 	defer cc.Close()
-	if _, err := testcluster.Unary(context.Background(), cc); err != nil {
+	if _, err := echo.Unary(context.Background(), cc); err != nil {
 		log.Fatal(err)
 	}
 	for _, s := range spans.GetSpans() {

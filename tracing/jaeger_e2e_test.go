@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/tracing"
 	"github.com/rpcguard/rpcguard/tracing/jaeger"
@@ -39,7 +40,7 @@ func TestJaegerEndToEnd(t *testing.T) {
 	}
 	node := testcluster.Start(t, 1).Nodes[0]
 	cc := testcluster.Dial(t, "passthrough:///"+node.Addr, grpc.WithChainUnaryInterceptor(tg.UnaryClientInterceptor()))
-	if _, err := testcluster.Unary(context.Background(), cc); err != nil {
+	if _, err := echo.Unary(context.Background(), cc); err != nil {
 		t.Fatal(err)
 	}
 	if err := closer.Close(); err != nil { // flushes the spans to the collector
@@ -64,7 +65,7 @@ func TestJaegerEndToEnd(t *testing.T) {
 		}
 		for _, tr := range body.Data {
 			for _, s := range tr.Spans {
-				found = found || s.OperationName == testcluster.UnaryMethod
+				found = found || s.OperationName == echo.UnaryMethod
 			}
 		}
 		return found

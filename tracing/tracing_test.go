@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/rpcguard/rpcguard/breaker"
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
@@ -98,7 +99,7 @@ func TestGRPCThenHTTPIsOneTrace(t *testing.T) {
 	defer b.Close()
 	httpc := &http.Client{Transport: tg.RoundTripper(nil)}
 
-	a, err := testcluster.StartNodeWith("a", grpc.ChainUnaryInterceptor(tg.UnaryServerInterceptor()))
+	a, err := echo.Start("a", grpc.ChainUnaryInterceptor(tg.UnaryServerInterceptor()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,13 +117,13 @@ func TestGRPCThenHTTPIsOneTrace(t *testing.T) {
 	cc := testcluster.Dial(t, "rpcguard:///echo", testcluster.Resolver(t, src),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"rpcguard_selector":{}}]}`),
 		grpc.WithChainUnaryInterceptor(tg.UnaryClientInterceptor()))
-	if _, err := testcluster.Unary(context.Background(), cc, grpc.WaitForReady(true)); err != nil {
+	if _, err := echo.Unary(context.Background(), cc, grpc.WaitForReady(true)); err != nil {
 		t.Fatal(err)
 	}
 	testcluster.WaitFor(t, 5*time.Second, "4 spans", func() bool { return len(rep.GetSpans()) == 4 })
 	all := spans(rep)
-	client := find(t, all, testcluster.UnaryMethod, "client")
-	server := find(t, all, testcluster.UnaryMethod, "server")
+	client := find(t, all, echo.UnaryMethod, "client")
+	server := find(t, all, echo.UnaryMethod, "server")
 	httpClient := find(t, all, "HTTP GET", "client")
 	httpServer := find(t, all, "HTTP GET /b/{id}", "server")
 	for _, s := range all {
@@ -163,7 +164,7 @@ func TestDeadFirstNodeShowsTwoAttempts(t *testing.T) {
 		ctx, done := tg.StartAttempt(ctx, "GetUser")
 		carrier := map[string]string{}
 		tg.Inject(ctx, carrier)
-		_, err := testcluster.Unary(metadata.NewOutgoingContext(ctx, metadata.New(carrier)), conns[n.Addr])
+		_, err := echo.Unary(metadata.NewOutgoingContext(ctx, metadata.New(carrier)), conns[n.Addr])
 		done(err)
 		return err
 	})
@@ -204,7 +205,7 @@ func TestRetriedGRPCCallShowsAttemptSpans(t *testing.T) {
 	cluster := testcluster.Start(t, 0)
 	var nodes []selector.Node
 	for _, id := range []string{"bad", "good"} {
-		n, err := testcluster.StartNodeWith(id, grpc.ChainUnaryInterceptor(tg.UnaryServerInterceptor()))
+		n, err := echo.Start(id, grpc.ChainUnaryInterceptor(tg.UnaryServerInterceptor()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,19 +213,19 @@ func TestRetriedGRPCCallShowsAttemptSpans(t *testing.T) {
 		cluster.Nodes = append(cluster.Nodes, n)
 		nodes = append(nodes, selector.Node{ID: id, Addr: n.Addr})
 	}
-	cluster.Nodes[0].SetFault(testcluster.FailWith(codes.Unavailable))
+	cluster.Nodes[0].SetFault(echo.FailWith(codes.Unavailable))
 	src, _ := selector.NewStatic(nodes...)
 	policy, _ := retry.New(retry.WithIdempotent("*"))
 	cc := testcluster.Dial(t, "rpcguard:///echo", testcluster.Resolver(t, src),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"rpcguard_selector":{}}]}`),
 		grpc.WithChainUnaryInterceptor(tg.UnaryClientInterceptor(), policy.UnaryClientInterceptor(), tg.AttemptUnaryClientInterceptor()))
 	for cluster.Nodes[0].Calls() == 0 || cluster.Nodes[1].Calls() == 0 { // until both nodes are connected
-		_, _ = testcluster.Unary(context.Background(), cc, grpc.WaitForReady(true))
+		_, _ = echo.Unary(context.Background(), cc, grpc.WaitForReady(true))
 	}
 	for {
 		rep.Reset()
 		before := cluster.Nodes[0].Calls()
-		if _, err := testcluster.Unary(context.Background(), cc); err != nil {
+		if _, err := echo.Unary(context.Background(), cc); err != nil {
 			t.Fatal(err)
 		}
 		if cluster.Nodes[0].Calls() > before {
@@ -237,9 +238,9 @@ func TestRetriedGRPCCallShowsAttemptSpans(t *testing.T) {
 	var attempts, servers []span
 	for _, s := range all {
 		switch {
-		case s.op == testcluster.UnaryMethod && s.tags["span.kind"] == "client":
+		case s.op == echo.UnaryMethod && s.tags["span.kind"] == "client":
 			call = s
-		case s.op == testcluster.UnaryMethod+" attempt":
+		case s.op == echo.UnaryMethod+" attempt":
 			attempts = append(attempts, s)
 		case s.tags["span.kind"] == "server":
 			servers = append(servers, s)
@@ -273,8 +274,8 @@ func TestServerStreamSpanEndsAfterLastMessage(t *testing.T) {
 	tg, rep := newTracing(t)
 	node := testcluster.Start(t, 1).Nodes[0]
 	cc := testcluster.Dial(t, "passthrough:///"+node.Addr, grpc.WithChainStreamInterceptor(tg.StreamClientInterceptor()))
-	desc := testcluster.StreamDescs()[0]
-	s, err := cc.NewStream(context.Background(), &desc, testcluster.StreamMethod)
+	desc := echo.StreamDescs()[0]
+	s, err := cc.NewStream(context.Background(), &desc, echo.ServerStreamMethod)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +295,7 @@ func TestServerStreamSpanEndsAfterLastMessage(t *testing.T) {
 		t.Fatalf("end: %v", err)
 	}
 	all := spans(rep)
-	if len(all) != 1 || all[0].op != testcluster.StreamMethod || all[0].tags["error"] == true {
+	if len(all) != 1 || all[0].op != echo.ServerStreamMethod || all[0].tags["error"] == true {
 		t.Fatalf("spans after the stream ended: %v", all)
 	}
 }
@@ -302,7 +303,7 @@ func TestServerStreamSpanEndsAfterLastMessage(t *testing.T) {
 func TestOversizedTraceHeaderIsIgnored(t *testing.T) {
 	var oversized atomic.Int64
 	tg, rep := newTracing(t, tracing.WithHooks(tracing.Hooks{OnOversized: func(int) { oversized.Add(1) }}))
-	node, err := testcluster.StartNodeWith("s", grpc.ChainUnaryInterceptor(tg.UnaryServerInterceptor()))
+	node, err := echo.Start("s", grpc.ChainUnaryInterceptor(tg.UnaryServerInterceptor()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +311,7 @@ func TestOversizedTraceHeaderIsIgnored(t *testing.T) {
 	cc := testcluster.Dial(t, "passthrough:///"+node.Addr)
 	huge := strings.Repeat("f", 64<<10)
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "uber-trace-id", "1:2:0:1", "uberctx-junk", huge)
-	if _, err := testcluster.Unary(ctx, cc); err != nil {
+	if _, err := echo.Unary(ctx, cc); err != nil {
 		t.Fatalf("a call with a 64 KiB trace header was not served: %v", err)
 	}
 	all := spans(rep)
@@ -325,14 +326,14 @@ func TestOversizedTraceHeaderIsIgnored(t *testing.T) {
 func TestCanceledCallIsNotAnError(t *testing.T) {
 	tg, rep := newTracing(t)
 	node := testcluster.Start(t, 1).Nodes[0]
-	node.SetFault(testcluster.Hang())
+	node.SetFault(echo.Hang())
 	cc := testcluster.Dial(t, "passthrough:///"+node.Addr, grpc.WithChainUnaryInterceptor(tg.UnaryClientInterceptor()))
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		testcluster.WaitFor(t, 5*time.Second, "the call on the server", func() bool { return node.Calls() > 0 })
 		cancel()
 	}()
-	if _, err := testcluster.Unary(ctx, cc); status.Code(err) != codes.Canceled {
+	if _, err := echo.Unary(ctx, cc); status.Code(err) != codes.Canceled {
 		t.Fatalf("got %v, want Canceled", err)
 	}
 	s := spans(rep)[0]
@@ -344,10 +345,10 @@ func TestCanceledCallIsNotAnError(t *testing.T) {
 func TestRefusalsShowOnTheSpan(t *testing.T) {
 	tg, rep := newTracing(t)
 	node := testcluster.Start(t, 1).Nodes[0]
-	node.SetFault(testcluster.FailWith(codes.Unavailable))
+	node.SetFault(echo.FailWith(codes.Unavailable))
 	policy, _ := retry.New(retry.WithIdempotent("*"), retry.WithBudget(retry.Budget{Ratio: 0, MinPerSecond: 0}))
 	cc := testcluster.Dial(t, "passthrough:///"+node.Addr, grpc.WithChainUnaryInterceptor(tg.UnaryClientInterceptor(), policy.UnaryClientInterceptor()))
-	_, err := testcluster.Unary(context.Background(), cc)
+	_, err := echo.Unary(context.Background(), cc)
 	if !errors.Is(err, retry.ErrBudgetExhausted) {
 		t.Fatalf("got %v, want a spent budget", err)
 	}
@@ -370,7 +371,7 @@ func TestNoopTracerCallsThrough(t *testing.T) {
 		return nil
 	})
 	cc := testcluster.Dial(t, "passthrough:///"+node.Addr, grpc.WithChainUnaryInterceptor(tg.UnaryClientInterceptor(), tg.AttemptUnaryClientInterceptor()))
-	if _, err := testcluster.Unary(context.Background(), cc); err != nil || sawTrace.Load() {
+	if _, err := echo.Unary(context.Background(), cc); err != nil || sawTrace.Load() {
 		t.Fatalf("no-op tracer: %v, trace header sent %v", err, sawTrace.Load())
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/opentracing/opentracing-go"
 	"google.golang.org/grpc"
 
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/tracing"
 )
@@ -26,20 +27,20 @@ func TestStreamShapesFinishTheirSpan(t *testing.T) {
 		name, method string
 		call         func(ctx context.Context, cc *grpc.ClientConn) error
 	}{
-		{"unary-like", testcluster.UnaryMethod, func(ctx context.Context, cc *grpc.ClientConn) error {
-			_, err := testcluster.UnaryStream(ctx, cc)
+		{"unary-like", echo.UnaryMethod, func(ctx context.Context, cc *grpc.ClientConn) error {
+			_, err := echo.UnaryStream(ctx, cc)
 			return err
 		}},
-		{"client", testcluster.ClientStreamMethod, func(ctx context.Context, cc *grpc.ClientConn) error {
-			_, err := testcluster.ClientStream(ctx, cc, 3)
+		{"client", echo.ClientStreamMethod, func(ctx context.Context, cc *grpc.ClientConn) error {
+			_, err := echo.ClientStream(ctx, cc, 3)
 			return err
 		}},
-		{"server", testcluster.StreamMethod, func(ctx context.Context, cc *grpc.ClientConn) error {
-			_, err := testcluster.ServerStream(ctx, cc, 3)
+		{"server", echo.ServerStreamMethod, func(ctx context.Context, cc *grpc.ClientConn) error {
+			_, err := echo.ServerStream(ctx, cc, 3)
 			return err
 		}},
-		{"bidi", testcluster.BidiMethod, func(ctx context.Context, cc *grpc.ClientConn) error {
-			_, err := testcluster.Bidi(ctx, cc, 3)
+		{"bidi", echo.BidiMethod, func(ctx context.Context, cc *grpc.ClientConn) error {
+			_, err := echo.Bidi(ctx, cc, 3)
 			return err
 		}},
 	} {
@@ -73,7 +74,7 @@ func TestBaggageNeverFailsACall(t *testing.T) {
 		mu.Unlock()
 	}}))
 	got := make(chan map[string]string, 1)
-	node, err := testcluster.StartNodeWith("b", grpc.ChainUnaryInterceptor(tg.UnaryServerInterceptor()))
+	node, err := echo.Start("b", grpc.ChainUnaryInterceptor(tg.UnaryServerInterceptor()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestBaggageNeverFailsACall(t *testing.T) {
 		sp := opentracing.SpanFromContext(r.Context())
 		sp.SetBaggageItem("line", "a\nb")
 		sp.SetBaggageItem("my key", "v") // no metadata key can hold the space
-		if _, err := testcluster.Unary(r.Context(), cc); err != nil {
+		if _, err := echo.Unary(r.Context(), cc); err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 		}
 	})

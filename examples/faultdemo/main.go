@@ -12,7 +12,7 @@
 //
 //	go run ./examples/faultdemo                   # the table
 //	go run ./examples/faultdemo -json             # the same, as JSON
-//	go run ./examples/faultdemo -etcd             # on an embedded etcd
+//	go run -tags etcd ./examples/faultdemo -etcd  # on an embedded etcd
 //	go run ./examples/faultdemo -jaeger http://127.0.0.1:14268/api/traces
 package main
 

@@ -3,24 +3,20 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/opentracing/opentracing-go"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/rpcguard/rpcguard"
 	"github.com/rpcguard/rpcguard/breaker"
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/faultinject"
 	"github.com/rpcguard/rpcguard/health"
-	"github.com/rpcguard/rpcguard/health/etcd"
-	"github.com/rpcguard/rpcguard/internal/testcluster"
-	"github.com/rpcguard/rpcguard/internal/testetcd"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
 	"github.com/rpcguard/rpcguard/tracing"
@@ -54,9 +50,7 @@ type env struct {
 	registryName string
 	newRegistry  func() (health.Registry, func(), error)
 	tracer       opentracing.Tracer
-	etcd         *testetcd.Server
-	etcdDir      string
-	runs         int
+	closers      []func()
 }
 
 func newEnv(useEtcd bool, tracer opentracing.Tracer) (*env, error) {
@@ -68,46 +62,24 @@ func newEnv(useEtcd bool, tracer opentracing.Tracer) (*env, error) {
 		}
 		return m, func() { _ = m.Close() }, nil
 	}
-	if !useEtcd {
-		return e, nil
-	}
-	dir, err := os.MkdirTemp("", "rpcguard-faultdemo-etcd-")
-	if err != nil {
-		return nil, err
-	}
-	srv, err := testetcd.Start(dir)
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, err
-	}
-	e.registryName, e.etcd, e.etcdDir = "embedded etcd", srv, dir
-	e.newRegistry = func() (health.Registry, func(), error) {
-		cli, err := clientv3.New(etcd.ClientConfig(srv.Endpoint()))
-		if err != nil {
-			return nil, nil, err
+	if useEtcd {
+		if err := e.useEtcd(); err != nil {
+			return nil, err
 		}
-		e.runs++ // a prefix per run: runs do not see each other's nodes
-		reg, err := etcd.New(cli, etcd.WithPrefix(fmt.Sprintf("/faultdemo/%d/", e.runs)))
-		if err != nil {
-			_ = cli.Close()
-			return nil, nil, err
-		}
-		return reg, func() { _ = cli.Close() }, nil
 	}
 	return e, nil
 }
 
 func (e *env) close() {
-	if e.etcd != nil {
-		e.etcd.Stop()
-		_ = os.RemoveAll(e.etcdDir)
+	for _, c := range e.closers {
+		c()
 	}
 }
 
 // cluster is a fresh 3-node cluster, registered.
 type cluster struct {
 	received   atomic.Int64 // attempts that reached a server, faulted or not
-	nodes      []*testcluster.Node
+	nodes      []*echo.Server
 	registrars []*health.Registrar
 	inj        *faultinject.Injector
 	reg        health.Registry
@@ -131,7 +103,7 @@ func (e *env) startCluster(size int) (*cluster, error) {
 	}
 	for i := range size {
 		id := fmt.Sprintf("node-%d", i)
-		n, err := testcluster.StartNodeWith(id, grpc.ChainUnaryInterceptor(count, inj.UnaryServerInterceptor(id)))
+		n, err := echo.Start(id, grpc.ChainUnaryInterceptor(count, inj.UnaryServerInterceptor(id)))
 		if err != nil {
 			c.stop()
 			return nil, err
@@ -175,7 +147,7 @@ func (e *env) dial(sc scenario, client string, reg health.Registry) (*grpc.Clien
 		opts := []grpc.DialOption{creds, grpc.WithResolvers(rb),
 			grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`)}
 		if client == clientRetry {
-			policy, err := retry.New(retry.WithIdempotent("/" + testcluster.Service + "/*"))
+			policy, err := retry.New(retry.WithIdempotent("/" + echo.Service + "/*"))
 			if err != nil {
 				return nil, nil, err
 			}
@@ -195,10 +167,10 @@ func (e *env) dial(sc scenario, client string, reg health.Registry) (*grpc.Clien
 		return nil, nil, err
 	}
 	policy, err := retry.New(
-		retry.WithIdempotent("/"+testcluster.Service+"/*"),
+		retry.WithIdempotent("/"+echo.Service+"/*"),
 		retry.WithMaxAttempts(3),
 		retry.WithPerAttemptTimeout(150*time.Millisecond),
-		retry.WithHedging(40*time.Millisecond, testcluster.UnaryMethod),
+		retry.WithHedging(40*time.Millisecond, echo.UnaryMethod),
 	)
 	if err != nil {
 		return nil, nil, err
@@ -235,7 +207,7 @@ func (e *env) run(sc scenario, client string, calls int) (result, error) {
 	}
 	if sc.capacity > 0 {
 		for _, n := range c.nodes {
-			n.SetFault(testcluster.Capacity(sc.capacity, 20*time.Millisecond))
+			n.SetFault(echo.Capacity(sc.capacity, 20*time.Millisecond))
 		}
 	}
 	callers := concurrent
@@ -271,7 +243,7 @@ func (e *env) run(sc scenario, client string, calls int) (result, error) {
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), deadline)
 				start := time.Now()
-				_, err := testcluster.Unary(ctx, cc)
+				_, err := echo.Unary(ctx, cc)
 				took := time.Since(start)
 				cancel()
 				if err == nil {
@@ -292,7 +264,7 @@ func (e *env) run(sc scenario, client string, calls int) (result, error) {
 	r.P99MS = msOf(latencies[len(latencies)*99/100])
 	if brk != nil {
 		r.Breaker = "closed"
-		if brk.IsOpen(testcluster.UnaryMethod) {
+		if brk.IsOpen(echo.UnaryMethod) {
 			r.Breaker = "open"
 		}
 	}
@@ -319,7 +291,7 @@ func (c *cluster) shareAfterRecovery(cc *grpc.ClientConn) (float64, error) {
 	}
 	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); {
 		ctx, cancel := context.WithTimeout(context.Background(), deadline)
-		_, _ = testcluster.Unary(ctx, cc)
+		_, _ = echo.Unary(ctx, cc)
 		cancel()
 		time.Sleep(20 * time.Millisecond) // light traffic: about 50 calls a second
 	}
@@ -331,7 +303,7 @@ func (c *cluster) shareAfterRecovery(cc *grpc.ClientConn) (float64, error) {
 			defer wg.Done()
 			for range 150 / concurrent {
 				ctx, cancel := context.WithTimeout(context.Background(), deadline)
-				_, _ = testcluster.Unary(ctx, cc)
+				_, _ = echo.Unary(ctx, cc)
 				cancel()
 			}
 		}()
@@ -367,7 +339,7 @@ func warmUp(cc *grpc.ClientConn, c *cluster) error {
 			return fmt.Errorf("the client did not reach every node within 10 s")
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, _ = testcluster.Unary(ctx, cc, grpc.WaitForReady(true))
+		_, _ = echo.Unary(ctx, cc, grpc.WaitForReady(true))
 		cancel()
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/rpcguard/rpcguard/internal/testcluster"
+	"github.com/rpcguard/rpcguard/echo"
 )
 
 // Client is your code under test: it asks the service for a greeting with
@@ -17,5 +17,5 @@ import (
 func Client(ctx context.Context, cc grpc.ClientConnInterface) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	return testcluster.Unary(ctx, cc)
+	return echo.Unary(ctx, cc)
 }

@@ -20,15 +20,34 @@ import (
 
 	"github.com/rpcguard/rpcguard"
 	"github.com/rpcguard/rpcguard/breaker"
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/examples/faulttest"
 	"github.com/rpcguard/rpcguard/faultinject"
 	"github.com/rpcguard/rpcguard/health"
-	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, testcluster.HystrixGoroutines()...) }
+// hystrix-go (under the breaker) keeps goroutines for the life of the
+// process: tell the leak checker.
+func TestMain(m *testing.M) {
+	var ignore []goleak.Option
+	for _, f := range breaker.HystrixGoroutines() {
+		ignore = append(ignore, goleak.IgnoreAnyFunction(f))
+	}
+	goleak.VerifyTestMain(m, ignore...)
+}
+
+// waitFor polls cond until it holds, failing t after d: a test waits on
+// the condition, never on a sleep.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+	}
+}
 
 // setup starts three servers with fault injection, registered in an
 // in-memory registry, and a client with the rpcguard stack.
@@ -45,7 +64,7 @@ func setup(t *testing.T) (*faultinject.Injector, *grpc.ClientConn) {
 	t.Cleanup(func() { _ = reg.Close() })
 	for i := range 3 {
 		id := fmt.Sprintf("node-%d", i)
-		n, err := testcluster.StartNodeWith(id, grpc.ChainUnaryInterceptor(inj.UnaryServerInterceptor(id)))
+		n, err := echo.Start(id, grpc.ChainUnaryInterceptor(inj.UnaryServerInterceptor(id)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,8 +89,8 @@ func setup(t *testing.T) (*faultinject.Injector, *grpc.ClientConn) {
 	t.Cleanup(func() { _ = cc.Close() })
 	// Connect to every node before injecting faults.
 	seen := map[string]bool{}
-	testcluster.WaitFor(t, 10*time.Second, "every node", func() bool {
-		id, err := testcluster.Unary(context.Background(), cc, grpc.WaitForReady(true))
+	waitFor(t, 10*time.Second, "every node", func() bool {
+		id, err := echo.Unary(context.Background(), cc, grpc.WaitForReady(true))
 		seen[id] = err == nil
 		return len(seen) == 3
 	})
@@ -112,7 +131,7 @@ func TestClientFailsFastInAnOutage(t *testing.T) {
 	if err := inj.SetRules(faultinject.Rule{Name: "outage", Rate: 1, Code: codes.Unavailable}); err != nil {
 		t.Fatal(err)
 	}
-	testcluster.WaitFor(t, 10*time.Second, "the circuit to open", func() bool {
+	waitFor(t, 10*time.Second, "the circuit to open", func() bool {
 		_, err := faulttest.Client(context.Background(), cc)
 		if status.Code(err) != codes.Unavailable {
 			t.Fatalf("in an outage: %v, want Unavailable", err)

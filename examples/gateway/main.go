@@ -24,7 +24,7 @@ import (
 
 	"github.com/rpcguard/rpcguard"
 	"github.com/rpcguard/rpcguard/breaker"
-	"github.com/rpcguard/rpcguard/internal/testcluster"
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
 	"github.com/rpcguard/rpcguard/tracing"
@@ -37,13 +37,13 @@ func main() {
 	// The backend: two gRPC nodes, one failing.
 	var nodes []selector.Node
 	for i := range 2 {
-		n, err := testcluster.StartNode(fmt.Sprintf("backend-%d", i))
+		n, err := echo.Start(fmt.Sprintf("backend-%d", i))
 		if err != nil {
 			log.Fatal(err)
 		}
 		defer n.Kill()
 		if i == 1 {
-			n.SetFault(testcluster.FailWith(codes.Unavailable))
+			n.SetFault(echo.FailWith(codes.Unavailable))
 		}
 		nodes = append(nodes, selector.Node{ID: n.ID, Addr: n.Addr})
 	}
@@ -74,7 +74,7 @@ func main() {
 	}
 	api := http.NewServeMux()
 	api.HandleFunc("GET /hello/{name}", func(w http.ResponseWriter, r *http.Request) {
-		id, err := testcluster.Unary(r.Context(), backend)
+		id, err := echo.Unary(r.Context(), backend)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return

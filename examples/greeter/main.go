@@ -22,8 +22,8 @@ import (
 
 	"github.com/rpcguard/rpcguard"
 	"github.com/rpcguard/rpcguard/breaker"
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/health"
-	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
 	"github.com/rpcguard/rpcguard/tracing"
@@ -58,7 +58,7 @@ func main() {
 
 	// Servers: tracing and a server-side breaker, registered with a TTL.
 	type server struct {
-		node *testcluster.Node
+		node *echo.Server
 		r    *health.Registrar
 	}
 	var servers []server
@@ -67,7 +67,7 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		n, err := testcluster.StartNodeWith(fmt.Sprintf("greeter-%d", i),
+		n, err := echo.Start(fmt.Sprintf("greeter-%d", i),
 			grpc.ChainUnaryInterceptor(tg.UnaryServerInterceptor(), srvBrk.UnaryServerInterceptor()))
 		if err != nil {
 			log.Fatal(err)
@@ -104,7 +104,7 @@ func main() {
 
 	served := map[string]int{}
 	for range 30 {
-		id, err := testcluster.Unary(context.Background(), cc, grpc.WaitForReady(true))
+		id, err := echo.Unary(context.Background(), cc, grpc.WaitForReady(true))
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -121,7 +121,7 @@ func main() {
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				if _, err := testcluster.Unary(context.Background(), cc); err != nil {
+				if _, err := echo.Unary(context.Background(), cc); err != nil {
 					failed.Add(1)
 				}
 				calls.Add(1)

@@ -31,7 +31,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/rpcguard/rpcguard/internal/testcluster"
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
 )
@@ -44,9 +44,9 @@ const grpcRetry = `,"methodConfig":[{"name":[{"service":"rpcguard.test.Echo"}],"
 	"retryableStatusCodes":["UNAVAILABLE"]}}]`
 
 func main() {
-	var nodes []*testcluster.Node
+	var nodes []*echo.Server
 	for _, id := range []string{"node-0", "node-1", "node-2"} {
-		n, err := testcluster.StartNode(id)
+		n, err := echo.Start(id)
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -54,7 +54,7 @@ func main() {
 		nodes = append(nodes, n)
 	}
 	bad := nodes[1]
-	bad.SetFault(testcluster.FailWith(codes.Unavailable))
+	bad.SetFault(echo.FailWith(codes.Unavailable))
 
 	var sn []selector.Node
 	for _, n := range nodes {
@@ -145,7 +145,7 @@ func run(src selector.Source, serviceConfig string, interceptor grpc.UnaryClient
 	ok := 0
 	for range calls {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if _, err := testcluster.Unary(ctx, cc, grpc.WaitForReady(true)); err == nil {
+		if _, err := echo.Unary(ctx, cc, grpc.WaitForReady(true)); err == nil {
 			ok++
 		}
 		cancel()

@@ -1,64 +1,24 @@
-// Package testcluster starts real gRPC servers on 127.0.0.1 random ports for
-// rpcguard's tests, examples and demo. Its tiny Echo service is a
-// hand-written grpc.ServiceDesc over protobuf's well-known StringValue, so
-// nothing is generated at test time. Each node counts the calls it served
-// and can be given a Fault, stopped gracefully or killed.
+// Package testcluster starts clusters of echo servers for rpcguard's own
+// tests, and holds the helpers those tests share (dialing, waiting on a
+// condition, running callers in parallel, goleak options). Examples and
+// demos use package echo directly: this package imports testing.
 package testcluster
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"io"
 	"net"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
-// Full method names of the Echo service.
-const (
-	Service      = "rpcguard.test.Echo"
-	UnaryMethod  = "/rpcguard.test.Echo/Unary"
-	StreamMethod = "/rpcguard.test.Echo/ServerStream"
-	BidiMethod   = "/rpcguard.test.Echo/Bidi"
-	// ClientStreamMethod reads messages until the client closes its side,
-	// then answers "ID:COUNT".
-	ClientStreamMethod = "/rpcguard.test.Echo/ClientStream"
-)
-
-// Fault runs before a node handles a call (for a stream, before its first
-// message). A non-nil error is the call's answer. It may block (latency) and
-// should return when ctx ends.
-type Fault func(ctx context.Context, method string) error
-
-// Node is one running server.
-type Node struct {
-	ID   string
-	Addr string
-
-	srv    *grpc.Server
-	health *health.Server
-	calls  atomic.Int64
-	fault  atomic.Pointer[Fault]
-	sfault atomic.Pointer[func(i int) error]
-
-	healthOverride atomic.Pointer[healthpb.HealthServer]
-	stopped        sync.Once
-}
-
 // Cluster is a set of nodes, stopped by the test's cleanup.
 type Cluster struct {
-	Nodes []*Node
+	Nodes []*echo.Server
 }
 
 // Start starts n nodes, named node-0 ... node-(n-1), and stops them when the
@@ -67,7 +27,7 @@ func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
 	c := &Cluster{}
 	for i := range n {
-		node, err := StartNode("node-" + strconv.Itoa(i))
+		node, err := echo.Start("node-" + strconv.Itoa(i))
 		if err != nil {
 			t.Fatalf("testcluster: %v", err)
 		}
@@ -76,73 +36,6 @@ func Start(t testing.TB, n int) *Cluster {
 	}
 	return c
 }
-
-// StartNode starts one node on 127.0.0.1 and a random port. The caller
-// stops it (Stop or Kill).
-func StartNode(id string) (*Node, error) { return StartNodeWith(id) }
-
-// StartNodeWith is StartNode with server options (interceptors, say).
-func StartNodeWith(id string, opts ...grpc.ServerOption) (*Node, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	n := &Node{ID: id, Addr: lis.Addr().String(), srv: grpc.NewServer(opts...), health: health.NewServer()}
-	n.srv.RegisterService(&serviceDesc, n)
-	healthpb.RegisterHealthServer(n.srv, healthProxy{n})
-	n.SetServing(true)
-	go func() { _ = n.srv.Serve(lis) }()
-	return n, nil
-}
-
-// Calls returns how many calls reached the node (faulted ones included).
-func (n *Node) Calls() int64 { return n.calls.Load() }
-
-// ResetCalls sets the node's call count back to zero.
-func (n *Node) ResetCalls() { n.calls.Store(0) }
-
-// SetFault makes the node run f before every call; nil clears it. It may be
-// changed while calls run.
-func (n *Node) SetFault(f Fault) {
-	if f == nil {
-		n.fault.Store(nil)
-		return
-	}
-	n.fault.Store(&f)
-}
-
-// SetStreamFault makes the node's server streams run f before sending
-// message i (from 0); a non-nil error ends the stream with it. nil clears.
-func (n *Node) SetStreamFault(f func(i int) error) {
-	if f == nil {
-		n.sfault.Store(nil)
-		return
-	}
-	n.sfault.Store(&f)
-}
-
-// RegisterHealth serves hs as the node's grpc.health.v1 service instead of
-// its own. Call it before the first health check.
-func (n *Node) RegisterHealth(hs healthpb.HealthServer) { n.healthOverride.Store(&hs) }
-
-// SetServing sets the node's grpc.health.v1 status (for every service name,
-// "" included). Nodes start SERVING.
-func (n *Node) SetServing(ok bool) {
-	st := healthpb.HealthCheckResponse_NOT_SERVING
-	if ok {
-		st = healthpb.HealthCheckResponse_SERVING
-	}
-	n.health.SetServingStatus("", st)
-	n.health.SetServingStatus(Service, st)
-}
-
-// Stop stops the node gracefully: it refuses new calls and waits for the
-// running ones.
-func (n *Node) Stop() { n.stopped.Do(func() { n.health.Shutdown(); n.srv.GracefulStop() }) }
-
-// Kill stops the node at once: its listener and connections close and
-// running calls fail.
-func (n *Node) Kill() { n.stopped.Do(func() { n.health.Shutdown(); n.srv.Stop() }) }
 
 // Addrs returns the nodes' addresses.
 func (c *Cluster) Addrs() []string {
@@ -185,229 +78,6 @@ func Dial(t testing.TB, target string, opts ...grpc.DialOption) *grpc.ClientConn
 	}
 	t.Cleanup(func() { _ = cc.Close() })
 	return cc
-}
-
-// Unary calls the Echo service's unary method and returns the ID of the node
-// that answered.
-func Unary(ctx context.Context, cc grpc.ClientConnInterface, opts ...grpc.CallOption) (string, error) {
-	reply := new(wrapperspb.StringValue)
-	err := cc.Invoke(ctx, UnaryMethod, wrapperspb.String("ping"), reply, opts...)
-	return reply.GetValue(), err
-}
-
-// ServerStream asks for n messages and returns the ones received ("id:i").
-func ServerStream(ctx context.Context, cc grpc.ClientConnInterface, n int, opts ...grpc.CallOption) ([]string, error) {
-	s, err := cc.NewStream(ctx, &serviceDesc.Streams[0], StreamMethod, opts...)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.SendMsg(wrapperspb.String(strconv.Itoa(n))); err != nil {
-		return nil, err
-	}
-	if err := s.CloseSend(); err != nil {
-		return nil, err
-	}
-	var got []string
-	for {
-		m := new(wrapperspb.StringValue)
-		if err := s.RecvMsg(m); err != nil {
-			if errors.Is(err, io.EOF) {
-				return got, nil
-			}
-			return got, err
-		}
-		got = append(got, m.GetValue())
-	}
-}
-
-// ClientStream sends msgs on a client stream and returns the answer
-// ("ID:COUNT"), as generated code's CloseAndRecv does.
-func ClientStream(ctx context.Context, cc grpc.ClientConnInterface, msgs int, opts ...grpc.CallOption) (string, error) {
-	s, err := cc.NewStream(ctx, &serviceDesc.Streams[2], ClientStreamMethod, opts...)
-	if err != nil {
-		return "", err
-	}
-	for i := range msgs {
-		if err := s.SendMsg(wrapperspb.String(strconv.Itoa(i))); err != nil {
-			break // io.EOF: the status comes from RecvMsg
-		}
-	}
-	return closeAndRecv(s)
-}
-
-// UnaryStream calls the unary method through a stream with neither side
-// streaming (as grpc.Invoke does inside): one message each way.
-func UnaryStream(ctx context.Context, cc grpc.ClientConnInterface, opts ...grpc.CallOption) (string, error) {
-	s, err := cc.NewStream(ctx, &grpc.StreamDesc{}, UnaryMethod, opts...)
-	if err != nil {
-		return "", err
-	}
-	if err := s.SendMsg(wrapperspb.String("ping")); err != nil && !errors.Is(err, io.EOF) {
-		return "", err
-	}
-	return closeAndRecv(s)
-}
-
-// closeAndRecv closes the send side and reads the one answer.
-func closeAndRecv(s grpc.ClientStream) (string, error) {
-	if err := s.CloseSend(); err != nil {
-		return "", err
-	}
-	m := new(wrapperspb.StringValue)
-	if err := s.RecvMsg(m); err != nil {
-		return "", err
-	}
-	return m.GetValue(), nil
-}
-
-// Bidi sends msgs on a bidi stream, reading each echo, and returns them.
-func Bidi(ctx context.Context, cc grpc.ClientConnInterface, msgs int, opts ...grpc.CallOption) ([]string, error) {
-	s, err := cc.NewStream(ctx, &serviceDesc.Streams[1], BidiMethod, opts...)
-	if err != nil {
-		return nil, err
-	}
-	var got []string
-	for i := range msgs {
-		if err := s.SendMsg(wrapperspb.String(strconv.Itoa(i))); err != nil {
-			break
-		}
-		m := new(wrapperspb.StringValue)
-		if err := s.RecvMsg(m); err != nil {
-			return got, err
-		}
-		got = append(got, m.GetValue())
-	}
-	if err := s.CloseSend(); err != nil {
-		return got, err
-	}
-	if err := s.RecvMsg(new(wrapperspb.StringValue)); !errors.Is(err, io.EOF) {
-		return got, err
-	}
-	return got, nil
-}
-
-// StreamDescs returns the Echo service's stream descriptions (server
-// stream, bidi, then client stream), for callers that open streams
-// themselves.
-func StreamDescs() []grpc.StreamDesc { return serviceDesc.Streams }
-
-type echoServer interface{}
-
-var serviceDesc = grpc.ServiceDesc{
-	ServiceName: Service,
-	HandlerType: (*echoServer)(nil),
-	Methods: []grpc.MethodDesc{{
-		MethodName: "Unary",
-		Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-			n := srv.(*Node)
-			req := new(wrapperspb.StringValue)
-			if err := dec(req); err != nil {
-				return nil, err
-			}
-			handle := func(ctx context.Context, _ any) (any, error) {
-				if err := n.enter(ctx, UnaryMethod); err != nil {
-					return nil, err
-				}
-				return wrapperspb.String(n.ID), nil
-			}
-			if interceptor == nil {
-				return handle(ctx, req)
-			}
-			return interceptor(ctx, req, &grpc.UnaryServerInfo{Server: srv, FullMethod: UnaryMethod}, handle)
-		},
-	}},
-	Streams: []grpc.StreamDesc{
-		{StreamName: "ServerStream", ServerStreams: true, Handler: func(srv any, ss grpc.ServerStream) error {
-			n := srv.(*Node)
-			req := new(wrapperspb.StringValue)
-			if err := ss.RecvMsg(req); err != nil {
-				return err
-			}
-			count, err := strconv.Atoi(req.GetValue())
-			if err != nil {
-				return fmt.Errorf("testcluster: bad count %q", req.GetValue())
-			}
-			if err := n.enter(ss.Context(), StreamMethod); err != nil {
-				return err
-			}
-			for i := range count {
-				if f := n.sfault.Load(); f != nil {
-					if err := (*f)(i); err != nil {
-						return err
-					}
-				}
-				if err := ss.SendMsg(wrapperspb.String(n.ID + ":" + strconv.Itoa(i))); err != nil {
-					return err
-				}
-			}
-			return nil
-		}},
-		{StreamName: "Bidi", ServerStreams: true, ClientStreams: true, Handler: func(srv any, ss grpc.ServerStream) error {
-			n := srv.(*Node)
-			if err := n.enter(ss.Context(), BidiMethod); err != nil {
-				return err
-			}
-			for {
-				m := new(wrapperspb.StringValue)
-				if err := ss.RecvMsg(m); err != nil {
-					if errors.Is(err, io.EOF) {
-						return nil
-					}
-					return err
-				}
-				if err := ss.SendMsg(wrapperspb.String(n.ID + ":" + m.GetValue())); err != nil {
-					return err
-				}
-			}
-		}},
-		{StreamName: "ClientStream", ClientStreams: true, Handler: func(srv any, ss grpc.ServerStream) error {
-			n := srv.(*Node)
-			if err := n.enter(ss.Context(), ClientStreamMethod); err != nil {
-				return err
-			}
-			count := 0
-			for {
-				if err := ss.RecvMsg(new(wrapperspb.StringValue)); err != nil {
-					if errors.Is(err, io.EOF) {
-						return ss.SendMsg(wrapperspb.String(n.ID + ":" + strconv.Itoa(count)))
-					}
-					return err
-				}
-				count++
-			}
-		}},
-	},
-}
-
-func (n *Node) enter(ctx context.Context, method string) error {
-	n.calls.Add(1)
-	if f := n.fault.Load(); f != nil {
-		return (*f)(ctx, method)
-	}
-	return nil
-}
-
-// healthProxy serves the node's health server, or the one RegisterHealth
-// set.
-type healthProxy struct{ n *Node }
-
-func (p healthProxy) server() healthpb.HealthServer {
-	if hs := p.n.healthOverride.Load(); hs != nil {
-		return *hs
-	}
-	return p.n.health
-}
-
-func (p healthProxy) Check(ctx context.Context, r *healthpb.HealthCheckRequest) (*healthpb.HealthCheckResponse, error) {
-	return p.server().Check(ctx, r)
-}
-
-func (p healthProxy) List(ctx context.Context, r *healthpb.HealthListRequest) (*healthpb.HealthListResponse, error) {
-	return p.server().List(ctx, r)
-}
-
-func (p healthProxy) Watch(r *healthpb.HealthCheckRequest, s healthpb.Health_WatchServer) error {
-	return p.server().Watch(r, s)
 }
 
 // Resolver returns the dial option that resolves "rpcguard:///SERVICE"

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/rpcguard/rpcguard/breaker"
 )
 
 // WaitFor polls cond until it holds, and fails t if d passes first: tests
@@ -41,13 +43,12 @@ func InParallel(t testing.TB, g, n int, call func() error) {
 	wg.Wait()
 }
 
-// HystrixGoroutines are goleak options that ignore hystrix-go's goroutines:
-// it starts two per circuit that run for the life of the process (see
-// package breaker), and one per metrics collector per event.
+// HystrixGoroutines are goleak options that ignore hystrix-go's goroutines
+// (breaker.HystrixGoroutines).
 func HystrixGoroutines() []goleak.Option {
-	return []goleak.Option{
-		goleak.IgnoreAnyFunction("github.com/afex/hystrix-go/hystrix.(*metricExchange).Monitor"),
-		goleak.IgnoreAnyFunction("github.com/afex/hystrix-go/hystrix.(*poolMetrics).Monitor"),
-		goleak.IgnoreAnyFunction("github.com/afex/hystrix-go/hystrix.(*metricExchange).IncrementMetrics"),
+	var opts []goleak.Option
+	for _, f := range breaker.HystrixGoroutines() {
+		opts = append(opts, goleak.IgnoreAnyFunction(f))
 	}
+	return opts
 }

@@ -1,7 +1,9 @@
-// Package testetcd runs a real, embedded etcd on 127.0.0.1 random ports for
-// rpcguard's tests and demo (go.etcd.io/etcd/server/v3/embed), and can stop
-// and start it again on the same data directory and ports.
-package testetcd
+// Package etcdtest runs a real, embedded etcd on 127.0.0.1 random ports
+// (go.etcd.io/etcd/server/v3/embed), for tests and demos of the etcd
+// registry: yours as well as rpcguard's. It can stop and start the member
+// again on the same data directory and ports, or from empty data (a
+// rebuilt cluster). It compiles the etcd server: import it from tests.
+package etcdtest
 
 import (
 	"fmt"
@@ -71,13 +73,13 @@ func (s *Server) Restart() error {
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
-		return fmt.Errorf("testetcd: start: %w", err)
+		return fmt.Errorf("etcdtest: start: %w", err)
 	}
 	select {
 	case <-e.Server.ReadyNotify():
 	case <-time.After(30 * time.Second):
 		e.Close()
-		return fmt.Errorf("testetcd: not ready after 30 s")
+		return fmt.Errorf("etcdtest: not ready after 30 s")
 	}
 	s.e = e
 	return nil
@@ -105,7 +107,7 @@ func freePort() (int, error) {
 // over.
 func (s *Server) RestartEmpty() error {
 	if err := os.RemoveAll(s.dir); err != nil {
-		return fmt.Errorf("testetcd: %w", err)
+		return fmt.Errorf("etcdtest: %w", err)
 	}
 	return s.Restart()
 }
