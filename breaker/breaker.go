@@ -72,8 +72,8 @@ func (b *Breaker) command(name string) (*command, error) {
 		return nil, fmt.Errorf("breaker: circuit %q: %w", full, err)
 	}
 	c := &command{name: name, full: full, cb: cb, s: s,
-		open:     &RefusedError{Command: name, Err: ErrOpen},
-		rejected: &RefusedError{Command: name, Err: ErrRejected}}
+		open:     &RefusedError{Command: name, Err: ErrOpen, RetryAfter: s.SleepWindow},
+		rejected: &RefusedError{Command: name, Err: ErrRejected, RetryAfter: time.Second}}
 	b.cmds.Store(name, c)
 	return c, nil
 }
@@ -121,6 +121,37 @@ func (b *Breaker) Do(ctx context.Context, command string, fn func(ctx context.Co
 	}
 	return b.exit(ctx, c, start, err, timedOut)
 }
+
+// Admitted is a call the breaker let through, in the two-step form (Allow,
+// then Done) that streams and wrappers that cannot hand over a function
+// use. Finish it exactly once: with Done, or with Abandon when the code it
+// guarded panicked.
+type Admitted struct {
+	b     *Breaker
+	c     *command
+	ctx   context.Context
+	start time.Time
+}
+
+// Allow admits a call of command or refuses it at once, as Do does (ErrOpen,
+// ErrRejected, or the fallback's error for a refusal). The command's
+// Timeout does not apply: the caller bounds the call.
+func (b *Breaker) Allow(ctx context.Context, command string) (Admitted, error) {
+	c, start, err := b.enter(ctx, command)
+	if err != nil {
+		return Admitted{}, err
+	}
+	return Admitted{b: b, c: c, ctx: ctx, start: start}, nil
+}
+
+// Done reports the call's outcome (err nil for a success) to the circuit,
+// releases its slot, and returns the error to hand on: err, or the
+// fallback's for a failure.
+func (a Admitted) Done(err error) error { return a.b.exit(a.ctx, a.c, a.start, err, false) }
+
+// Abandon ends a call that has no outcome because its code panicked: it
+// releases the slot and counts a failure; no fallback runs.
+func (a Admitted) Abandon() { a.b.abandon(a.c, a.start) }
 
 // enter admits a call or refuses it (reporting the refusal, and answering
 // with the fallback's error if there is one).

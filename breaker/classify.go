@@ -1,8 +1,6 @@
 package breaker
 
 import (
-	"errors"
-
 	"google.golang.org/grpc/codes"
 
 	"github.com/rpcguard/rpcguard/internal/grpcerr"
@@ -26,21 +24,15 @@ type Classifier func(err error) Outcome
 
 // DefaultClassifier counts server-side failures only: the gRPC codes
 // Unavailable, Internal, Unknown, DeadlineExceeded and DataLoss, and errors
-// without a gRPC status (transport failures); an *HTTPStatusError of 500 or
-// more. Canceled is Neutral, and so is ResourceExhausted: a server that
+// without a gRPC status (transport failures). (The HTTP middleware turns a
+// response of 500 or more into the gRPC status of its meaning first.)
+// Canceled is Neutral, and so is ResourceExhausted: a server that
 // sheds load is not a broken dependency, and opening the circuit on it
 // would turn an overload into an outage. Every other code
 // (NotFound, InvalidArgument, PermissionDenied, ...) is the caller's
 // business and a Success for the circuit.
 func DefaultClassifier(err error) Outcome {
 	if err == nil {
-		return Success
-	}
-	var he *HTTPStatusError
-	if errors.As(err, &he) {
-		if he.Code >= 500 {
-			return Failure
-		}
 		return Success
 	}
 	return Outcome(grpcerr.ByCode(err, func(c codes.Code) bool {

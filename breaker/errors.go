@@ -2,7 +2,7 @@ package breaker
 
 import (
 	"fmt"
-	"net/http"
+	"time"
 
 	"google.golang.org/grpc/codes"
 
@@ -19,18 +19,14 @@ var (
 )
 
 // RefusedError is the error of a refused call: Err is ErrOpen or
-// ErrRejected, Command the command (without the namespace).
+// ErrRejected, Command the command (without the namespace), RetryAfter
+// when the call is worth trying again (an open circuit's sleep window; a
+// second for a rejection).
 type RefusedError struct {
-	Command string
-	Err     error
+	Command    string
+	Err        error
+	RetryAfter time.Duration
 }
 
 func (e *RefusedError) Error() string { return fmt.Sprintf("%v (%s)", e.Err, e.Command) }
 func (e *RefusedError) Unwrap() error { return e.Err }
-
-// HTTPStatusError carries an HTTP response's status code to a Classifier.
-type HTTPStatusError struct{ Code int }
-
-func (e *HTTPStatusError) Error() string {
-	return fmt.Sprintf("HTTP %d %s", e.Code, http.StatusText(e.Code))
-}

@@ -23,15 +23,15 @@ func (b *Breaker) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 // its outcome is its final status (io.EOF is a success).
 func (b *Breaker) StreamClientInterceptor() grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		c, start, err := b.enter(ctx, method)
+		a, err := b.Allow(ctx, method)
 		if err != nil {
 			return nil, err
 		}
 		cs, err := streamer(ctx, desc, cc, method, opts...)
 		if err != nil {
-			return nil, b.exit(ctx, c, start, err, false)
+			return nil, a.Done(err)
 		}
-		return grpcx.OnEnd(ctx, desc, cs, func(err error) { _ = b.exit(ctx, c, start, err, false) }), nil
+		return grpcx.OnEnd(ctx, desc, cs, func(err error) { _ = a.Done(err) }), nil
 	}
 }
 
@@ -56,18 +56,18 @@ func (b *Breaker) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 func (b *Breaker) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		ctx := ss.Context()
-		c, start, err := b.enter(ctx, info.FullMethod)
+		a, err := b.Allow(ctx, info.FullMethod)
 		if err != nil {
 			return err
 		}
 		returned := false
 		defer func() {
 			if !returned { // the handler panicked: release, count, let it go on
-				b.abandon(c, start)
+				a.Abandon()
 			}
 		}()
 		err = handler(srv, ss)
 		returned = true
-		return b.exit(ctx, c, start, err, false)
+		return a.Done(err)
 	}
 }

@@ -3,9 +3,12 @@ package breaker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
+
+	"google.golang.org/grpc/status"
 
 	"github.com/rpcguard/rpcguard/internal/httpx"
 )
@@ -16,8 +19,10 @@ import (
 // middleware wraps a handler inside the mux) or from next when next is the
 // *http.ServeMux; otherwise "METHOD (unrouted)". A method outside the nine
 // standard ones is named "OTHER", so that remote clients cannot create
-// circuits at will. A response of 500 or more
-// counts as a failure. An open circuit answers 503 with Retry-After (the
+// circuits at will. A response of 500 or more becomes an HTTPStatusError,
+// whose gRPC status (httpx's table: 502 and 503 Unavailable, 504
+// DeadlineExceeded, 501 Unimplemented, others Internal) the Classifier
+// reads like any call's. An open circuit answers 503 with Retry-After (the
 // sleep window), too many concurrent requests 429, and a request that ran
 // past the Timeout without writing anything 504. The handler's context ends
 // at the Timeout.
@@ -29,7 +34,7 @@ func (b *Breaker) Middleware(next http.Handler) http.Handler {
 		err := b.Do(r.Context(), cmd, func(ctx context.Context) error {
 			next.ServeHTTP(sw, r.WithContext(ctx))
 			if sw.Code >= 500 {
-				return &HTTPStatusError{Code: sw.Code}
+				return &HTTPStatusError{Code: sw.Code} // converted here, at the boundary
 			}
 			if err := ctx.Err(); err != nil && !sw.Wrote {
 				return err
@@ -41,15 +46,25 @@ func (b *Breaker) Middleware(next http.Handler) http.Handler {
 		}
 		var re *RefusedError
 		switch {
-		case errors.As(err, &re) && errors.Is(err, ErrOpen):
-			c, _ := b.command(cmd)
-			w.Header().Set("Retry-After", strconv.Itoa(int((c.s.SleepWindow+time.Second-1)/time.Second)))
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		case errors.As(err, &re):
-			w.Header().Set("Retry-After", "1")
-			http.Error(w, err.Error(), http.StatusTooManyRequests)
+			w.Header().Set("Retry-After", strconv.Itoa(int((re.RetryAfter+time.Second-1)/time.Second)))
+			http.Error(w, err.Error(), httpx.HTTPStatus(status.Code(err))) // 503 open, 429 rejected
 		case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
 			http.Error(w, "breaker: timed out", http.StatusGatewayTimeout)
 		}
 	})
+}
+
+// HTTPStatusError is the error of a response of 500 or more, as the
+// Middleware hands it to the circuit: it answers status.Code with the gRPC
+// code of its meaning, and errors.As gives a Classifier the HTTP status.
+type HTTPStatusError struct{ Code int }
+
+func (e *HTTPStatusError) Error() string {
+	return fmt.Sprintf("HTTP %d %s", e.Code, http.StatusText(e.Code))
+}
+
+// GRPCStatus maps the HTTP status to its gRPC code (httpx.GRPCCode).
+func (e *HTTPStatusError) GRPCStatus() *status.Status {
+	return status.New(httpx.GRPCCode(e.Code), e.Error())
 }

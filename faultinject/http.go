@@ -4,12 +4,14 @@ import (
 	"errors"
 	"net/http"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/rpcguard/rpcguard/internal/httpx"
 )
 
 // Middleware injects the faults of node into an HTTP server: an error
-// answers its HTTPStatus (a gRPC Code maps to 503, 504, 429 or 500); Abort
+// answers its HTTPStatus (a gRPC Code maps to its HTTP status: 503, 504,
+// 429, 404, ...); Abort
 // and Down cut the connection without an answer; Hang holds the request
 // until it is canceled. Rules match the HTTP method as Method.
 func (i *Injector) Middleware(node string, next http.Handler) http.Handler {
@@ -39,19 +41,7 @@ func (i *Injector) Middleware(node string, next http.Handler) http.Handler {
 			}
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		default:
-			http.Error(w, err.Error(), httpStatus(status.Code(err)))
+			http.Error(w, err.Error(), httpx.HTTPStatus(status.Code(err)))
 		}
 	})
-}
-
-func httpStatus(c codes.Code) int {
-	switch c {
-	case codes.Unavailable:
-		return http.StatusServiceUnavailable
-	case codes.DeadlineExceeded:
-		return http.StatusGatewayTimeout
-	case codes.ResourceExhausted:
-		return http.StatusTooManyRequests
-	}
-	return http.StatusInternalServerError
 }

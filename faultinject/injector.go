@@ -11,6 +11,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/rpcguard/rpcguard/internal/httpx"
 )
 
 // Injector applies a set of rules. It is safe for concurrent use; the rules
@@ -257,35 +259,9 @@ func (e *HTTPError) Error() string {
 	return fmt.Sprintf("faultinject: HTTP %d (injected by rule %q)", e.Status, e.Rule)
 }
 
-// GRPCStatus maps the status to the gRPC code a gateway would answer with
-// (503 Unavailable, 504 DeadlineExceeded, 429 ResourceExhausted, other 5xx
-// Internal, 4xx InvalidArgument ... see grpcCode).
-func (e *HTTPError) GRPCStatus() *status.Status { return status.New(grpcCode(e.Status), e.Error()) }
-
-// grpcCode maps an HTTP status to a gRPC code, as gRPC's HTTP mapping does.
-func grpcCode(s int) codes.Code {
-	switch s {
-	case 400:
-		return codes.InvalidArgument
-	case 401:
-		return codes.Unauthenticated
-	case 403:
-		return codes.PermissionDenied
-	case 404:
-		return codes.NotFound
-	case 409:
-		return codes.Aborted
-	case 429:
-		return codes.ResourceExhausted
-	case 501:
-		return codes.Unimplemented
-	case 502, 503:
-		return codes.Unavailable
-	case 504:
-		return codes.DeadlineExceeded
-	}
-	if s >= 500 {
-		return codes.Internal
-	}
-	return codes.FailedPrecondition
+// GRPCStatus maps the status to the gRPC code of its meaning (503
+// Unavailable, 504 DeadlineExceeded, 429 ResourceExhausted, 404 NotFound,
+// other 5xx Internal, ...).
+func (e *HTTPError) GRPCStatus() *status.Status {
+	return status.New(httpx.GRPCCode(e.Status), e.Error())
 }
