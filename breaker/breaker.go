@@ -11,6 +11,8 @@ import (
 	"github.com/afex/hystrix-go/hystrix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/rpcguard/rpcguard/selector"
 )
 
 // Breaker holds the circuits of one client (or server): one hystrix command
@@ -35,7 +37,7 @@ type command struct {
 
 // New builds a Breaker. WithNamespace is required.
 func New(opts ...Option) (*Breaker, error) {
-	o := options{defaults: DefaultSettings(), classify: DefaultClassifier}
+	o := options{defaults: DefaultSettings(), classify: selector.DefaultClassifier}
 	for _, opt := range opts {
 		if opt == nil {
 			return nil, fmt.Errorf("breaker: nil Option")
@@ -202,9 +204,9 @@ func (b *Breaker) exit(ctx context.Context, c *command, start time.Time, err err
 		event = eventTimeout
 	default:
 		switch b.o.classify(err) {
-		case Success:
+		case selector.Success:
 			event = eventSuccess
-		case Failure:
+		case selector.Failure:
 			event = eventFailure
 		default:
 			event = eventCanceled

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/afex/hystrix-go/hystrix"
+
+	"github.com/rpcguard/rpcguard/selector"
 )
 
 // Settings configure one command's circuit. A zero field takes its default,
@@ -123,7 +125,7 @@ type options struct {
 	namespace string
 	defaults  Settings
 	commands  map[string]Settings
-	classify  Classifier
+	classify  selector.Classifier
 	fallback  Fallback
 	hooks     Hooks
 }
@@ -178,9 +180,11 @@ func WithCommandSettings(command string, s Settings) Option {
 	}
 }
 
-// WithClassifier sets what counts against the circuit. Default
-// DefaultClassifier.
-func WithClassifier(c Classifier) Option {
+// WithClassifier sets what counts against the circuit: a Failure counts, a
+// Success is an answer, a Neutral is not reported. Default
+// selector.DefaultClassifier (server-side failures only; cancellation and
+// ResourceExhausted neutral), the same table the selector ejects nodes by.
+func WithClassifier(c selector.Classifier) Option {
 	return func(o *options) error {
 		if c == nil {
 			return fmt.Errorf("breaker: WithClassifier: nil classifier")

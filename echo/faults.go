@@ -8,6 +8,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/rpcguard/rpcguard/internal/ctxwait"
 )
 
 // FailWith answers every call with code.
@@ -38,14 +40,10 @@ func DelayBetween(lo, hi time.Duration) Fault {
 		if hi > lo {
 			d += time.Duration(rand.Int64N(int64(hi - lo + 1)))
 		}
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			return nil
-		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
+		if err := ctxwait.Sleep(ctx, d); err != nil {
+			return status.FromContextError(err).Err()
 		}
+		return nil
 	}
 }
 

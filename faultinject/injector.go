@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rpcguard/rpcguard/internal/ctxwait"
 	"github.com/rpcguard/rpcguard/internal/httpx"
 )
 
@@ -99,13 +100,9 @@ func (i *Injector) Script(ctx context.Context, steps ...Step) (wait func() error
 	go func() {
 		start := time.Now()
 		for _, s := range steps {
-			t := time.NewTimer(time.Until(start.Add(s.After)))
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			if ctxwait.Sleep(ctx, time.Until(start.Add(s.After))) != nil {
 				done <- nil
 				return
-			case <-t.C:
 			}
 			if err := i.SetRules(s.Rules...); err != nil {
 				done <- err
@@ -230,14 +227,8 @@ func (i *Injector) Apply(ctx context.Context, service, method, node, activated s
 // enact waits delay (or until ctx ends), then answers with f's error; a
 // Hang holds until ctx ends.
 func enact(ctx context.Context, delay time.Duration, f *compiled) error {
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return status.FromContextError(ctx.Err()).Err()
-		}
+	if err := ctxwait.Sleep(ctx, delay); err != nil {
+		return status.FromContextError(err).Err()
 	}
 	if f == nil {
 		return nil

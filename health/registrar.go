@@ -11,6 +11,7 @@ import (
 	grpchealth "google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/rpcguard/rpcguard/internal/ctxwait"
 	"github.com/rpcguard/rpcguard/internal/registry"
 	"github.com/rpcguard/rpcguard/selector"
 )
@@ -206,16 +207,8 @@ func (r *Registrar) loop(ctx context.Context, lastErr error) {
 	defer close(r.done)
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = r.o.interval/10, r.o.interval, 0
-	t := time.NewTimer(r.next(lastErr, bo))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	for ctxwait.Sleep(ctx, r.next(lastErr, bo)) == nil {
 		lastErr = r.tick(ctx)
-		t.Reset(r.next(lastErr, bo))
 	}
 }
 
@@ -303,12 +296,7 @@ func (r *Registrar) Stop(ctx context.Context) error {
 			h(nil)
 		}
 	}
-	t := time.NewTimer(r.o.drain)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
+	_ = ctxwait.Sleep(ctx, r.o.drain) // the caller's ctx may cut the drain short
 	return err
 }
 

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rpcguard/rpcguard/internal/ctxwait"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
@@ -90,7 +91,7 @@ func (p *Policy) run(ctx context.Context, cc *callConfig, attempt func(ctx conte
 		if h := p.cfg.hooks.OnRetry; h != nil {
 			h(ctx, RetryInfo{Method: cc.method, Attempt: n + 1, Delay: delay, Err: out.err, Node: out.node})
 		}
-		if err := sleep(ctx, delay); err != nil {
+		if err := ctxwait.Sleep(ctx, delay); err != nil {
 			return p.failure(tries, reason, ctxError{err})
 		}
 	}
@@ -150,21 +151,6 @@ func endedBy(err error) bool {
 	}
 	c := status.Code(err)
 	return c == codes.Canceled || c == codes.DeadlineExceeded
-}
-
-// sleep waits d, or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // failure builds the call's error. The error it carries is the last one

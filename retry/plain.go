@@ -52,8 +52,9 @@ func Call[T any](ctx context.Context, p *Policy, sel *selector.Selector, fn func
 			return zero, outcome{err: err}
 		}
 		v, err := fn(actx, pk.Node)
-		pk.Done(err)
-		return v, outcome{err: err, node: pk.Node, sent: err != nil && !neverSent(err)}
+		sent := err == nil || !neverSent(err)
+		pk.Finish(err, sent)
+		return v, outcome{err: err, node: pk.Node, sent: sent}
 	}
 	if cc.hedgeDelay > 0 {
 		return hedge(ctx, p, &cc, attempt)

@@ -1,25 +1,29 @@
 package selector
 
 import (
+	"context"
+	"errors"
 	"strconv"
 
 	"google.golang.org/grpc/codes"
-
-	"github.com/rpcguard/rpcguard/internal/grpcerr"
+	"google.golang.org/grpc/status"
 )
 
-// Outcome is what an attempt's result says about the node that served it.
+// Outcome is what a call's or an attempt's result says about the callee:
+// the node that served it (selector) and the dependency as a whole
+// (breaker). It is rpcguard's one outcome type, and DefaultClassifier its
+// one code table.
 type Outcome int
 
-// The values match grpcerr's, which DefaultClassifier converts.
+// The outcomes.
 const (
-	// Success: the node answered; its consecutive-failure count resets.
-	// Business errors (NotFound, InvalidArgument, ...) are successes here:
-	// the node is working.
+	// Success: the callee answered. Business errors (NotFound,
+	// InvalidArgument, ...) are successes: the callee works.
 	Success Outcome = iota
-	// Failure: the node failed; it counts towards ejection.
+	// Failure counts towards a node's ejection and against a circuit.
 	Failure
-	// Neutral: the result says nothing about the node (the caller canceled).
+	// Neutral says nothing about the callee: the caller canceled, or the
+	// callee shed load (ResourceExhausted).
 	Neutral
 )
 
@@ -39,21 +43,35 @@ func (o Outcome) String() string {
 // Classifier maps an attempt's error (nil for success) to an Outcome.
 type Classifier func(err error) Outcome
 
-// DefaultClassifier classifies by gRPC status code: nil is a Success;
-// Canceled (a gRPC status or context.Canceled) is Neutral, and so is
-// ResourceExhausted (the node is full, not broken; its instant refusal must
-// not pass for a fast answer in power of two choices); Unavailable,
+// DefaultClassifier classifies by gRPC status code, for the selector and
+// the breaker alike: nil is a Success; Canceled (a gRPC status or
+// context.Canceled) is Neutral, and so is ResourceExhausted (the callee is
+// full, not broken: no ejection, no open circuit, and its instant refusal
+// must not pass for a fast answer in power of two choices); Unavailable,
 // Unknown, Internal, DataLoss and DeadlineExceeded (a gRPC status or
-// context.DeadlineExceeded: a node that does not answer in time is failing)
-// are Failures; an error without a gRPC status is a Failure (a transport
-// error of a non-gRPC client); every other code is a Success, because the
-// node answered.
+// context.DeadlineExceeded: a callee that does not answer in time is
+// failing) are Failures; an error without a gRPC status (a plain error of
+// the plain API, a transport error) is a Failure, as gRPC's Unknown is;
+// every other code is a Success, because the callee answered.
 func DefaultClassifier(err error) Outcome {
-	return Outcome(grpcerr.ByCode(err, func(c codes.Code) bool {
-		switch c {
-		case codes.Unavailable, codes.Unknown, codes.Internal, codes.DataLoss, codes.DeadlineExceeded:
-			return true
-		}
-		return false
-	}))
+	if err == nil {
+		return Success
+	}
+	if errors.Is(err, context.Canceled) {
+		return Neutral
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return Failure
+	}
+	s, ok := status.FromError(err)
+	if !ok {
+		return Failure
+	}
+	switch s.Code() {
+	case codes.Canceled, codes.ResourceExhausted:
+		return Neutral
+	case codes.Unavailable, codes.Unknown, codes.Internal, codes.DataLoss, codes.DeadlineExceeded:
+		return Failure
+	}
+	return Success
 }

@@ -2,12 +2,10 @@ package selector
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc/grpclog"
 	"google.golang.org/grpc/resolver"
@@ -32,6 +30,10 @@ const Scheme = "rpcguard"
 // last good set stays in use. Each update sets both Addresses and Endpoints,
 // and carries the Node (ID, metadata) to the rpcguard_selector balancer.
 func NewResolverBuilder(src Source, opts ...ResolverOption) (resolver.Builder, error) {
+	return newResolverBuilder(src, opts)
+}
+
+func newResolverBuilder(src Source, opts []ResolverOption) (*resolverBuilder, error) {
 	if isNil(src) {
 		return nil, fmt.Errorf("selector: NewResolverBuilder: nil Source")
 	}
@@ -51,7 +53,7 @@ func NewResolverBuilder(src Source, opts ...ResolverOption) (resolver.Builder, e
 
 var logger = grpclog.Component("rpcguard")
 
-// ResolverOption configures NewResolverBuilder.
+// ResolverOption configures NewResolverBuilder and Follow.
 type ResolverOption func(*resolverBuilder) error
 
 // WithOnDropped sets what runs for each node entry the resolver drops (see
@@ -113,57 +115,20 @@ type sourceResolver struct {
 	onDropped func(service string, err error)
 }
 
-// Watch errors are retried after a delay that doubles from retryMin to
-// retryMax, so that a Source that fails at once does not spin.
-const (
-	retryMin = 50 * time.Millisecond
-	retryMax = 5 * time.Second
-)
-
 func (r *sourceResolver) run(ctx context.Context) {
 	defer r.wg.Done()
-	delay := retryMin
-	for {
-		nodes, err := r.w.Next()
-		if errors.Is(err, ErrWatcherStopped) || ctx.Err() != nil {
-			return
+	follow(ctx, r.w, r.service, r.onDropped, func(nodes []Node) {
+		st := resolver.State{
+			Addresses: make([]resolver.Address, len(nodes)),
+			Endpoints: make([]resolver.Endpoint, len(nodes)),
 		}
-		if err != nil {
-			r.cc.ReportError(fmt.Errorf("selector: watch service %q: %w", r.service, err))
-			t := time.NewTimer(delay)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			delay = min(2*delay, retryMax)
-			continue
+		for i, n := range nodes {
+			a := addressOf(n)
+			st.Addresses[i] = a
+			st.Endpoints[i] = resolver.Endpoint{Addresses: []resolver.Address{a}}
 		}
-		delay = retryMin
-		r.apply(nodes)
-	}
-}
-
-func (r *sourceResolver) apply(nodes []Node) {
-	nodes, dropped := FilterNodes(nodes)
-	for _, err := range dropped {
-		r.onDropped(r.service, err)
-	}
-	if len(nodes) == 0 {
-		r.cc.ReportError(fmt.Errorf("selector: service %q has no valid nodes", r.service))
-		return
-	}
-	st := resolver.State{
-		Addresses: make([]resolver.Address, len(nodes)),
-		Endpoints: make([]resolver.Endpoint, len(nodes)),
-	}
-	for i, n := range nodes {
-		a := addressOf(n)
-		st.Addresses[i] = a
-		st.Endpoints[i] = resolver.Endpoint{Addresses: []resolver.Address{a}}
-	}
-	_ = r.cc.UpdateState(st) // an error means the balancer rejected the set; it logs why
+		_ = r.cc.UpdateState(st) // an error means the balancer rejected the set; it logs why
+	}, r.cc.ReportError)
 }
 
 // ResolveNow does nothing: the Source pushes every change.

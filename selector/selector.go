@@ -202,11 +202,17 @@ func (s *Selector) Pick(ctx context.Context) (Picked, error) {
 
 // Done reports the attempt's result: err is classified (WithClassifier) and
 // its latency measured from the pick. Call it exactly once per Picked.
-func (p Picked) Done(err error) {
+func (p Picked) Done(err error) { p.Finish(err, true) }
+
+// Finish is Done for a transport that knows whether the request reached the
+// node: sent false (a connection refused, nothing written) is recorded in
+// the call's record, where a retry engine reads that even a call that is not
+// idempotent may go again. Call Done or Finish exactly once per Picked.
+func (p Picked) Finish(err error, sent bool) {
 	if p.ns == nil {
 		return // the zero Picked of a failed pick
 	}
-	p.report(p.s.opts.classifier(err), true, true)
+	p.report(p.s.opts.classifier(err), true, sent)
 }
 
 // report feeds an outcome back. used is false for a pick that was never

@@ -146,3 +146,30 @@ func TestPickCheckFailsThePickAsRefused(t *testing.T) {
 		t.Fatalf("third pick: %v, want ErrAllTried (n0 counts as tried)", err)
 	}
 }
+
+// Follow feeds a Selector from a Source, outside gRPC: bad entries are
+// dropped one by one, and later sets replace earlier ones.
+func TestFollowFeedsASelector(t *testing.T) {
+	src, err := selector.NewStatic(nodes(2)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := selector.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dropped atomic.Int32
+	stop, err := selector.Follow(context.Background(), src, "echo", sel,
+		selector.WithOnDropped(func(string, error) { dropped.Add(1) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if got := len(sel.Nodes()); got != 2 {
+		t.Fatalf("after Follow returned the selector has %d nodes, want 2", got)
+	}
+	if err := src.Update(nodes(3)...); err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 5*time.Second, "the third node", func() bool { return len(sel.Nodes()) == 3 })
+}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 
+	"github.com/rpcguard/rpcguard/internal/ctxwait"
 	"github.com/rpcguard/rpcguard/internal/registry"
 	"github.com/rpcguard/rpcguard/selector"
 )
@@ -300,10 +301,7 @@ func (e *Registry) follow(ctx context.Context, f *selector.Feed, service string,
 			if h := e.hooks.OnWatchError; h != nil {
 				h(service, err)
 			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(200 * time.Millisecond):
-			}
+			_ = ctxwait.Sleep(ctx, 200*time.Millisecond)
 		}
 	}
 }
