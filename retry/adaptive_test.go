@@ -128,3 +128,31 @@ func plainSelector(t *testing.T, n int) *selector.Selector {
 	}
 	return sel
 }
+
+// A plain error is not retried (it counts as gRPC's Unknown); Retryable
+// says "try another node"; WithRetryIf sees the default answer and may
+// change it.
+func TestRetryableMarkAndRetryIf(t *testing.T) {
+	sel := plainSelector(t, 3)
+	plain := errors.New("the node's answer was garbled")
+	count := func(p *retry.Policy, err error) int {
+		n := 0
+		_ = p.Do(context.Background(), sel, func(context.Context, selector.Node) error { n++; return err })
+		return n
+	}
+	p := mustPolicy(t, retry.WithIdempotent("*"))
+	if n := count(p, plain); n != 1 {
+		t.Errorf("a plain error made %d attempts, want 1", n)
+	}
+	if n := count(p, retry.Retryable(plain)); n != 3 {
+		t.Errorf("a Retryable error made %d attempts, want 3", n)
+	}
+	var sawDefault []bool
+	q := mustPolicy(t, retry.WithIdempotent("*"), retry.WithRetryIf(func(err error, retryable bool) bool {
+		sawDefault = append(sawDefault, retryable)
+		return retryable && !errors.Is(err, plain)
+	}))
+	if n := count(q, retry.Retryable(plain)); n != 1 || len(sawDefault) != 1 || !sawDefault[0] {
+		t.Errorf("WithRetryIf: %d attempts, saw %v; want 1 attempt and the default answer true", n, sawDefault)
+	}
+}

@@ -23,10 +23,16 @@ func pickFailed(err error) bool {
 // configured gRPC codes (Unavailable), and, for errors without a gRPC
 // status, transport failures.
 func (p *Policy) retryable(err error) bool {
+	r := p.byDefault(err)
 	if p.cfg.retryIf != nil {
-		return p.cfg.retryIf(err)
+		return p.cfg.retryIf(err, r)
 	}
-	if pickFailed(err) {
+	return r
+}
+
+// byDefault is the default rules' answer.
+func (p *Policy) byDefault(err error) bool {
+	if pickFailed(err) || isMarkedRetryable(err) {
 		return true
 	}
 	if s, ok := status.FromError(err); ok {

@@ -97,3 +97,26 @@ func isNotSent(err error) bool {
 	var ns *notSentError
 	return errors.As(err, &ns)
 }
+
+// Retryable marks err, returned by a plain-API attempt function, as
+// retryable whatever its code: the one word for "try another node". (A
+// plain error without a gRPC status counts as gRPC's Unknown for every
+// engine: a failure of the node and of the dependency, not retried unless
+// marked, or a transport error such as a refused connection.) An attempt
+// that may have reached a server is still retried only if the call is
+// idempotent; wrap with NotSent to say it never left.
+func Retryable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &retryableError{err}
+}
+
+type retryableError struct{ error }
+
+func (e *retryableError) Unwrap() error { return e.error }
+
+func isMarkedRetryable(err error) bool {
+	var re *retryableError
+	return errors.As(err, &re)
+}

@@ -21,9 +21,16 @@ type Backoff struct {
 	Max        time.Duration // the cap on one wait; default 2 s
 	Multiplier float64       // growth per retry, at least 1; default 2
 	Jitter     float64       // randomization factor in [0, 1): ±Jitter × the wait; default 0.5
+	// Func, instead of the fields above, builds a backoff of your own for
+	// each call that needs one (a BackOff is not safe to share);
+	// backoff.Stop ends the retries.
+	Func func() backoff.BackOff
 }
 
 func (b Backoff) withDefaults() Backoff {
+	if b.Func != nil {
+		return b
+	}
 	if b.Initial == 0 {
 		b.Initial = 50 * time.Millisecond
 	}
@@ -40,6 +47,12 @@ func (b Backoff) withDefaults() Backoff {
 }
 
 func (b Backoff) validate() error {
+	if b.Func != nil {
+		if b.Initial != 0 || b.Max != 0 || b.Multiplier != 0 || b.Jitter != 0 {
+			return fmt.Errorf("retry: Backoff: set Func or the exponential fields, not both")
+		}
+		return nil
+	}
 	switch {
 	case b.Initial < 0:
 		return fmt.Errorf("retry: Backoff.Initial must not be negative, got %v", b.Initial)
@@ -54,6 +67,9 @@ func (b Backoff) validate() error {
 }
 
 func (b Backoff) newBackOff() backoff.BackOff {
+	if b.Func != nil {
+		return b.Func()
+	}
 	e := backoff.NewExponentialBackOff()
 	e.InitialInterval, e.MaxInterval = b.Initial, b.Max
 	e.Multiplier, e.RandomizationFactor = b.Multiplier, b.Jitter
@@ -82,6 +98,7 @@ func (b Backoff) newBackOff() backoff.BackOff {
 type Budget struct {
 	Ratio        float64 // tokens a successful call earns, in [0, 1]; default 0.5
 	MinPerSecond int     // tokens a second, at least 0; default 10
+	Off          bool    // no budget at all (the other fields must be zero)
 }
 
 // DefaultBudget returns the default budget: half a retry earned per
@@ -89,6 +106,9 @@ type Budget struct {
 func DefaultBudget() Budget { return Budget{Ratio: 0.5, MinPerSecond: 10} }
 
 func (b Budget) validate() error {
+	if b.Off && (b.Ratio != 0 || b.MinPerSecond != 0) {
+		return fmt.Errorf("retry: Budget: Off with Ratio %v and MinPerSecond %d: set one or the other", b.Ratio, b.MinPerSecond)
+	}
 	if b.Ratio < 0 || b.Ratio > 1 || b.Ratio != b.Ratio {
 		return fmt.Errorf("retry: Budget.Ratio must be in [0, 1], got %v", b.Ratio)
 	}
@@ -126,11 +146,10 @@ type config struct {
 	maxAttempts int
 	perAttempt  time.Duration
 	backoff     Backoff
-	newBackOff  func() backoff.BackOff
 	freshDelay  time.Duration
 	budget      *Budget
 	codes       [17]bool // retryable gRPC codes
-	retryIf     func(error) bool
+	retryIf     func(error, bool) bool
 	idempotent  []string // method patterns
 	hedges      []hedgeRule
 	hooks       Hooks
@@ -168,26 +187,15 @@ func WithPerAttemptTimeout(d time.Duration) Option {
 	}
 }
 
-// WithBackoff sets the exponential backoff (see Backoff).
+// WithBackoff sets the backoff before a retry on a node the call already
+// tried: exponential (see Backoff's fields) or your own (Backoff.Func).
 func WithBackoff(b Backoff) Option {
 	return func(c *config) error {
 		b = b.withDefaults()
 		if err := b.validate(); err != nil {
 			return err
 		}
-		c.backoff, c.newBackOff = b, nil
-		return nil
-	}
-}
-
-// WithBackOffFunc sets a custom backoff: f is called once per call that
-// needs one (a BackOff is not safe to share). backoff.Stop ends retries.
-func WithBackOffFunc(f func() backoff.BackOff) Option {
-	return func(c *config) error {
-		if f == nil {
-			return fmt.Errorf("retry: WithBackOffFunc: nil function")
-		}
-		c.newBackOff = f
+		c.backoff = b
 		return nil
 	}
 }
@@ -216,21 +224,20 @@ func WithoutConcurrencyLimit() Option {
 	return func(c *config) error { c.noLimit = true; return nil }
 }
 
-// WithBudget sets the retry budget. Default DefaultBudget().
+// WithBudget sets the retry budget (see Budget); Budget{Off: true} removes
+// it, so that every call may use all its attempts (prefer a budget in
+// production). Default DefaultBudget().
 func WithBudget(b Budget) Option {
 	return func(c *config) error {
 		if err := b.validate(); err != nil {
 			return err
 		}
 		c.budget = &b
+		if b.Off {
+			c.budget = nil
+		}
 		return nil
 	}
-}
-
-// WithoutBudget removes the retry budget: every call may use all its
-// attempts. Prefer a budget in production.
-func WithoutBudget() Option {
-	return func(c *config) error { c.budget = nil; return nil }
 }
 
 // WithRetryableCodes sets the gRPC codes that are retried (transport
@@ -249,10 +256,12 @@ func WithRetryableCodes(cs ...codes.Code) Option {
 	}
 }
 
-// WithRetryIf replaces the classification of errors: f reports whether an
-// attempt's error is retryable. The caller's own cancellation and deadline
-// still end the call.
-func WithRetryIf(f func(err error) bool) Option {
+// WithRetryIf decides which attempt errors are retryable: f gets the error
+// and the default rules' answer (WithRetryableCodes, transport failures,
+// NotSent and Retryable marks), and returns its own; returning retryable
+// keeps the defaults. The caller's own cancellation and deadline still end
+// the call.
+func WithRetryIf(f func(err error, retryable bool) bool) Option {
 	return func(c *config) error {
 		if f == nil {
 			return fmt.Errorf("retry: WithRetryIf: nil function")

@@ -60,12 +60,7 @@ func (c *config) covered(p string) bool {
 	return false
 }
 
-func (p *Policy) newBackOff() backoff.BackOff {
-	if p.cfg.newBackOff != nil {
-		return p.cfg.newBackOff()
-	}
-	return p.cfg.backoff.newBackOff()
-}
+func (p *Policy) newBackOff() backoff.BackOff { return p.cfg.backoff.newBackOff() }
 
 // callConfig is the Policy as it applies to one call.
 type callConfig struct {

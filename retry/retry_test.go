@@ -53,7 +53,7 @@ func TestDeadNodeWithAndWithoutCallRecord(t *testing.T) {
 	if err := sel.Update(nodes); err != nil {
 		t.Fatal(err)
 	}
-	p := mustPolicy(t, retry.WithMaxAttempts(2), retry.WithoutBudget(), retry.WithIdempotent("*"))
+	p := mustPolicy(t, retry.WithMaxAttempts(2), retry.WithBudget(retry.Budget{Off: true}), retry.WithIdempotent("*"))
 	invoke := func(ctx context.Context, addr string) error {
 		_, err := echo.Unary(ctx, conns[addr])
 		return err
@@ -89,7 +89,7 @@ func TestDeadNodeWithAndWithoutCallRecord(t *testing.T) {
 // One node answering Unavailable, through gRPC: 10,000 calls of at most 2
 // attempts all succeed.
 func TestUnavailableNodeRetriedElsewhere(t *testing.T) {
-	p := mustPolicy(t, retry.WithMaxAttempts(2), retry.WithoutBudget(), retry.WithIdempotent(unary))
+	p := mustPolicy(t, retry.WithMaxAttempts(2), retry.WithBudget(retry.Budget{Off: true}), retry.WithIdempotent(unary))
 	c := newClient(t, 3, `{"strategy":"random"}`, p)
 	c.cluster.Nodes[1].SetFault(echo.FailWith(codes.Unavailable))
 	testcluster.InParallel(t, 8, 1250, func() error { _, err := call(context.Background(), c); return err })
@@ -212,7 +212,7 @@ func TestBudgetBoundsRetryStorm(t *testing.T) {
 		lo, hi float64
 	}{
 		{"default budget", retry.WithBudget(retry.DefaultBudget()), 1, 1.25},
-		{"no budget", retry.WithoutBudget(), 3, 3},
+		{"no budget", retry.WithBudget(retry.Budget{Off: true}), 3, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := mustPolicy(t, tc.opt, retry.WithIdempotent(unary))
@@ -247,7 +247,7 @@ func TestCancelDuringBackoff(t *testing.T) {
 	defer cancel()
 	var canceledAt time.Time
 	p := mustPolicy(t, retry.WithIdempotent(unary),
-		retry.WithBackOffFunc(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }),
+		retry.WithBackoff(retry.Backoff{Func: func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }}),
 		retry.WithHooks(retry.Hooks{OnRetry: func(_ context.Context, r retry.RetryInfo) {
 			if r.Delay != time.Second {
 				t.Errorf("retry delay %v, want the 1 s backoff (the only node was tried)", r.Delay)
@@ -342,7 +342,7 @@ func TestNonIdempotentRetriedOnlyWhenNotSent(t *testing.T) {
 // attempt; pushback and grpc-previous-rpc-attempts follow gRFC A6.
 func TestErrorsPushbackAndHeaders(t *testing.T) {
 	var d delays
-	p := mustPolicy(t, retry.WithIdempotent(unary), retry.WithoutBudget(), retry.WithHooks(d.hook()))
+	p := mustPolicy(t, retry.WithIdempotent(unary), retry.WithBudget(retry.Budget{Off: true}), retry.WithHooks(d.hook()))
 	c := newClient(t, 3, `{"strategy":"round_robin"}`, p)
 	var prev sync.Map
 	for _, n := range c.cluster.Nodes {
@@ -424,7 +424,8 @@ func TestBadInput(t *testing.T) {
 		{retry.WithHedging(20*time.Millisecond, unary), "is not marked idempotent"},
 		{retry.WithHedging(0, unary), "hedge delay must be positive"},
 		{retry.WithIdempotent("Echo/Unary"), `method pattern "Echo/Unary"`},
-		{retry.WithBackOffFunc(nil), "nil function"},
+		{retry.WithBackoff(retry.Backoff{Initial: time.Second, Func: func() backoff.BackOff { return &backoff.ZeroBackOff{} }}), "set Func or the exponential fields, not both"},
+		{retry.WithBudget(retry.Budget{Off: true, Ratio: 0.5}), "Off with Ratio 0.5"},
 	} {
 		if _, err := retry.New(tc.opt); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("got %v, want an error containing %q", err, tc.want)
