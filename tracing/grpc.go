@@ -14,6 +14,9 @@ import (
 	"github.com/rpcguard/rpcguard/selector"
 )
 
+// The gRPC carrier: it starts and finishes spans through the engine
+// (engine.go) and moves trace headers in and out of metadata.
+
 const componentGRPC = "gRPC"
 
 // UnaryClientInterceptor makes the call span: one client span per logical
@@ -22,14 +25,12 @@ const componentGRPC = "gRPC"
 // first in the chain.
 func (t *Tracing) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		tr, on := t.tracerFor()
-		if !on {
+		if !t.Enabled() {
 			return invoker(ctx, method, req, reply, cc, opts...)
 		}
-		ctx, span := t.startCall(ctx, tr, method, cc)
-		err := invoker(ctx, method, req, reply, cc, opts...)
-		tagLastNode(span, ctx)
-		finishRPC(span, err)
+		ctx, finish := t.StartCall(ctx, method, callOptions(cc)...)
+		err := invoker(t.outgoing(ctx), method, req, reply, cc, opts...)
+		finish(err)
 		return err
 	}
 }
@@ -39,31 +40,27 @@ func (t *Tracing) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 // span's, so that the server's span is the attempt's child.
 func (t *Tracing) AttemptUnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		tr, on := t.tracerFor()
-		if !on {
+		if !t.Enabled() {
 			return invoker(ctx, method, req, reply, cc, opts...)
 		}
-		ctx, span := t.startAttempt(ctx, tr, method)
-		err := invoker(ctx, method, req, reply, cc, opts...)
-		tagAttempt(span, ctx, false)
-		finishRPC(span, err)
+		ctx, finish := t.StartAttempt(ctx, method, Component(componentGRPC))
+		err := invoker(t.outgoing(ctx), method, req, reply, cc, opts...)
+		finish(err)
 		return err
 	}
 }
 
 // StreamClientInterceptor is UnaryClientInterceptor for streams: the span
-// lives until the stream ends (io.EOF, an error, or the caller's
-// cancellation).
+// lives until the stream ends (see grpcx.OnEnd for each stream shape).
 func (t *Tracing) StreamClientInterceptor() grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		tr, on := t.tracerFor()
-		if !on {
+		if !t.Enabled() {
 			return streamer(ctx, desc, cc, method, opts...)
 		}
-		ctx, span := t.startCall(ctx, tr, method, cc)
-		return traceStream(ctx, desc, span, func(ctx context.Context) (grpc.ClientStream, error) {
-			return streamer(ctx, desc, cc, method, opts...)
-		}, func() { tagLastNode(span, ctx) })
+		ctx, finish := t.StartCall(ctx, method, callOptions(cc)...)
+		return stream(ctx, desc, finish, func(ctx context.Context) (grpc.ClientStream, error) {
+			return streamer(t.outgoing(ctx), desc, cc, method, opts...)
+		})
 	}
 }
 
@@ -71,60 +68,42 @@ func (t *Tracing) StreamClientInterceptor() grpc.StreamClientInterceptor {
 // streams.
 func (t *Tracing) AttemptStreamClientInterceptor() grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		tr, on := t.tracerFor()
-		if !on {
+		if !t.Enabled() {
 			return streamer(ctx, desc, cc, method, opts...)
 		}
-		ctx, span := t.startAttempt(ctx, tr, method)
-		return traceStream(ctx, desc, span, func(ctx context.Context) (grpc.ClientStream, error) {
-			return streamer(ctx, desc, cc, method, opts...)
-		}, func() { tagAttempt(span, ctx, false) })
+		ctx, finish := t.StartAttempt(ctx, method, Component(componentGRPC))
+		return stream(ctx, desc, finish, func(ctx context.Context) (grpc.ClientStream, error) {
+			return streamer(t.outgoing(ctx), desc, cc, method, opts...)
+		})
 	}
 }
 
-// startCall starts the call span and gives the call a selector record (so
-// that the attempts' nodes are known to it), and injects the span.
-func (t *Tracing) startCall(ctx context.Context, tr opentracing.Tracer, method string, cc *grpc.ClientConn) (context.Context, opentracing.Span) {
-	span := startClient(ctx, tr, method, componentGRPC)
+// callOptions names the component and, for an rpcguard:///SERVICE target,
+// the service.
+func callOptions(cc *grpc.ClientConn) []SpanOption {
 	if svc, ok := strings.CutPrefix(cc.Target(), selector.Scheme+":///"); ok && svc != "" {
-		ext.PeerService.Set(span, svc)
+		return []SpanOption{Component(componentGRPC), PeerService(svc)}
 	}
-	ctx = selector.EnsureCall(opentracing.ContextWithSpan(ctx, span))
-	return t.injectGRPC(ctx, tr, span), span
+	return []SpanOption{Component(componentGRPC)}
 }
 
-// startAttempt starts an attempt span, child of the call span, tagged with
-// the attempt's number, wait and hedging.
-func (t *Tracing) startAttempt(ctx context.Context, tr opentracing.Tracer, method string) (context.Context, opentracing.Span) {
-	span := startClient(ctx, tr, method+" attempt", componentGRPC)
-	tagAttempt(span, ctx, true)
-	return t.injectGRPC(opentracing.ContextWithSpan(ctx, span), tr, span), span
-}
-
-// traceStream opens a stream and finishes span when it ends (see
-// grpcx.OnEnd for the end of each stream shape).
-func traceStream(ctx context.Context, desc *grpc.StreamDesc, span opentracing.Span, open func(context.Context) (grpc.ClientStream, error), tag func()) (grpc.ClientStream, error) {
+// stream opens a stream and finishes its span when it ends.
+func stream(ctx context.Context, desc *grpc.StreamDesc, finish func(error), open func(context.Context) (grpc.ClientStream, error)) (grpc.ClientStream, error) {
 	cs, err := open(ctx)
 	if err != nil {
-		tag()
-		finishRPC(span, err)
+		finish(err)
 		return nil, err
 	}
-	return grpcx.OnEnd(ctx, desc, cs, func(err error) {
-		tag()
-		finishRPC(span, err)
-	}), nil
+	return grpcx.OnEnd(ctx, desc, cs, finish), nil
 }
 
-// injectGRPC writes span's headers into a copy of ctx's outgoing metadata,
-// replacing any the tracer wrote before (lowercase keys, nothing else
-// touched; what metadata cannot carry is dropped, see carrier.go).
-func (t *Tracing) injectGRPC(ctx context.Context, tr opentracing.Tracer, span opentracing.Span) context.Context {
+// outgoing writes the span in ctx into a copy of ctx's outgoing metadata,
+// replacing any trace headers written before (the attempt span's replace
+// the call span's); nothing else is touched.
+func (t *Tracing) outgoing(ctx context.Context) context.Context {
 	md, _ := metadata.FromOutgoingContext(ctx)
 	md = md.Copy()
-	if err := tr.Inject(span.Context(), format, t.mdWriter(md)); err != nil {
-		return ctx
-	}
+	t.Inject(ctx, func(k, v string) { md[strings.ToLower(k)] = []string{v} })
 	return metadata.NewOutgoingContext(ctx, md)
 }
 
@@ -132,13 +111,12 @@ func (t *Tracing) injectGRPC(ctx context.Context, tr opentracing.Tracer, span op
 // attempt (or call) span when the request carries one within the bound.
 func (t *Tracing) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		tr, on := t.tracerFor()
-		if !on {
+		if !t.Enabled() {
 			return handler(ctx, req)
 		}
-		span := t.startServer(ctx, tr, info.FullMethod)
-		resp, err := handler(opentracing.ContextWithSpan(ctx, span), req)
-		finishRPC(span, err)
+		ctx, finish := t.startServer(ctx, info.FullMethod)
+		resp, err := handler(ctx, req)
+		finish(err)
 		return resp, err
 	}
 }
@@ -147,13 +125,12 @@ func (t *Tracing) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 // the handler returns.
 func (t *Tracing) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		tr, on := t.tracerFor()
-		if !on {
+		if !t.Enabled() {
 			return handler(srv, ss)
 		}
-		span := t.startServer(ss.Context(), tr, info.FullMethod)
-		err := handler(srv, &serverStream{ServerStream: ss, ctx: opentracing.ContextWithSpan(ss.Context(), span)})
-		finishRPC(span, err)
+		ctx, finish := t.startServer(ss.Context(), info.FullMethod)
+		err := handler(srv, &serverStream{ServerStream: ss, ctx: ctx})
+		finish(err)
 		return err
 	}
 }
@@ -165,9 +142,11 @@ type serverStream struct {
 
 func (s *serverStream) Context() context.Context { return s.ctx }
 
-func (t *Tracing) startServer(ctx context.Context, tr opentracing.Tracer, method string) opentracing.Span {
+// startServer starts a server span from the incoming metadata, tagged with
+// the peer's address.
+func (t *Tracing) startServer(ctx context.Context, method string) (context.Context, func(error)) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	parent := t.extract(tr, func(yield func(k, v string) bool) {
+	ctx, finish := t.StartServer(ctx, method, func(yield func(k, v string) bool) {
 		for k, vs := range md {
 			for _, v := range vs {
 				if !yield(k, v) {
@@ -175,10 +154,11 @@ func (t *Tracing) startServer(ctx context.Context, tr opentracing.Tracer, method
 				}
 			}
 		}
-	})
-	span := tr.StartSpan(method, ext.RPCServerOption(parent), opentracing.Tag{Key: string(ext.Component), Value: componentGRPC})
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		ext.PeerAddress.Set(span, p.Addr.String())
+	}, Component(componentGRPC))
+	if span := opentracing.SpanFromContext(ctx); span != nil {
+		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+			ext.PeerAddress.Set(span, p.Addr.String())
+		}
 	}
-	return span
+	return ctx, finish
 }

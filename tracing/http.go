@@ -1,13 +1,20 @@
 package tracing
 
 import (
+	"fmt"
 	"net/http"
 
 	"github.com/opentracing/opentracing-go"
 	"github.com/opentracing/opentracing-go/ext"
+	"google.golang.org/grpc/status"
 
 	"github.com/rpcguard/rpcguard/internal/httpx"
 )
+
+// The HTTP carrier: spans start and finish through the engine (engine.go);
+// this file moves headers and adds the HTTP tags. Like every span, an HTTP
+// span's grpc.code is the gRPC meaning of its outcome (httpx's table: 503
+// is Unavailable, ...), beside its http.status_code.
 
 const componentHTTP = "net/http"
 
@@ -21,26 +28,17 @@ const componentHTTP = "net/http"
 func (t *Tracing) Middleware(next http.Handler) http.Handler {
 	mux, _ := next.(*http.ServeMux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tr, on := t.tracerFor()
-		if !on {
+		if !t.Enabled() {
 			next.ServeHTTP(w, r)
 			return
 		}
-		parent := t.extract(tr, func(yield func(k, v string) bool) {
-			for k, vs := range r.Header {
-				for _, v := range vs {
-					if !yield(k, v) {
-						return
-					}
-				}
-			}
-		})
-		span := tr.StartSpan("HTTP "+httpx.Method(r.Method), ext.RPCServerOption(parent), opentracing.Tag{Key: string(ext.Component), Value: componentHTTP})
+		ctx, finish := t.StartServer(r.Context(), "HTTP "+httpx.Method(r.Method), headerPairs(r.Header), Component(componentHTTP))
+		span := opentracing.SpanFromContext(ctx)
 		ext.HTTPMethod.Set(span, r.Method)
 		ext.HTTPUrl.Set(span, r.URL.Path)
 		ext.PeerAddress.Set(span, r.RemoteAddr)
 		sw := &httpx.StatusWriter{ResponseWriter: w}
-		ctx, box := httpx.WithRouteBox(opentracing.ContextWithSpan(r.Context(), span))
+		ctx, box := httpx.WithRouteBox(ctx)
 		r2 := r.WithContext(ctx)
 		next.ServeHTTP(sw, r2)
 		route := *box // found by a middleware inside that wraps the mux
@@ -50,7 +48,11 @@ func (t *Tracing) Middleware(next http.Handler) http.Handler {
 		if route != "" {
 			span.SetOperationName("HTTP " + route)
 		}
-		finishHTTP(span, sw.Code, nil)
+		code := sw.Code
+		if !sw.Wrote {
+			code = http.StatusOK // what net/http answers for a handler that wrote nothing
+		}
+		finish(statusErr(span, code))
 	})
 }
 
@@ -62,23 +64,23 @@ func (t *Tracing) RoundTripper(next http.RoundTripper) http.RoundTripper {
 		next = http.DefaultTransport
 	}
 	return roundTripper(func(r *http.Request) (*http.Response, error) {
-		tr, on := t.tracerFor()
-		if !on {
+		if !t.Enabled() {
 			return next.RoundTrip(r)
 		}
-		span := startClient(r.Context(), tr, "HTTP "+httpx.Method(r.Method), componentHTTP)
+		ctx, finish := t.StartCall(r.Context(), "HTTP "+httpx.Method(r.Method), Component(componentHTTP))
+		span := opentracing.SpanFromContext(ctx)
 		ext.HTTPMethod.Set(span, r.Method)
 		ext.HTTPUrl.Set(span, r.URL.Scheme+"://"+r.URL.Host+r.URL.Path)
 		ext.PeerAddress.Set(span, r.URL.Host)
 		r = r.Clone(r.Context())
-		_ = tr.Inject(span.Context(), format, t.headerWriter(r.Header))
+		t.Inject(ctx, r.Header.Set)
 		resp, err := next.RoundTrip(r)
-		code := 0
-		if resp != nil {
-			code = resp.StatusCode
+		if err != nil {
+			finish(err)
+			return resp, err
 		}
-		finishHTTP(span, code, err)
-		return resp, err
+		finish(statusErr(span, resp.StatusCode))
+		return resp, nil
 	})
 }
 
@@ -86,16 +88,25 @@ type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-func finishHTTP(span opentracing.Span, code int, err error) {
-	if code != 0 {
-		ext.HTTPStatusCode.Set(span, uint16(code))
+// headerPairs yields the pairs of h.
+func headerPairs(h http.Header) func(yield func(k, v string) bool) {
+	return func(yield func(k, v string) bool) {
+		for k, vs := range h {
+			for _, v := range vs {
+				if !yield(k, v) {
+					return
+				}
+			}
+		}
 	}
-	if err != nil || code >= 500 {
-		ext.Error.Set(span, true)
+}
+
+// statusErr tags span with an HTTP status and returns the error the span
+// finishes with: nil below 500, else the status's gRPC meaning.
+func statusErr(span opentracing.Span, code int) error {
+	ext.HTTPStatusCode.Set(span, uint16(code))
+	if code < 500 {
+		return nil
 	}
-	if err != nil {
-		tagReasons(span, err)
-		span.LogKV("event", "error", "message", err.Error())
-	}
-	span.Finish()
+	return status.Error(httpx.GRPCCode(code), fmt.Sprintf("HTTP %d %s", code, http.StatusText(code)))
 }

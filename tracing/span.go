@@ -52,9 +52,14 @@ func tagAttempt(span opentracing.Span, ctx context.Context, start bool) {
 		}
 	}
 	if a.Picked {
-		span.SetTag(TagNodeID, a.Node.ID)
-		ext.PeerAddress.Set(span, a.Node.Addr)
+		tagNode(span, a.Node)
 	}
+}
+
+// tagNode tags span with the node an attempt went to.
+func tagNode(span opentracing.Span, n selector.Node) {
+	span.SetTag(TagNodeID, n.ID)
+	ext.PeerAddress.Set(span, n.Addr)
 }
 
 // tagLastNode tags a call span with the node of the call's last pick.
@@ -64,9 +69,7 @@ func tagLastNode(span opentracing.Span, ctx context.Context) {
 		return
 	}
 	if tried := c.Tried(); len(tried) > 0 {
-		n := tried[len(tried)-1]
-		span.SetTag(TagNodeID, n.ID)
-		ext.PeerAddress.Set(span, n.Addr)
+		tagNode(span, tried[len(tried)-1])
 	}
 }
 

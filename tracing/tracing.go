@@ -97,6 +97,14 @@ func New(opts ...Option) (*Tracing, error) {
 	return t, nil
 }
 
+// Enabled reports whether spans are recorded now: false with the no-op
+// tracer, with which a carrier skips all its work (the no-op path costs
+// nothing).
+func (t *Tracing) Enabled() bool {
+	_, on := t.tracerFor()
+	return on
+}
+
 // tracerFor returns the tracer to use now, and false for the no-op tracer
 // (nothing to record: the caller skips all work).
 func (t *Tracing) tracerFor() (opentracing.Tracer, bool) {

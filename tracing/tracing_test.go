@@ -163,7 +163,7 @@ func TestDeadFirstNodeShowsTwoAttempts(t *testing.T) {
 	err := policy.Do(ctx, sel, func(ctx context.Context, n selector.Node) error {
 		ctx, done := tg.StartAttempt(ctx, "GetUser")
 		carrier := map[string]string{}
-		tg.Inject(ctx, carrier)
+		tg.Inject(ctx, func(k, v string) { carrier[k] = v })
 		_, err := echo.Unary(metadata.NewOutgoingContext(ctx, metadata.New(carrier)), conns[n.Addr])
 		done(err)
 		return err
