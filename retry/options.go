@@ -274,7 +274,9 @@ func WithRetryIf(f func(err error, retryable bool) bool) Option {
 // WithIdempotent marks methods idempotent: they are retried even after an
 // attempt may have reached a server, and may be hedged. A pattern is a gRPC
 // full method ("/pkg.Service/Method"), a service ("/pkg.Service/*"), or "*"
-// for every method (the plain API's calls have the method "").
+// for every method (the plain API's calls have the method "" unless
+// retry.Method names them); another transport's method names ("Greeter.Hello",
+// "Greeter.*") work too.
 func WithIdempotent(patterns ...string) Option {
 	return func(c *config) error {
 		for _, p := range patterns {
@@ -314,13 +316,25 @@ func WithHooks(h Hooks) Option {
 	return func(c *config) error { c.hooks = h; return nil }
 }
 
+// validPattern checks a method pattern: "*"; a gRPC full method or service
+// ("/pkg.Service/Method", "/pkg.Service/*"); or, for other transports, a
+// method name without '/' or spaces ("Greeter.Hello", "Get"), which may end
+// in "*" to match a prefix ("Greeter.*"). A name with a '/' that is not a
+// gRPC full method is refused: it is most likely one missing its leading
+// slash.
 func validPattern(p string) error {
 	if p == "*" {
 		return nil
 	}
+	if strings.ContainsAny(p, " \t\n") || p == "" {
+		return fmt.Errorf("method pattern %q: empty or with spaces", p)
+	}
+	if !strings.Contains(p, "/") {
+		return nil // a method name of another transport
+	}
 	svc, m, ok := strings.Cut(strings.TrimPrefix(p, "/"), "/")
 	if !strings.HasPrefix(p, "/") || !ok || svc == "" || m == "" || strings.Contains(m, "/") {
-		return fmt.Errorf("method pattern %q: want \"/pkg.Service/Method\", \"/pkg.Service/*\" or \"*\"", p)
+		return fmt.Errorf("method pattern %q: want \"/pkg.Service/Method\", \"/pkg.Service/*\", a method name without '/', or \"*\"", p)
 	}
 	return nil
 }

@@ -53,7 +53,7 @@ func New(opts ...Option) (*Policy, error) {
 // covered reports whether every method pattern p matches is idempotent.
 func (c *config) covered(p string) bool {
 	for _, i := range c.idempotent {
-		if i == "*" || i == p || (strings.HasSuffix(i, "/*") && p != "*" && strings.HasPrefix(p, strings.TrimSuffix(i, "*"))) {
+		if i == "*" || i == p || (strings.HasSuffix(i, "*") && p != "*" && strings.HasPrefix(p, strings.TrimSuffix(i, "*"))) {
 			return true
 		}
 	}
