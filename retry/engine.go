@@ -29,9 +29,12 @@ func (o outcome) overloaded() bool {
 	return o.sent && status.Code(o.err) == codes.ResourceExhausted
 }
 
-// run is the retry loop shared by every transport. ctx carries the call's
-// selector record; attempt runs one attempt with the context it is given.
-func (p *Policy) run(ctx context.Context, cc *callConfig, attempt func(ctx context.Context, n int) outcome) error {
+// run is the retry loop shared by every transport, one attempt at a time.
+// ctx carries the call's selector record; attempt runs one attempt with the
+// context it is given. attempt does not escape: an adapter's closure stays
+// on its stack.
+func run[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(ctx context.Context) (T, error)) (T, error) {
+	var zero T
 	call := selector.CallFrom(ctx)
 	var (
 		bo     backoff.BackOff
@@ -41,10 +44,10 @@ func (p *Policy) run(ctx context.Context, cc *callConfig, attempt func(ctx conte
 	)
 	for n := 1; ; n++ {
 		if err := ctx.Err(); err != nil { // no attempt after the caller gave up
-			return p.failure(tries, reason, ctxError{err})
+			return zero, p.failure(tries, reason, ctxError{err})
 		}
 		if err := p.limit.acquire(ctx); err != nil { // waits only while the fleet is full
-			return p.failure(tries, reason, ctxError{err})
+			return zero, p.failure(tries, reason, ctxError{err})
 		}
 		call.StartAttempt(n, delay)
 		actx, cancel := ctx, context.CancelFunc(nil)
@@ -52,7 +55,8 @@ func (p *Policy) run(ctx context.Context, cc *callConfig, attempt func(ctx conte
 			actx, cancel = context.WithTimeout(ctx, cc.perAttempt)
 		}
 		start := time.Now()
-		out := attempt(actx, n)
+		v, err := attempt(actx)
+		out := outcomeOf(actx, err)
 		p.limit.release(out.overloaded(), out.err == nil)
 		if cancel != nil {
 			out.timedOut = out.timedOut || ownTimeout(actx, ctx, out.err)
@@ -60,13 +64,13 @@ func (p *Policy) run(ctx context.Context, cc *callConfig, attempt func(ctx conte
 		}
 		if out.err == nil {
 			p.budget.deposit()
-			return nil
+			return v, nil
 		}
 		tries = append(tries, Attempt{Number: n, Node: out.node, Err: out.err, Delay: delay, Duration: time.Since(start)})
 		if err := callerEnded(ctx); err != nil && endedBy(out.err) {
 			// The caller gave up during the attempt: the call's error is
 			// the caller's, whenever it landed.
-			return p.failure(tries, reason, ctxError{err})
+			return zero, p.failure(tries, reason, ctxError{err})
 		}
 		if ctx.Err() != nil || !(out.timedOut || p.retryable(out.err)) {
 			break
@@ -92,10 +96,10 @@ func (p *Policy) run(ctx context.Context, cc *callConfig, attempt func(ctx conte
 			h(ctx, RetryInfo{Method: cc.method, Attempt: n + 1, Delay: delay, Err: out.err, Node: out.node})
 		}
 		if err := ctxwait.Sleep(ctx, delay); err != nil {
-			return p.failure(tries, reason, ctxError{err})
+			return zero, p.failure(tries, reason, ctxError{err})
 		}
 	}
-	return p.failure(tries, reason, nil)
+	return zero, p.failure(tries, reason, nil)
 }
 
 // nextDelay returns the wait before the next attempt, or -1 to stop: the

@@ -14,6 +14,10 @@ import (
 	"github.com/rpcguard/rpcguard/selector"
 )
 
+// The gRPC adapter: it runs the engine (Run) and translates, reading the
+// call's options, gRFC A6's headers (the previous attempts going out, the
+// pushback coming back) and, for hedging, a reply per attempt.
+
 // Metadata keys of gRFC A6 (retries).
 const (
 	pushbackKey         = "grpc-retry-pushback-ms"
@@ -21,14 +25,15 @@ const (
 )
 
 // unaryCall holds what one unary call needs across attempts, in one
-// allocation: its selector record, its settings, the call options with a
-// Trailer option appended, and the trailer it fills.
+// allocation: its selector record, its retry options, the call options with
+// a Trailer option appended, and the trailer it fills.
 type unaryCall struct {
 	rec     selector.CallContext // the call's record, when ctx has none
-	cfg     callConfig
 	trailer metadata.MD
 	opts    []grpc.CallOption
 	buf     [6]grpc.CallOption
+	ropts   []CallOption
+	rbuf    [2]CallOption
 }
 
 // UnaryClientInterceptor retries unary calls under the Policy. Put it after
@@ -38,50 +43,40 @@ type unaryCall struct {
 // (Idempotent, MaxAttempts, PerAttemptTimeout) override the Policy.
 func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		u := &unaryCall{cfg: p.callConfig(method, opts)}
-		if u.cfg.err != nil {
-			return status.Error(codes.InvalidArgument, u.cfg.err.Error())
-		}
+		u := &unaryCall{}
+		u.ropts = retryOptions(u.rbuf[:0], opts)
 		if selector.CallFrom(ctx) == nil {
 			ctx = u.rec.Init(ctx)
 		}
-		if u.cfg.hedgeDelay > 0 {
-			return p.hedgeUnary(ctx, &u.cfg, method, req, reply, cc, invoker, opts)
+		if p.hedged(method, u.ropts) {
+			return p.hedgeUnary(ctx, method, req, reply, cc, invoker, opts, u.ropts)
 		}
 		u.opts = append(append(u.buf[:0], opts...), grpc.Trailer(&u.trailer))
-		return p.run(ctx, &u.cfg, func(actx context.Context, n int) outcome {
-			if n > 1 {
-				actx = metadata.AppendToOutgoingContext(actx, previousAttemptsKey, strconv.Itoa(n-1))
-			}
+		_, err := Run(ctx, p, method, func(actx context.Context) (struct{}, error) {
 			u.trailer = nil
-			err := invoker(actx, method, req, reply, cc, u.opts...)
-			if err == nil {
-				return outcome{}
-			}
-			return grpcOutcome(actx, err, u.trailer)
-		})
+			err := invoker(withPreviousAttempts(actx), method, req, reply, cc, u.opts...)
+			return struct{}{}, withPushback(err, u.trailer)
+		}, u.ropts...)
+		return err
 	}
 }
 
 // hedgeUnary hedges a unary call: every attempt decodes into a new message
-// of the reply's type, and only the winner's is merged into reply.
-func (p *Policy) hedgeUnary(ctx context.Context, cfg *callConfig, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts []grpc.CallOption) error {
+// of the reply's type, and the winner's is committed into reply.
+func (p *Policy) hedgeUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts []grpc.CallOption, ropts []CallOption) error {
 	msg, ok := reply.(proto.Message)
 	if !ok {
 		return status.Errorf(codes.Internal, "retry: hedging %s needs a protobuf reply, got %T", method, reply)
 	}
-	winner, err := hedge(ctx, p, cfg, func(actx context.Context) (proto.Message, outcome) {
-		if a, _ := selector.AttemptFrom(actx); a.Number > 1 {
-			actx = metadata.AppendToOutgoingContext(actx, previousAttemptsKey, strconv.Itoa(a.Number-1))
-		}
+	winner, err := Hedge(ctx, p, method, func(actx context.Context) (proto.Message, error) {
 		var trailer metadata.MD
 		r := msg.ProtoReflect().New().Interface()
-		err := invoker(actx, method, req, r, cc, append(opts[:len(opts):len(opts)], grpc.Trailer(&trailer))...)
+		err := invoker(withPreviousAttempts(actx), method, req, r, cc, append(opts[:len(opts):len(opts)], grpc.Trailer(&trailer))...)
 		if err != nil {
-			return nil, grpcOutcome(actx, err, trailer)
+			return nil, withPushback(err, trailer)
 		}
-		return r, outcome{}
-	})
+		return r, nil
+	}, ropts...)
 	if err != nil {
 		return err
 	}
@@ -90,28 +85,43 @@ func (p *Policy) hedgeUnary(ctx context.Context, cfg *callConfig, method string,
 	return nil
 }
 
-// grpcOutcome describes a failed gRPC attempt: its node and whether it may
-// have reached the server come from the selector's record of the attempt
-// (without the rpcguard_selector balancer they are unknown, and the attempt
-// counts as sent); the pushback comes from the trailer.
-func grpcOutcome(actx context.Context, err error, trailer metadata.MD) outcome {
-	out := outcome{err: err, sent: true}
-	if pickFailed(err) {
-		out.sent = false
-	} else if a, ok := selector.AttemptFrom(actx); ok && a.Picked {
-		out.node = a.Node
-		if a.Done {
-			out.sent = a.Sent
+// hedged reports whether a call of method is hedged.
+func (p *Policy) hedged(method string, ropts []CallOption) bool {
+	return p.config(method, ropts).hedgeDelay > 0
+}
+
+// retryOptions appends the retry CallOptions among opts to buf.
+func retryOptions(buf []CallOption, opts []grpc.CallOption) []CallOption {
+	for _, o := range opts {
+		if co, ok := o.(CallOption); ok {
+			buf = append(buf, co)
 		}
 	}
-	if v := trailer.Get(pushbackKey); len(v) > 0 {
-		out.hasPushback = true
-		ms, perr := strconv.Atoi(v[0])
-		if perr != nil || ms < 0 {
-			out.pushback = -1 // gRFC A6: a malformed or negative pushback means do not retry
-		} else {
-			out.pushback = time.Duration(ms) * time.Millisecond
-		}
+	return buf
+}
+
+// withPreviousAttempts tells the server how many attempts came before
+// (gRFC A6), from the attempt's number in the call's record.
+func withPreviousAttempts(actx context.Context) context.Context {
+	if a, _ := selector.AttemptFrom(actx); a.Number > 1 {
+		return metadata.AppendToOutgoingContext(actx, previousAttemptsKey, strconv.Itoa(a.Number-1))
 	}
-	return out
+	return actx
+}
+
+// withPushback attaches the server's grpc-retry-pushback-ms to err: a
+// malformed or negative value means do not retry (gRFC A6).
+func withPushback(err error, trailer metadata.MD) error {
+	if err == nil {
+		return nil
+	}
+	v := trailer.Get(pushbackKey)
+	if len(v) == 0 {
+		return err
+	}
+	ms, perr := strconv.Atoi(v[0])
+	if perr != nil || ms < 0 {
+		return Pushback(err, -1)
+	}
+	return Pushback(err, time.Duration(ms)*time.Millisecond)
 }

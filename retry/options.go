@@ -351,11 +351,15 @@ func matches(pattern, method string) bool {
 // so it can be passed to a gRPC call through the interceptors.
 type CallOption struct {
 	grpc.EmptyCallOption
-	apply func(*callConfig)
+	apply  func(*callConfig)
+	method *string // Method's name, resolved before the rest
 }
 
 // on returns c with the option applied. (Applying it through a pointer to
-// the caller's copy would move every call's config to the heap.)
+// the caller's copy would move every call's config to the heap; kept out of
+// line, only a call that has options pays for the copy.)
+//
+//go:noinline
 func (o CallOption) on(c callConfig) callConfig {
 	if o.apply != nil {
 		o.apply(&c)

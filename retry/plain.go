@@ -7,17 +7,16 @@ import (
 	"github.com/rpcguard/rpcguard/selector"
 )
 
-// Method names the plain-API call for per-method settings (WithIdempotent,
-// WithHedging patterns); plain calls have the method "" otherwise, which only
-// the pattern "*" matches.
-func Method(name string) CallOption {
-	return CallOption{apply: func(c *callConfig) { c.method = name }}
-}
+// Method names a call of Run, Do or Call for per-method settings
+// (WithIdempotent, WithHedging patterns); without it a plain call has the
+// method "", which only the pattern "*" matches.
+func Method(name string) CallOption { return CallOption{method: &name} }
 
 // Do calls fn with retries, for any client: each attempt gets a node from
 // sel that this call has not tried, and its outcome goes back to sel. fn
 // returns nil on success; wrap an error with NotSent when the attempt never
-// reached the node (a non-idempotent call is then retried too).
+// reached the node (a call that is not idempotent is then retried too), or
+// with Retryable to retry it whatever its code.
 func (p *Policy) Do(ctx context.Context, sel *selector.Selector, fn func(ctx context.Context, node selector.Node) error, opts ...CallOption) error {
 	if fn == nil {
 		return fmt.Errorf("retry: Do: nil attempt function")
@@ -30,7 +29,7 @@ func (p *Policy) Do(ctx context.Context, sel *selector.Selector, fn func(ctx con
 
 // Call is Do for an attempt that produces a value: it returns the value of
 // the attempt that succeeded (with hedging, the winner's; the others'
-// values are dropped).
+// values are dropped). It is Hedge with a pick from sel in each attempt.
 func Call[T any](ctx context.Context, p *Policy, sel *selector.Selector, fn func(ctx context.Context, node selector.Node) (T, error), opts ...CallOption) (T, error) {
 	var zero T
 	switch {
@@ -41,43 +40,13 @@ func Call[T any](ctx context.Context, p *Policy, sel *selector.Selector, fn func
 	case fn == nil:
 		return zero, fmt.Errorf("retry: Call: nil attempt function")
 	}
-	cc := p.plainConfig(opts)
-	if cc.err != nil {
-		return zero, cc.err
-	}
-	ctx = selector.EnsureCall(ctx)
-	attempt := func(actx context.Context) (T, outcome) {
+	return Hedge(ctx, p, "", func(actx context.Context) (T, error) {
 		pk, err := sel.Pick(actx)
 		if err != nil {
-			return zero, outcome{err: err}
+			return zero, err
 		}
 		v, err := fn(actx, pk.Node)
-		sent := err == nil || !neverSent(err)
-		pk.Finish(err, sent)
-		return v, outcome{err: err, node: pk.Node, sent: sent}
-	}
-	if cc.hedgeDelay > 0 {
-		return hedge(ctx, p, &cc, attempt)
-	}
-	var v T
-	err := p.run(ctx, &cc, func(actx context.Context, _ int) outcome {
-		var out outcome
-		v, out = attempt(actx)
-		return out
-	})
-	return v, err
-}
-
-// plainConfig resolves the policy for a plain call: the Method option first,
-// then the others.
-func (p *Policy) plainConfig(opts []CallOption) callConfig {
-	var probe callConfig
-	for _, o := range opts {
-		probe = o.on(probe)
-	}
-	c := p.resolve(probe.method)
-	for _, o := range opts {
-		c = o.on(c)
-	}
-	return c.finish()
+		pk.Finish(err, err == nil || !neverSent(err))
+		return v, err
+	}, opts...)
 }

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 )
 
@@ -70,18 +69,6 @@ type callConfig struct {
 	perAttempt  time.Duration
 	hedgeDelay  time.Duration // 0: no hedging
 	err         error         // a bad CallOption
-}
-
-// callConfig resolves the policy for method and applies the call options
-// found among opts (other grpc.CallOptions are ignored).
-func (p *Policy) callConfig(method string, opts []grpc.CallOption) callConfig {
-	c := p.resolve(method)
-	for _, o := range opts {
-		if co, ok := o.(CallOption); ok {
-			c = co.on(c)
-		}
-	}
-	return c.finish()
 }
 
 // resolve returns the policy's settings for method.

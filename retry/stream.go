@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -24,25 +23,20 @@ import (
 // stream bounds the wait for its first message.
 func (p *Policy) StreamClientInterceptor() grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		cfg := p.callConfig(method, opts)
+		ropts := retryOptions(nil, opts)
+		cfg := p.config(method, ropts)
 		if cfg.err != nil {
 			return nil, status.Error(codes.InvalidArgument, cfg.err.Error())
 		}
 		ctx = selector.EnsureCall(ctx)
 		if desc.ClientStreams || !desc.ServerStreams {
-			cfg.perAttempt = 0 // an attempt's timeout would end the stream it opens
-			var cs grpc.ClientStream
-			err := p.run(ctx, &cfg, func(actx context.Context, _ int) outcome {
-				s, err := streamer(actx, desc, cc, method, opts...)
-				if err != nil {
-					return grpcOutcome(actx, err, nil)
-				}
-				cs = s
-				return outcome{}
-			})
-			return cs, err
+			// An attempt's timeout would end the stream it opens. (Run
+			// never hedges: a hedge would too.)
+			return Run(ctx, p, method, func(actx context.Context) (grpc.ClientStream, error) {
+				return streamer(actx, desc, cc, method, opts...)
+			}, append(ropts, PerAttemptTimeout(0))...)
 		}
-		return &serverStream{p: p, cfg: cfg, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts}, nil
+		return &serverStream{p: p, firstMsg: cfg.perAttempt, ropts: ropts, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts}, nil
 	}
 }
 
@@ -52,7 +46,8 @@ func (p *Policy) StreamClientInterceptor() grpc.StreamClientInterceptor {
 // stream is what it is.
 type serverStream struct {
 	p        *Policy
-	cfg      callConfig
+	firstMsg time.Duration // the per-attempt timeout: the wait for the first message
+	ropts    []CallOption
 	ctx      context.Context
 	desc     *grpc.StreamDesc
 	cc       *grpc.ClientConn
@@ -128,14 +123,11 @@ func (s *serverStream) RecvMsg(m any) error {
 // establish runs the retry loop until an attempt delivers its first message
 // into m (or, for m == nil, its header). The error is kept for later calls.
 func (s *serverStream) establish(m any) error {
-	cfg := s.cfg
-	firstMsgTimeout := cfg.perAttempt
-	cfg.perAttempt = 0 // enforced below, without ending the stream it opens
-	s.err = s.p.run(s.ctx, &cfg, func(actx context.Context, n int) outcome {
-		if n > 1 {
-			actx = metadata.AppendToOutgoingContext(actx, previousAttemptsKey, strconv.Itoa(n-1))
-		}
-		sctx, cancel := context.WithCancel(actx)
+	firstMsgTimeout := s.firstMsg
+	// The engine's per-attempt timeout would end the stream the attempt
+	// opens: the wait for the first message is bounded here instead.
+	_, s.err = Run(s.ctx, s.p, s.method, func(actx context.Context) (struct{}, error) {
+		sctx, cancel := context.WithCancel(withPreviousAttempts(actx))
 		// The timer and the first message race; exactly one of them wins
 		// (state 0 → 1 or 2), so a stream is never handed to the caller after
 		// the timer has cancelled it.
@@ -162,17 +154,19 @@ func (s *serverStream) establish(m any) error {
 			if s.empty {
 				cancel() // the server sent no message: the stream is over
 			}
-			return outcome{}
+			return struct{}{}, nil
 		}
 		var trailer metadata.MD
 		if cs != nil {
 			trailer = cs.Trailer()
 		}
 		cancel()
-		out := grpcOutcome(actx, err, trailer)
-		out.timedOut = state.Load() == 2 && s.ctx.Err() == nil
-		return out
-	})
+		err = withPushback(err, trailer)
+		if state.Load() == 2 && s.ctx.Err() == nil {
+			err = Retryable(err) // the attempt's own timeout: try again
+		}
+		return struct{}{}, err
+	}, append(s.ropts, PerAttemptTimeout(0))...)
 	if s.err == nil && s.empty {
 		return io.EOF
 	}
