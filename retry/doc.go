@@ -7,7 +7,7 @@
 // wrappers, gives every call:
 //
 //   - A node it has not tried: attempts share the call's selector record
-//     (selector.NewCall), so the rpcguard_selector balancer, or the Selector
+//     (selector.NewRecord), so the rpcguard_selector balancer, or the Selector
 //     the plain API picks from, never sends a retry back to a node that
 //     already failed it.
 //   - The right wait. A retry on a node the call has not tried waits only

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rpcguard/rpcguard/internal/ctxwait"
+	"github.com/rpcguard/rpcguard/internal/record"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
@@ -35,10 +36,10 @@ func (o outcome) overloaded() bool {
 // on its stack.
 func run[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(ctx context.Context) (T, error)) (T, error) {
 	var zero T
-	call := selector.CallFrom(ctx)
+	call := record.From(ctx)
 	var (
 		bo     backoff.BackOff
-		tries  []Attempt
+		tries  []FailedAttempt
 		delay  time.Duration
 		reason error
 	)
@@ -66,7 +67,7 @@ func run[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(ctx
 			p.budget.deposit()
 			return v, nil
 		}
-		tries = append(tries, Attempt{Number: n, Node: out.node, Err: out.err, Delay: delay, Duration: time.Since(start)})
+		tries = append(tries, FailedAttempt{Number: n, Node: out.node, Err: out.err, Delay: delay, Duration: time.Since(start)})
 		if err := callerEnded(ctx); err != nil && endedBy(out.err) {
 			// The caller gave up during the attempt: the call's error is
 			// the caller's, whenever it landed.
@@ -105,7 +106,7 @@ func run[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(ctx
 // nextDelay returns the wait before the next attempt, or -1 to stop: the
 // server's pushback if it sent one; none (the fresh-node delay) if the
 // call's selector has a node the call has not tried; else the backoff.
-func (p *Policy) nextDelay(call *selector.Call, bo *backoff.BackOff, out outcome) time.Duration {
+func (p *Policy) nextDelay(call *record.Record, bo *backoff.BackOff, out outcome) time.Duration {
 	if out.hasPushback {
 		return out.pushback
 	}
@@ -161,7 +162,7 @@ func endedBy(err error) bool {
 // that came from a server or transport (a failed pick after a real failure
 // says less than the failure), or cause when the caller gave up. A call that
 // made one attempt and stopped on its error returns that error as it is.
-func (p *Policy) failure(tries []Attempt, reason, cause error) error {
+func (p *Policy) failure(tries []FailedAttempt, reason, cause error) error {
 	last := cause
 	for i := len(tries) - 1; i >= 0 && last == nil; i-- {
 		if !pickFailed(tries[i].Err) {

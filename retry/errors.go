@@ -24,8 +24,8 @@ var (
 	ErrAttemptsExhausted error = &grpcerr.Sentinel{Msg: "retry: attempts exhausted", Code: codes.Unavailable}
 )
 
-// Attempt is one attempt of a call that failed.
-type Attempt struct {
+// FailedAttempt is one attempt of a call that failed, as Error lists it.
+type FailedAttempt struct {
 	Number   int
 	Hedge    bool
 	Node     selector.Node // zero when no selector picked the node
@@ -39,7 +39,7 @@ type Attempt struct {
 // that came from an attempt; status.Code(err) and errors.Is/As see through
 // to it, and errors.Is also finds Reason.
 type Error struct {
-	Attempts []Attempt
+	Attempts []FailedAttempt
 	Err      error
 	Reason   error // ErrBudgetExhausted, ErrAttemptsExhausted, or nil
 }
@@ -60,7 +60,7 @@ func (e *Error) Error() string {
 		}
 		node := a.Node.ID
 		if node == "" {
-			node = "?"
+			node = "(no node picked)"
 		}
 		fmt.Fprintf(&b, "#%d %s %v in %v", a.Number, node, status.Code(a.Err), a.Duration.Round(time.Microsecond))
 		if a.Hedge {

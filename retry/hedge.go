@@ -8,7 +8,7 @@ import (
 
 	"google.golang.org/grpc/status"
 
-	"github.com/rpcguard/rpcguard/selector"
+	"github.com/rpcguard/rpcguard/internal/record"
 )
 
 // hedge runs the attempts of one idempotent call side by side: a new attempt
@@ -29,7 +29,7 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 		results  = make(chan result, cc.maxAttempts) // never blocks a sender
 		wg       sync.WaitGroup
 		cancels  []context.CancelFunc
-		tries    []Attempt
+		tries    []FailedAttempt
 		reason   error
 		start    = time.Now()
 		launched int
@@ -39,7 +39,7 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 		launched++
 		running++
 		n, since := launched, time.Since(start)
-		tctx, cancel := context.WithCancel(selector.WithAttempt(ctx, n, since, n > 1))
+		tctx, cancel := context.WithCancel(record.WithAttempt(ctx, n, since, n > 1))
 		cancels = append(cancels, cancel)
 		if cc.perAttempt > 0 {
 			tctx, cancel = context.WithTimeout(tctx, cc.perAttempt)
@@ -74,9 +74,9 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 		for running > 0 {
 			r := <-results // every attempt has sent its result by now
 			running--
-			tries = append(tries, Attempt{Number: r.n, Hedge: r.n > 1, Node: r.out.node, Err: r.out.err, Duration: r.took})
+			tries = append(tries, FailedAttempt{Number: r.n, Hedge: r.n > 1, Node: r.out.node, Err: r.out.err, Duration: r.took})
 		}
-		slices.SortFunc(tries, func(a, b Attempt) int { return a.Number - b.Number })
+		slices.SortFunc(tries, func(a, b FailedAttempt) int { return a.Number - b.Number })
 	}
 	hedgeNow := func() bool {
 		if launched >= cc.maxAttempts {
@@ -106,7 +106,7 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 				p.budget.deposit()
 				return r.v, nil
 			}
-			tries = append(tries, Attempt{Number: r.n, Hedge: r.n > 1, Node: r.out.node, Err: r.out.err, Duration: r.took})
+			tries = append(tries, FailedAttempt{Number: r.n, Hedge: r.n > 1, Node: r.out.node, Err: r.out.err, Duration: r.took})
 			if err := callerEnded(ctx); err != nil {
 				collect()
 				return zero, p.failure(tries, reason, ctxError{err})

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/rpcguard/rpcguard/selector"
+	"github.com/rpcguard/rpcguard/internal/record"
 )
 
 // StreamClientInterceptor retries streams under the Policy. A
@@ -28,7 +28,7 @@ func (p *Policy) StreamClientInterceptor() grpc.StreamClientInterceptor {
 		if cfg.err != nil {
 			return nil, status.Error(codes.InvalidArgument, cfg.err.Error())
 		}
-		ctx = selector.EnsureCall(ctx)
+		ctx = record.Ensure(ctx)
 		if desc.ClientStreams || !desc.ServerStreams {
 			// An attempt's timeout would end the stream it opens. (Run
 			// never hedges: a hedge would too.)

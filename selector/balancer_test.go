@@ -152,7 +152,7 @@ func TestGRPCNeverTheSameNodeTwiceInACall(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 250 {
-				ctx := selector.NewCall(context.Background())
+				ctx := selector.NewRecord(context.Background())
 				seen := map[string]bool{}
 				for a := range 3 {
 					id, err := h.call(ctx)
@@ -161,7 +161,7 @@ func TestGRPCNeverTheSameNodeTwiceInACall(t *testing.T) {
 						return
 					}
 					if seen[id] {
-						t.Errorf("attempt %d of one call went to %s again (tried: %v)", a, id, selector.CallFrom(ctx).Tried())
+						t.Errorf("attempt %d of one call went to %s again (tried: %v)", a, id, triedIDs(ctx))
 						return
 					}
 					seen[id] = true
@@ -303,13 +303,13 @@ func TestGRPCBuiltinRetryAvoidsTriedNodes(t *testing.T) {
 	bad := h.cluster.Nodes[0]
 	bad.SetFault(echo.FailWith(codes.Unavailable))
 	for i := range 300 {
-		ctx := selector.NewCall(context.Background())
+		ctx := selector.NewRecord(context.Background())
 		id, err := h.call(ctx)
 		if err != nil {
 			t.Fatalf("call %d failed: %v", i, err)
 		}
-		tried := selector.CallFrom(ctx).Tried()
-		if len(tried) > 2 || tried[len(tried)-1].ID != id || (len(tried) == 2 && tried[0].ID != bad.ID) {
+		tried := triedIDs(ctx)
+		if len(tried) > 2 || tried[len(tried)-1] != id || (len(tried) == 2 && tried[0] != bad.ID) {
 			t.Fatalf("call %d tried %v and was answered by %s: want the bad node at most once, then one healthy node", i, tried, id)
 		}
 	}

@@ -33,7 +33,7 @@ func BenchmarkPick(b *testing.B) {
 				// A call of one attempt with its own record (NewCall included).
 				b.ReportAllocs()
 				for b.Loop() {
-					p, err := s.Pick(selector.NewCall(context.Background()))
+					p, err := s.Pick(selector.NewRecord(context.Background()))
 					if err != nil {
 						b.Fatal(err)
 					}

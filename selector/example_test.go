@@ -35,7 +35,7 @@ func ExampleSelector() {
 		log.Fatal(err)
 	}
 
-	ctx := selector.NewCall(context.Background()) // one logical call
+	ctx := selector.NewRecord(context.Background()) // one logical call
 	for attempt := 1; ; attempt++ {
 		p, err := sel.Pick(ctx)
 		if errors.Is(err, selector.ErrAllTried) {
@@ -99,7 +99,7 @@ func ExampleNewResolverBuilder() {
 	}
 
 	// One call, three attempts: each goes to a node this call has not tried.
-	ctx := selector.NewCall(context.Background())
+	ctx := selector.NewRecord(context.Background())
 	var served []string
 	for range 3 {
 		id, err := echo.Unary(ctx, cc, grpc.WaitForReady(true))

@@ -4,21 +4,23 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
+
+	"github.com/rpcguard/rpcguard/internal/record"
 )
 
-// UnaryClientInterceptor gives each call a Call record (EnsureCall), so
+// UnaryClientInterceptor gives each call a per-call record (NewRecord), so
 // that the attempts of gRPC's own retries (a retryPolicy in the service
 // config) avoid the nodes the call already tried. rpcguard's retry
 // interceptors do this themselves; this one is for clients without them.
 func UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		return invoker(EnsureCall(ctx), method, req, reply, cc, opts...)
+		return invoker(record.Ensure(ctx), method, req, reply, cc, opts...)
 	}
 }
 
 // StreamClientInterceptor is UnaryClientInterceptor for streams.
 func StreamClientInterceptor() grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		return streamer(EnsureCall(ctx), desc, cc, method, opts...)
+		return streamer(record.Ensure(ctx), desc, cc, method, opts...)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"time"
+
+	"github.com/rpcguard/rpcguard/internal/record"
 )
 
 // ewmaWeight is the weight of a new latency sample in a node's EWMA.
@@ -27,7 +29,7 @@ func (s *Selector) pick(ctx context.Context, v *view) (Picked, int, error) {
 	if n == 0 {
 		return Picked{}, -1, ErrNoNodes
 	}
-	c, slot := scope(ctx)
+	c, slot := record.Scope(ctx)
 	e := eligibility{s: s, c: c}
 	if s.nEjected.Load() > 0 {
 		e.now = s.now()
@@ -36,8 +38,8 @@ func (s *Selector) pick(ctx context.Context, v *view) (Picked, int, error) {
 		e.clock = s.now()
 	}
 	if e.c != nil {
-		e.c.mu.Lock()
-		defer e.c.mu.Unlock()
+		e.c.Lock()
+		defer e.c.Unlock()
 	}
 	var i int
 	switch s.opts.strategy {
@@ -58,9 +60,7 @@ func (s *Selector) pick(ctx context.Context, v *view) (Picked, int, error) {
 	ns.inflight.Add(1)
 	p := Picked{Node: ns.node, s: s, ns: ns, c: e.c, slot: slot}
 	if e.c != nil {
-		p.added = e.c.mark(s, ns.node)
-		e.c.lastOwner, e.c.lastSize = s, n
-		slot.Picked, slot.Node, slot.Done, slot.Sent = true, ns.node, false, false
+		p.added = e.c.Mark(slot, s, ns.node.ID, &ns.node, n) // a pointer: no copy into the interface; node states are immutable
 	}
 	if s.opts.strategy == PowerOfTwo {
 		p.start = e.clock
@@ -68,9 +68,9 @@ func (s *Selector) pick(ctx context.Context, v *view) (Picked, int, error) {
 	if check, ok := ctx.Value(pickCheckKey{}).(func(Node) error); ok {
 		if err := check(ns.node); err != nil {
 			if e.c != nil {
-				e.c.mu.Unlock() // report takes it; the deferred Unlock must find it held
+				e.c.Unlock() // report takes it; the deferred Unlock must find it held
 				p.report(Failure, true, false)
-				e.c.mu.Lock()
+				e.c.Lock()
 			} else {
 				p.report(Failure, true, false)
 			}
@@ -95,9 +95,9 @@ func WithPickCheck(ctx context.Context, check func(Node) error) context.Context 
 // eligibility decides which nodes one pick may take. c.mu is held.
 type eligibility struct {
 	s     *Selector
-	c     *Call // nil: the call keeps no record
-	now   int64 // 0: no node is ejected, skip the check
-	clock int64 // the Selector clock, for power of two choices
+	c     *record.Record // nil: the call keeps no record
+	now   int64          // 0: no node is ejected, skip the check
+	clock int64          // the Selector clock, for power of two choices
 }
 
 // in reports whether ns is not ejected, returning it if its time is up.
@@ -117,7 +117,7 @@ func (e *eligibility) in(ns *nodeState) bool {
 }
 
 func (e *eligibility) ok(ns *nodeState) bool {
-	return e.in(ns) && (e.c == nil || !e.c.has(e.s, ns.node.ID))
+	return e.in(ns) && (e.c == nil || !e.c.Has(e.s, ns.node.ID))
 }
 
 // scan returns the first eligible node at or after start, wrapping, or -1.
@@ -213,7 +213,7 @@ func (e *eligibility) fallback(v *view) (int, error) {
 	if !e.s.opts.reuseTried {
 		return -1, ErrAllTried
 	}
-	id := e.c.leastRecentlyFailed(e.s, func(id string) bool {
+	id := e.c.LeastRecentlyFailed(e.s, func(id string) bool {
 		for _, ns := range v.nodes {
 			if ns.node.ID == id {
 				return e.in(ns)

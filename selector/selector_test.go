@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rpcguard/rpcguard/internal/record"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/selector"
 )
@@ -48,7 +49,7 @@ func TestRoundRobinPersistsAcrossCallsAndGoroutines(t *testing.T) {
 	var mu sync.Mutex
 	count := map[string]int{}
 	testcluster.InParallel(t, 6, 500, func() error {
-		p, err := s.Pick(selector.NewCall(context.Background()))
+		p, err := s.Pick(selector.NewRecord(context.Background()))
 		if err != nil {
 			return err
 		}
@@ -78,7 +79,7 @@ func TestCallRecordAvoidsTriedNodes(t *testing.T) {
 		t.Run(string(st), func(t *testing.T) {
 			s := newSelector(t, nodes(4), selector.WithStrategy(st))
 			for range 200 {
-				ctx := selector.NewCall(context.Background())
+				ctx := selector.NewRecord(context.Background())
 				seen := map[string]bool{}
 				for range 4 {
 					p, err := s.Pick(ctx)
@@ -95,7 +96,7 @@ func TestCallRecordAvoidsTriedNodes(t *testing.T) {
 				if !errors.Is(err, selector.ErrAllTried) || status.Code(err) != codes.Unavailable {
 					t.Fatalf("fifth pick: got %v (code %v), want ErrAllTried with code Unavailable", err, status.Code(err))
 				}
-				if got := selector.CallFrom(ctx).Len(); got != 4 {
+				if got := record.From(ctx).Len(); got != 4 {
 					t.Fatalf("record holds %d nodes, want 4", got)
 				}
 			}
@@ -105,7 +106,7 @@ func TestCallRecordAvoidsTriedNodes(t *testing.T) {
 
 func TestReuseTriedTakesLeastRecentlyFailed(t *testing.T) {
 	s := newSelector(t, nodes(3), selector.WithReuseTried())
-	ctx := selector.NewCall(context.Background())
+	ctx := selector.NewRecord(context.Background())
 	var order []string
 	for range 3 {
 		p, err := s.Pick(ctx)
@@ -132,7 +133,7 @@ func TestReuseTriedTakesLeastRecentlyFailed(t *testing.T) {
 func TestRecordsOfDifferentSelectorsDoNotMix(t *testing.T) {
 	a := newSelector(t, nodes(1))
 	b := newSelector(t, nodes(1)) // same IDs, another service
-	ctx := selector.NewCall(context.Background())
+	ctx := selector.NewRecord(context.Background())
 	p, err := a.Pick(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -367,7 +368,7 @@ func TestUpdateWhilePicking(t *testing.T) {
 	}
 	s := newSelector(t, gen(0), selector.WithStrategy(selector.PowerOfTwo))
 	r := startCallers(t, 8, func() (string, error) {
-		p, err := s.Pick(selector.NewCall(context.Background()))
+		p, err := s.Pick(selector.NewRecord(context.Background()))
 		p.Done(nil)
 		return p.Node.ID, err
 	})
@@ -436,8 +437,8 @@ func TestZeroPickedDoneIsHarmless(t *testing.T) {
 
 func TestAttemptRecord(t *testing.T) {
 	s := newSelector(t, nodes(3))
-	ctx := selector.NewCall(context.Background())
-	c := selector.CallFrom(ctx)
+	ctx := selector.NewRecord(context.Background())
+	c := record.From(ctx)
 	if _, known := c.Untried(); known {
 		t.Fatal("Untried known before any pick")
 	}
@@ -458,7 +459,7 @@ func TestAttemptRecord(t *testing.T) {
 		t.Fatalf("Untried = %d, %v; want 2, true", n, known)
 	}
 	// A hedge has its own Attempt but shares the record.
-	hctx := selector.WithAttempt(ctx, 2, 20*time.Millisecond, true)
+	hctx := record.WithAttempt(ctx, 2, 20*time.Millisecond, true)
 	hp, err := s.Pick(hctx)
 	if err != nil {
 		t.Fatal(err)
@@ -477,4 +478,13 @@ func TestAttemptRecord(t *testing.T) {
 	if n, _ := c.Untried(); n != 1 {
 		t.Fatalf("Untried = %d after two picks of three nodes, want 1", n)
 	}
+}
+
+// triedIDs returns the IDs of the nodes ctx's record tried, in order.
+func triedIDs(ctx context.Context) []string {
+	var ids []string
+	for _, n := range record.From(ctx).Tried() {
+		ids = append(ids, n.(*selector.Node).ID)
+	}
+	return ids
 }

@@ -116,7 +116,7 @@ func TestPickCheckFailsThePickAsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	refused := errors.New("refused")
-	ctx := selector.WithPickCheck(selector.NewCall(context.Background()), func(n selector.Node) error {
+	ctx := selector.WithPickCheck(selector.NewRecord(context.Background()), func(n selector.Node) error {
 		if n.ID == "n0" {
 			return refused
 		}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rpcguard/rpcguard/internal/grpcerr"
+	"github.com/rpcguard/rpcguard/internal/record"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
@@ -64,12 +65,14 @@ func tagNode(span opentracing.Span, n selector.Node) {
 
 // tagLastNode tags a call span with the node of the call's last pick.
 func tagLastNode(span opentracing.Span, ctx context.Context) {
-	c := selector.CallFrom(ctx)
+	c := record.From(ctx)
 	if c == nil {
 		return
 	}
 	if tried := c.Tried(); len(tried) > 0 {
-		tagNode(span, tried[len(tried)-1])
+		if n, ok := tried[len(tried)-1].(*selector.Node); ok {
+			tagNode(span, *n)
+		}
 	}
 }
 
