@@ -1,10 +1,13 @@
-// Package retry retries failed RPC attempts on another node.
+// Package retry retries failed RPC attempts on another node; for a gRPC
+// client, start with rpcguard.NewClient, which puts it in place with the
+// rest of the stack.
 //
 // It exists because a retry only helps when it goes somewhere else, waits
 // only when waiting helps, and stops before it makes an outage worse. One
-// engine, used by the gRPC interceptors (UnaryClientInterceptor,
-// StreamClientInterceptor), the plain Go API (Do, Call) and the go-micro
-// wrappers, gives every call:
+// engine, Run (attempts one at a time) and Hedge (side by side), is what
+// the gRPC interceptors (UnaryClientInterceptor, StreamClientInterceptor),
+// the plain Go API (Do, Call) and any transport's adapter call; it gives
+// every call:
 //
 //   - A node it has not tried: attempts share the call's selector record
 //     (selector.NewRecord), so the rpcguard_selector balancer, or the Selector
@@ -21,13 +24,19 @@
 //   - Deadlines: the caller's deadline bounds everything; a per-attempt
 //     timeout (WithPerAttemptTimeout) is cut from what remains; no attempt
 //     starts after the deadline, and no wait that would outlast it begins.
-//   - Classification: retryable are transport failures, Unavailable and the
-//     attempt's own timeout; never the caller's cancellation or deadline,
-//     never business errors. A call not marked idempotent is retried only
-//     when it provably never reached a server (its pick failed, gRPC sent no
-//     byte, or the plain API's error says so with NotSent).
-//   - A retry budget shared by all calls of a Policy: retries add at most
-//     Budget.Ratio of the calls of the last 10 s, plus Budget.MinPerSecond.
+//   - Classification: retryable are transport failures, Unavailable,
+//     ResourceExhausted (a full server, see below), the attempt's own
+//     timeout and errors marked Retryable; never the caller's cancellation
+//     or deadline, never business errors (a plain error counts as gRPC's
+//     Unknown). A call not marked idempotent is retried only when it
+//     provably never reached a server (its pick failed, gRPC sent no byte,
+//     or the plain API's error says so with NotSent).
+//   - A retry budget shared by all calls of a Policy, earned by successes:
+//     each successful call earns Budget.Ratio of a retry, plus
+//     Budget.MinPerSecond a second; an outage earns nothing.
+//   - An adaptive concurrency limit, off until a server answers
+//     ResourceExhausted: then attempts past what the fleet takes wait their
+//     turn within their deadline (WithoutConcurrencyLimit).
 //   - Hedging, for idempotent methods only (WithHedging): after a delay the
 //     same request goes to another node; the first success wins, the others
 //     are cancelled, and each attempt decodes into its own reply.

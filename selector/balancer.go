@@ -37,7 +37,7 @@ import (
 // durations ("30s", "1.5s", "250ms"). "metadata" keeps the nodes whose
 // metadata has every listed key and value. Unknown fields are errors.
 //
-// The picker avoids the nodes the call's record (NewCall, EnsureCall,
+// The picker avoids the nodes the call's record (NewRecord,
 // UnaryClientInterceptor) holds, records the node it picks, and feeds every
 // attempt's outcome back. Client-side health checking is honoured when the
 // service config has a healthCheckConfig (and the program imports

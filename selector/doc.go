@@ -1,4 +1,6 @@
-// Package selector chooses the node an RPC attempt goes to.
+// Package selector chooses the node an RPC attempt goes to; for a gRPC
+// client, start with rpcguard.NewClient, which installs its resolver and
+// balancer with the rest of the stack.
 //
 // It exists because node choice decides whether a retry helps: a retry that
 // lands on the node that just failed is wasted, a round robin that restarts at
@@ -11,7 +13,7 @@
 //   - Strategies: [Random], [RoundRobin] (its position persists across calls)
 //     and [PowerOfTwo] (power of two choices, least loaded: in-flight count
 //     weighted by an EWMA of latency); [Filter]s on node metadata.
-//   - A per-call record carried in the call's [context.Context] ([NewCall]):
+//   - A per-call record carried in the call's [context.Context] ([NewRecord]):
 //     the nodes this call already tried. A pick avoids them; when all were
 //     tried the pick fails with [ErrAllTried], or, with [WithReuseTried],
 //     reuses the one that failed least recently.
@@ -24,6 +26,9 @@
 // config's loadBalancingConfig) and a resolver ([NewResolverBuilder]) that
 // takes nodes from a [Source].
 //
-// selector imports no other rpcguard package: it is the floor the retry,
-// health and go-micro packages stand on.
+// selector imports no other rpcguard package (only internal helpers): it is
+// the floor the retry, breaker, tracing, health and go-micro packages stand
+// on. Its Outcome and DefaultClassifier are the one outcome type and code
+// table the breaker uses too. Follow feeds a Selector from a Source outside
+// gRPC.
 package selector

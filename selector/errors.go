@@ -18,6 +18,6 @@ var (
 	// not ejected.
 	ErrNoNodes error = &grpcerr.Sentinel{Msg: "selector: no node available", Code: codes.Unavailable}
 	// ErrAllTried: every available node was already tried in this call (see
-	// NewCall and WithReuseTried).
+	// NewRecord and WithReuseTried).
 	ErrAllTried error = &grpcerr.Sentinel{Msg: "selector: every available node was already tried in this call", Code: codes.Unavailable}
 )

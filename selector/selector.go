@@ -193,7 +193,7 @@ type Picked struct {
 }
 
 // Pick chooses a node for one attempt of the call ctx belongs to. It avoids
-// nodes the call's record (NewCall) already holds for this Selector and
+// nodes the call's record (NewRecord) already holds for this Selector and
 // records the chosen one there. It fails with ctx's error if ctx is done,
 // ErrNoNodes if no node is available, and ErrAllTried if every available
 // node was tried (unless WithReuseTried). It does not block.

@@ -1,6 +1,7 @@
 // Package tracing makes OpenTracing spans for calls and for every attempt
-// of a call, across gRPC, HTTP and any other client, and builds a Jaeger
-// tracer.
+// of a call, across gRPC, HTTP and any other client; for a gRPC client,
+// rpcguard.NewClient puts its interceptors in place. (A Jaeger tracer comes
+// from package tracing/jaeger.)
 //
 // A call that was retried on another node, hedged or refused by a breaker
 // should show exactly that in its trace. The call interceptors make one
@@ -11,7 +12,11 @@
 // span's rpcguard.reason tag and a log. Spans of streams live until the
 // stream ends. A caller's cancellation is not an error.
 //
-// The order on a gRPC client (outermost first), as shared/DESIGN.md draws it:
+// One engine makes every span (StartCall, StartAttempt, StartServer,
+// Inject): the gRPC interceptors, the HTTP middleware and RoundTripper are
+// carriers around it, and so can be an adapter of yours.
+//
+// The order on a gRPC client (outermost first):
 //
 //	grpc.WithChainUnaryInterceptor(
 //		tr.UnaryClientInterceptor(),        // call span
