@@ -54,7 +54,7 @@ func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		if record.From(ctx) == nil {
 			ctx = u.rec.Init(ctx)
 		}
-		if p.hedged(method, u.ropts) {
+		if p.Settings(method, u.ropts...).HedgeDelay > 0 {
 			return p.hedgeUnary(ctx, method, req, reply, cc, invoker, opts, u.ropts)
 		}
 		u.opts = append(append(u.buf[:0], opts...), grpc.Trailer(&u.trailer))
@@ -89,11 +89,6 @@ func (p *Policy) hedgeUnary(ctx context.Context, method string, req, reply any, 
 	proto.Reset(msg)
 	proto.Merge(msg, winner)
 	return nil
-}
-
-// hedged reports whether a call of method is hedged.
-func (p *Policy) hedged(method string, ropts []CallOption) bool {
-	return p.config(method, ropts).hedgeDelay > 0
 }
 
 // retryOptions appends the retry CallOptions among opts to buf.

@@ -126,3 +126,24 @@ func (p *Policy) config(method string, opts []CallOption) callConfig {
 	}
 	return c.finish()
 }
+
+// Settings is what a Policy says for one call: an adapter reads it to
+// choose between Run and Hedge, or to enforce a per-attempt timeout of its
+// own (a stream's wait for its first message).
+type Settings struct {
+	Idempotent  bool
+	MaxAttempts int
+	PerAttempt  time.Duration // 0: none
+	HedgeDelay  time.Duration // 0: not hedged
+	Err         error         // a bad CallOption: the call fails with it
+}
+
+// Settings resolves the Policy for a call of method with opts.
+func (p *Policy) Settings(method string, opts ...CallOption) Settings {
+	c := p.config(method, opts)
+	s := Settings{Idempotent: c.idempotent, MaxAttempts: c.maxAttempts, PerAttempt: c.perAttempt, HedgeDelay: c.hedgeDelay}
+	if c.err != nil {
+		s.Err = status.Error(codes.InvalidArgument, c.err.Error())
+	}
+	return s
+}

@@ -24,9 +24,9 @@ import (
 func (p *Policy) StreamClientInterceptor() grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		ropts := retryOptions(nil, opts)
-		cfg := p.config(method, ropts)
-		if cfg.err != nil {
-			return nil, status.Error(codes.InvalidArgument, cfg.err.Error())
+		set := p.Settings(method, ropts...)
+		if set.Err != nil {
+			return nil, set.Err
 		}
 		ctx = record.Ensure(ctx)
 		if desc.ClientStreams || !desc.ServerStreams {
@@ -36,7 +36,7 @@ func (p *Policy) StreamClientInterceptor() grpc.StreamClientInterceptor {
 				return streamer(actx, desc, cc, method, opts...)
 			}, append(ropts, PerAttemptTimeout(0))...)
 		}
-		return &serverStream{p: p, firstMsg: cfg.perAttempt, ropts: ropts, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts}, nil
+		return &serverStream{p: p, firstMsg: set.PerAttempt, ropts: ropts, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts}, nil
 	}
 }
 
