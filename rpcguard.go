@@ -8,9 +8,15 @@
 package rpcguard
 
 import (
+	"encoding/json"
 	"fmt"
+	"maps"
+	"reflect"
+	"runtime"
+	"strings"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/balancer"
 
 	"github.com/rpcguard/rpcguard/breaker"
 	"github.com/rpcguard/rpcguard/retry"
@@ -28,6 +34,8 @@ type config struct {
 	breaker  *breaker.Breaker
 	retry    *retry.Policy
 	balancer string
+	sc       map[string]json.RawMessage // extra service-config fields
+	selOpts  []selector.Option
 	dial     []grpc.DialOption
 }
 
@@ -55,22 +63,120 @@ func WithRetry(p *retry.Policy) Option {
 }
 
 // WithBalancerConfig sets the rpcguard_selector balancer's JSON config (see
-// selector.BalancerName). Default DefaultBalancerConfig.
-func WithBalancerConfig(json string) Option {
-	return func(c *config) error { c.balancer = json; return nil }
+// selector.BalancerName), validated when NewClient runs. Default
+// DefaultBalancerConfig.
+func WithBalancerConfig(js string) Option {
+	return func(c *config) error {
+		parser := balancer.Get(selector.BalancerName).(balancer.ConfigParser)
+		if _, err := parser.ParseConfig(json.RawMessage(js)); err != nil {
+			return fmt.Errorf("rpcguard: WithBalancerConfig: %w", err)
+		}
+		c.balancer = js
+		return nil
+	}
+}
+
+// WithServiceConfig adds fields to the client's gRPC service config, beside
+// the rpcguard balancer: a healthCheckConfig (with
+// google.golang.org/grpc/health imported), a methodConfig, ... It is a JSON
+// object; a loadBalancingConfig in it is refused (use WithBalancerConfig).
+func WithServiceConfig(js string) Option {
+	return func(c *config) error {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(js), &fields); err != nil {
+			return fmt.Errorf("rpcguard: WithServiceConfig: not a JSON object: %w", err)
+		}
+		for k := range fields {
+			if k == "loadBalancingConfig" || k == "loadBalancingPolicy" {
+				return fmt.Errorf("rpcguard: WithServiceConfig: %q would replace rpcguard's balancer: use WithBalancerConfig", k)
+			}
+		}
+		if c.sc == nil {
+			c.sc = map[string]json.RawMessage{}
+		}
+		maps.Copy(c.sc, fields)
+		return nil
+	}
+}
+
+// WithSelectorOptions sets Go options of the client's selectors, the ones
+// the service config cannot carry: hooks (ejections, returns, node-set
+// updates) and a classifier. NewClient then registers a balancer of its own
+// for the client (gRPC's balancer registry is global: one entry per client
+// that uses this option); the balancer's JSON config still applies.
+func WithSelectorOptions(opts ...selector.Option) Option {
+	return func(c *config) error {
+		if _, err := selector.New(opts...); err != nil {
+			return fmt.Errorf("rpcguard: WithSelectorOptions: %w", err)
+		}
+		c.selOpts = append(c.selOpts, opts...)
+		return nil
+	}
 }
 
 // WithDialOptions adds gRPC dial options: transport credentials (required
 // by gRPC), your own interceptors (they run inside the attempt spans), ...
+// grpc.WithDefaultServiceConfig is refused: it would replace rpcguard's
+// balancer; pass its fields with WithServiceConfig.
 func WithDialOptions(opts ...grpc.DialOption) Option {
-	return func(c *config) error { c.dial = append(c.dial, opts...); return nil }
+	return func(c *config) error {
+		for i, o := range opts {
+			if o == nil {
+				return fmt.Errorf("rpcguard: WithDialOptions: option %d is nil", i)
+			}
+			if setsServiceConfig(o) {
+				return fmt.Errorf("rpcguard: WithDialOptions: grpc.WithDefaultServiceConfig (option %d) would replace rpcguard's balancer and its ejection; pass the other fields with WithServiceConfig", i)
+			}
+		}
+		c.dial = append(c.dial, opts...)
+		return nil
+	}
+}
+
+// setsServiceConfig reports whether o is grpc.WithDefaultServiceConfig's
+// option, by the function it wraps (grpc-go's dial options are opaque).
+func setsServiceConfig(o grpc.DialOption) bool {
+	v := reflect.ValueOf(o)
+	if v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return false
+	}
+	for i := range v.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.Func && !f.IsNil() {
+			// Named grpc.WithDefaultServiceConfig.func1, or, inlined into
+			// its caller, CALLER.WithDefaultServiceConfig.func1.
+			if fn := runtime.FuncForPC(f.Pointer()); fn != nil && strings.Contains(fn.Name(), "WithDefaultServiceConfig.func") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// validService checks a service name: it names the rpcguard:///SERVICE
+// target, the registry's entries and the default breaker's circuits.
+func validService(service string) error {
+	if service == "" {
+		return fmt.Errorf("rpcguard: empty service name")
+	}
+	if c := service[0]; c == '.' || c == '_' || c == '-' {
+		return fmt.Errorf("rpcguard: service name %q: start it with a letter or a digit", service)
+	}
+	for _, r := range service {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("rpcguard: service name %q: use letters, digits, '.', '_' and '-' (it names the rpcguard:///SERVICE target, the registry's entries and the breaker's circuits; put a version in the node metadata instead of the name)", service)
+		}
+	}
+	return nil
 }
 
 // DialOptions returns the dial options of the stack for a client of
 // service whose nodes come from src; dial "rpcguard:///SERVICE" with them.
 func DialOptions(service string, src selector.Source, opts ...Option) ([]grpc.DialOption, error) {
-	if service == "" {
-		return nil, fmt.Errorf("rpcguard: empty service name")
+	if err := validService(service); err != nil {
+		return nil, err
 	}
 	if src == nil {
 		return nil, fmt.Errorf("rpcguard: nil selector.Source for service %q", service)
@@ -104,9 +210,24 @@ func DialOptions(service string, src selector.Source, opts ...Option) ([]grpc.Di
 	if err != nil {
 		return nil, fmt.Errorf("rpcguard: service %q: %w", service, err)
 	}
+	lb := selector.BalancerName
+	if len(c.selOpts) > 0 {
+		lb = fmt.Sprintf("rpcguard_selector_%s_%p", strings.ToLower(service), &c)
+		b, err := selector.NewBalancerBuilder(lb, c.selOpts...)
+		if err != nil {
+			return nil, fmt.Errorf("rpcguard: service %q: %w", service, err)
+		}
+		balancer.Register(b)
+	}
+	sc := map[string]json.RawMessage{"loadBalancingConfig": json.RawMessage(fmt.Sprintf(`[{%q:%s}]`, lb, c.balancer))}
+	maps.Copy(sc, c.sc)
+	scJSON, err := json.Marshal(sc)
+	if err != nil {
+		return nil, fmt.Errorf("rpcguard: service %q: service config: %w", service, err)
+	}
 	return append([]grpc.DialOption{
 		grpc.WithResolvers(rb),
-		grpc.WithDefaultServiceConfig(fmt.Sprintf(`{"loadBalancingConfig":[{%q:%s}]}`, selector.BalancerName, c.balancer)),
+		grpc.WithDefaultServiceConfig(string(scJSON)),
 		grpc.WithChainUnaryInterceptor(c.tracing.UnaryClientInterceptor(), c.breaker.UnaryClientInterceptor(),
 			c.retry.UnaryClientInterceptor(), c.tracing.AttemptUnaryClientInterceptor()),
 		grpc.WithChainStreamInterceptor(c.tracing.StreamClientInterceptor(), c.breaker.StreamClientInterceptor(),

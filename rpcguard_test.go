@@ -3,12 +3,14 @@ package rpcguard_test
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	_ "google.golang.org/grpc/health" // client-side health checking
 
 	"github.com/rpcguard/rpcguard"
 	"github.com/rpcguard/rpcguard/echo"
@@ -29,7 +31,12 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"", src, nil, "empty service name"},
 		{"greeter", nil, nil, "nil selector.Source"},
-		{"bad name!", src, nil, "default breaker"},
+		{"bad name!", src, nil, `service name "bad name!": use letters, digits`},
+		{"greeter/v1", src, nil, `service name "greeter/v1": use letters, digits`},
+		{"greeter", src, []rpcguard.Option{rpcguard.WithDialOptions(grpc.WithDefaultServiceConfig(`{"healthCheckConfig":{"serviceName":""}}`))}, "would replace rpcguard's balancer"},
+		{"greeter", src, []rpcguard.Option{rpcguard.WithServiceConfig(`{"loadBalancingConfig":[]}`)}, "use WithBalancerConfig"},
+		{"greeter", src, []rpcguard.Option{rpcguard.WithServiceConfig(`[1]`)}, "WithServiceConfig: not a JSON object"},
+		{"greeter", src, []rpcguard.Option{rpcguard.WithSelectorOptions(selector.WithStrategy("fastest"))}, `unknown strategy "fastest"`},
 		{"greeter", src, []rpcguard.Option{rpcguard.WithBalancerConfig(`{"strategy":"fastest"}`),
 			rpcguard.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials()))}, `unknown strategy "fastest"`},
 	} {
@@ -89,5 +96,49 @@ func TestNilRegistryIsAnError(t *testing.T) {
 	_, err := rpcguard.NewClient("greeter", m, rpcguard.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials())))
 	if err == nil || !strings.Contains(err.Error(), "nil") {
 		t.Fatalf("NewClient with a nil *health.Memory: %v, want an error", err)
+	}
+}
+
+// A healthCheckConfig given with WithServiceConfig joins rpcguard's
+// balancer instead of replacing it: calls still spread over the nodes, a
+// NOT_SERVING node gets none, and the selector's hooks (WithSelectorOptions)
+// run.
+func TestNewClientComposesServiceConfigAndSelectorOptions(t *testing.T) {
+	c := testcluster.Start(t, 3)
+	var nodes []selector.Node
+	for _, n := range c.Nodes {
+		nodes = append(nodes, selector.Node{ID: n.ID, Addr: n.Addr})
+	}
+	src, err := selector.NewStatic(nodes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var updates atomic.Int32
+	cc, err := rpcguard.NewClient("composed", src,
+		rpcguard.WithServiceConfig(`{"healthCheckConfig":{"serviceName":"rpcguard.test.Echo"}}`),
+		rpcguard.WithSelectorOptions(selector.WithHooks(selector.Hooks{OnUpdate: func([]selector.Node) { updates.Add(1) }})),
+		rpcguard.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	c.Nodes[2].SetServing(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	testcluster.WaitFor(t, 10*time.Second, "calls on node-0 and node-1", func() bool {
+		_, _ = echo.Unary(ctx, cc, grpc.WaitForReady(true))
+		return c.Nodes[0].Calls() > 0 && c.Nodes[1].Calls() > 0
+	})
+	before := c.Nodes[2].Calls()
+	for range 30 {
+		if _, err := echo.Unary(ctx, cc, grpc.WaitForReady(true)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.Nodes[2].Calls() != before {
+		t.Fatal("the NOT_SERVING node got calls: health checking is off")
+	}
+	if updates.Load() == 0 {
+		t.Fatal("the selector's OnUpdate hook never ran")
 	}
 }
