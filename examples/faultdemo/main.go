@@ -23,7 +23,6 @@ import (
 	"io"
 	"log"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/opentracing/opentracing-go"
@@ -80,15 +79,56 @@ func main() {
 }
 
 func printTable(out io.Writer, registry string, calls int, results []result, took time.Duration) {
-	fmt.Fprintf(out, "\n3 gRPC nodes on 127.0.0.1 (unless the scenario says), %s registry; %d calls per row, 8 at a time\n(overload: 32), 500 ms deadline each.\n\n", registry, calls)
-	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "scenario\tclient\tsuccess\tp50\tp99\tattempts/call\tbreaker\tnote\t")
-	for _, r := range results {
-		fmt.Fprintf(w, "%s\t%s\t%.1f%%\t%s\t%s\t%.2f\t%s\t%s\t\n", r.Scenario, r.Client, r.SuccessPct,
-			ms(r.P50MS), ms(r.P99MS), r.AttemptsPerCall, r.Breaker, r.Note)
+	fmt.Fprintf(out, "\nEach scenario: a fresh cluster (3 gRPC nodes on 127.0.0.1 unless it says), %s\n", registry)
+	fmt.Fprintf(out, "registry, %d calls per client, 8 callers (overload: 32), 500 ms deadline per call.\n\n", calls)
+	fmt.Fprintln(out, "Clients: bare = gRPC's round_robin; retry = rpcguard's retry interceptor alone;")
+	fmt.Fprintln(out, "         rpcguard = rpcguard.NewClient (p2c, ejection, breaker, retry, hedging).")
+	fmt.Fprintln(out, "Columns: ok = calls that succeeded; p50, p99 = latency; attempts = attempts that")
+	fmt.Fprintln(out, "         reached a server per call (the load the fleet saw); breaker = the rpcguard")
+	fmt.Fprintln(out, "         client's circuit at the end.")
+	for i := 0; i < len(results); {
+		sc := results[i].Scenario
+		fmt.Fprintf(out, "\n%s: %s\n", sc, describe(sc))
+		fmt.Fprintf(out, "  %-9s %7s %7s %7s %9s  %s\n", "client", "ok", "p50", "p99", "attempts", "breaker")
+		byClient := map[string]result{}
+		for ; i < len(results) && results[i].Scenario == sc; i++ {
+			r := results[i]
+			byClient[r.Client] = r
+			fmt.Fprintf(out, "  %-9s %6.1f%% %7s %7s %9.2f  %s\n", r.Client, r.SuccessPct, ms(r.P50MS), ms(r.P99MS), r.AttemptsPerCall, r.Breaker)
+			if r.Note != "" {
+				fmt.Fprintf(out, "  %-9s %s\n", "", r.Note)
+			}
+		}
+		fmt.Fprintf(out, "  => %s\n", summary(byClient))
 	}
-	_ = w.Flush()
 	fmt.Fprintf(out, "\nran in %v\n", took.Round(100*time.Millisecond))
+}
+
+// describe says what a scenario's fault is, in a line.
+func describe(name string) string {
+	for _, sc := range scenarios {
+		if sc.name == name {
+			return sc.what
+		}
+	}
+	return ""
+}
+
+// summary tells a scenario's story in a line: what bare gRPC lost, what
+// rpcguard lost, and the attempts it spared the fleet.
+func summary(r map[string]result) string {
+	bare, guard := r[clientBare], r[clientRPCGuard]
+	lost := func(x result) int { return x.Calls - int(x.SuccessPct*float64(x.Calls)/100+0.5) }
+	attempts := func(x result) int { return int(x.AttemptsPerCall*float64(x.Calls) + 0.5) }
+	d := attempts(bare) - attempts(guard)
+	spared := fmt.Sprintf("sent %d fewer attempts", d)
+	switch {
+	case d < 0:
+		spared = fmt.Sprintf("sent %d more attempts (retries, hedges)", -d)
+	case d == 0:
+		spared = "sent as many attempts"
+	}
+	return fmt.Sprintf("bare gRPC lost %d calls; rpcguard lost %d and %s", lost(bare), lost(guard), spared)
 }
 
 func ms(v float64) string {

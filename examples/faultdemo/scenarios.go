@@ -20,6 +20,7 @@ var clients = []string{clientBare, clientRetry, clientRPCGuard}
 // scenario is one fault, set up on a fresh cluster.
 type scenario struct {
 	name string
+	what string // the fault, in a line
 	// rules are injected on the servers for the whole run.
 	rules []faultinject.Rule
 	// crash, a third into the run, stops node-1's registrar without
@@ -41,14 +42,14 @@ type scenario struct {
 }
 
 var scenarios = []scenario{
-	{name: "healthy"},
-	{name: "dead-node", dead: []int{1}},
-	{name: "erroring", rules: []faultinject.Rule{{Name: "node-1 Unavailable", Node: "node-1", Rate: 1, Code: codes.Unavailable}}},
-	{name: "slow-node", rules: []faultinject.Rule{{Name: "node-1 +200ms", Node: "node-1", Rate: 1, Latency: faultinject.Fixed(200e6)}}},
-	{name: "black-hole", rules: []faultinject.Rule{{Name: "node-1 hangs", Node: "node-1", Rate: 1, Hang: true}}},
-	{name: "outage", rules: []faultinject.Rule{{Name: "all Unavailable", Rate: 1, Code: codes.Unavailable}}},
-	{name: "crash-ttl", crash: true},
-	{name: "slow-recovers", recovers: true, rules: []faultinject.Rule{{Name: "node-1 +200ms", Node: "node-1", Rate: 1, Latency: faultinject.Fixed(200e6)}}},
-	{name: "5-nodes-2-dead-1-err", nodes: 5, dead: []int{1, 2}, rules: []faultinject.Rule{{Name: "node-3 Unavailable", Node: "node-3", Rate: 1, Code: codes.Unavailable}}},
-	{name: "overload", capacity: 8, callers: 32},
+	{name: "healthy", what: "no fault"},
+	{name: "dead-node", what: "node-1 killed, still registered", dead: []int{1}},
+	{name: "erroring", what: "node-1 answers every call with Unavailable", rules: []faultinject.Rule{{Name: "node-1 Unavailable", Node: "node-1", Rate: 1, Code: codes.Unavailable}}},
+	{name: "slow-node", what: "node-1 answers 200 ms late", rules: []faultinject.Rule{{Name: "node-1 +200ms", Node: "node-1", Rate: 1, Latency: faultinject.Fixed(200e6)}}},
+	{name: "black-hole", what: "node-1 takes calls and never answers", rules: []faultinject.Rule{{Name: "node-1 hangs", Node: "node-1", Rate: 1, Hang: true}}},
+	{name: "outage", what: "every node answers Unavailable: the breaker keeps the load off", rules: []faultinject.Rule{{Name: "all Unavailable", Rate: 1, Code: codes.Unavailable}}},
+	{name: "crash-ttl", what: "node-1 freezes and stops renewing, a third into the run", crash: true},
+	{name: "slow-recovers", what: "node-1 200 ms late, then healthy: is it won back?", recovers: true, rules: []faultinject.Rule{{Name: "node-1 +200ms", Node: "node-1", Rate: 1, Latency: faultinject.Fixed(200e6)}}},
+	{name: "5-nodes-2-dead-1-err", what: "5 nodes: 2 killed (registered), 1 answers Unavailable", nodes: 5, dead: []int{1, 2}, rules: []faultinject.Rule{{Name: "node-3 Unavailable", Node: "node-3", Rate: 1, Code: codes.Unavailable}}},
+	{name: "overload", what: "nodes take 8 calls at once (20 ms), refuse more; 32 callers", capacity: 8, callers: 32},
 }
