@@ -51,9 +51,10 @@ type registrarOptions struct {
 // RegistrarOption configures NewRegistrar.
 type RegistrarOption func(*registrarOptions) error
 
-// Defaults: a TTL of 30 s renewed every 10 s (a third of the TTL, so that
-// two renewals may fail before the node expires), ±10% jitter, no check, a
-// check timeout of 5 s, and a drain of 1 s on Stop.
+// Defaults: a TTL of 30 s renewed every third of the TTL (10 s: two
+// renewals may fail before the node expires; with WithTTL alone, a third of
+// that TTL), ±10% jitter, no check, a check timeout of 5 s, and a drain of
+// 1 s on Stop.
 const (
 	DefaultTTL      = 30 * time.Second
 	DefaultInterval = 10 * time.Second
@@ -71,7 +72,7 @@ func WithTTL(d time.Duration) RegistrarOption {
 }
 
 // WithInterval sets how often the node renews its registration; it must be
-// below the TTL.
+// below the TTL. Default: a third of the TTL.
 func WithInterval(d time.Duration) RegistrarOption {
 	return func(o *registrarOptions) error {
 		if d <= 0 {
@@ -142,7 +143,7 @@ func NewRegistrar(reg Registry, service string, node selector.Node, opts ...Regi
 	if reg == nil {
 		return nil, fmt.Errorf("health: NewRegistrar: nil registry")
 	}
-	o := registrarOptions{ttl: DefaultTTL, interval: DefaultInterval, jitter: 0.1, checkTimeout: 5 * time.Second, drain: time.Second}
+	o := registrarOptions{ttl: DefaultTTL, jitter: 0.1, checkTimeout: 5 * time.Second, drain: time.Second}
 	for _, opt := range opts {
 		if opt == nil {
 			return nil, fmt.Errorf("health: nil RegistrarOption")
@@ -153,6 +154,9 @@ func NewRegistrar(reg Registry, service string, node selector.Node, opts ...Regi
 	}
 	if err := registry.ValidRegistration(service, node, o.ttl); err != nil {
 		return nil, fmt.Errorf("health: %w", err)
+	}
+	if o.interval == 0 { // not set: a third of the TTL
+		o.interval = o.ttl / 3
 	}
 	if o.interval >= o.ttl {
 		return nil, fmt.Errorf("health: the interval (%v) must be below the TTL (%v), or the node expires between renewals; a third of the TTL is a good interval", o.interval, o.ttl)

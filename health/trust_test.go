@@ -226,3 +226,13 @@ func TestMemoryCloseTwiceIsANoOp(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// WithTTL alone works: the interval follows the TTL (a third of it).
+func TestTTLAloneSetsTheInterval(t *testing.T) {
+	b := memoryBackend(t)
+	r, err := health.NewRegistrar(b.reg, "echo", selector.Node{ID: "a", Addr: "127.0.0.1:1"}, health.WithTTL(5*time.Second))
+	if err != nil {
+		t.Fatalf("WithTTL(5s) alone: %v", err)
+	}
+	_ = r
+}
