@@ -1,8 +1,11 @@
 // Command gateway is an HTTP gateway in front of a gRPC service: tracing and
 // a per-route breaker on the HTTP side, the rpcguard stack on the gRPC side,
-// and the Hystrix dashboard stream mounted at /hystrix.stream.
+// and the Hystrix dashboard stream mounted at /hystrix.stream. It sends
+// requests in three phases (the backends healthy, all of them failing,
+// healthy again) and prints what the callers got, the route's circuit, and
+// which backends served.
 //
-//	go run ./examples/gateway          # serves a few requests, prints them, exits
+//	go run ./examples/gateway          # the three phases, then exits
 //	go run ./examples/gateway -serve   # keeps serving; point the Hystrix dashboard at /hystrix.stream
 package main
 
@@ -34,17 +37,16 @@ func main() {
 	serve := flag.Bool("serve", false, "keep serving on the printed address")
 	flag.Parse()
 
-	// The backend: two gRPC nodes, one failing.
+	// The backend: three gRPC nodes.
 	var nodes []selector.Node
-	for i := range 2 {
+	var backends []*echo.Server
+	for i := range 3 {
 		n, err := echo.Start(fmt.Sprintf("backend-%d", i))
 		if err != nil {
 			log.Fatal(err)
 		}
 		defer n.Kill()
-		if i == 1 {
-			n.SetFault(echo.FailWith(codes.Unavailable))
-		}
+		backends = append(backends, n)
 		nodes = append(nodes, selector.Node{ID: n.ID, Addr: n.Addr})
 	}
 	src, err := selector.NewStatic(nodes...)
@@ -61,14 +63,17 @@ func main() {
 		log.Fatal(err)
 	}
 	backend, err := rpcguard.NewClient("echo", src, rpcguard.WithTracing(tg), rpcguard.WithRetry(policy),
+		rpcguard.WithBalancerConfig(`{"strategy":"round_robin"}`), // spread evenly, for the table
 		rpcguard.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials())))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer backend.Close()
 
-	// The gateway: one breaker circuit per route pattern.
-	brk, err := breaker.New(breaker.WithNamespace("gateway"))
+	// The gateway: one breaker circuit per route pattern, judging after 10
+	// requests and probing 1 s after it opened.
+	brk, err := breaker.New(breaker.WithNamespace("gateway"),
+		breaker.WithSettings(breaker.Settings{VolumeThreshold: 10, SleepWindow: time.Second}))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -97,15 +102,54 @@ func main() {
 	base := "http://" + lis.Addr().String()
 	fmt.Println("gateway on", base, "- dashboard stream at", base+"/hystrix.stream")
 
-	for _, name := range []string{"ada", "grace", "edsger", "barbara"} {
-		resp, err := http.Get(base + "/hello/" + name)
-		if err != nil {
-			log.Fatal(err)
+	fmt.Printf("\n%-10s %8s %5s %5s %5s  %-8s  %s\n", "phase", "requests", "200", "502", "503", "circuit", "served by")
+	phase := func(name string, requests int, pace time.Duration) {
+		before := make([]int64, len(backends))
+		for i, b := range backends {
+			before[i] = b.Calls()
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		fmt.Printf("GET /hello/%s -> %d %s", name, resp.StatusCode, body)
+		got := map[int]int{}
+		for i := range requests {
+			time.Sleep(pace) // an even flow of callers, not one burst
+			resp, err := http.Get(fmt.Sprintf("%s/hello/user%d", base, i))
+			if err != nil {
+				log.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			got[resp.StatusCode]++
+		}
+		circuit := "closed"
+		if brk.IsOpen("GET /hello/{name}") {
+			circuit = "open"
+		}
+		var served []string
+		for i, b := range backends {
+			if n := b.Calls() - before[i]; n > 0 {
+				served = append(served, fmt.Sprintf("%s %d", b.ID, n))
+			}
+		}
+		fmt.Printf("%-10s %8d %5d %5d %5d  %-8s  %s\n", name, requests, got[200], got[502], got[503], circuit, strings.Join(served, ", "))
 	}
+	phase("healthy", 30, 0)
+	for _, b := range backends {
+		b.SetFault(echo.FailWith(codes.Unavailable))
+	}
+	phase("outage", 60, 5*time.Millisecond) // 502s until the circuit opens, then 503s at once
+	for _, b := range backends {
+		b.SetFault(nil)
+	}
+	// Wait out the sleep window: then one request probes, and its success
+	// closes the circuit.
+	for deadline := time.Now().Add(10 * time.Second); brk.IsOpen("GET /hello/{name}") && time.Now().Before(deadline); {
+		resp, err := http.Get(base + "/hello/probe")
+		if err == nil {
+			resp.Body.Close()
+		}
+		time.Sleep(100 * time.Millisecond) // pace the probes; the condition is the circuit's state
+	}
+	phase("recovered", 30, 0)
+	fmt.Println()
 
 	// One frame of the dashboard stream, as the Hystrix dashboard reads it.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,7 +111,20 @@ func main() {
 		}
 		served[id]++
 	}
-	fmt.Println("30 calls served by:", served)
+	var ids []string
+	for id := range served {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	fmt.Print("30 calls served by:")
+	for i, id := range ids {
+		sep := ","
+		if i == 0 {
+			sep = ""
+		}
+		fmt.Printf("%s %s %d", sep, id, served[id])
+	}
+	fmt.Println()
 
 	// Stop greeter-0 gracefully while 4 callers run.
 	var failed, calls atomic.Int64

@@ -21,9 +21,7 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"os"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"google.golang.org/grpc"
@@ -67,10 +65,7 @@ func main() {
 
 	var ejections atomic.Int32
 	b, err := selector.NewBalancerBuilder("rpcguard_demo", selector.WithHooks(selector.Hooks{
-		OnEject: func(n selector.Node, d time.Duration) {
-			ejections.Add(1)
-			fmt.Printf("  hook: %s ejected for %v\n", n.ID, d)
-		},
+		OnEject: func(selector.Node, time.Duration) { ejections.Add(1) }, // counted per row below
 	}))
 	if err != nil {
 		log.Fatal(err)
@@ -101,9 +96,9 @@ func main() {
 		{"rpcguard random + rpcguard retry (default budget)", `"rpcguard_demo":{"strategy":"random"}`, "", rpcguardRetry()},
 		{"rpcguard random + ejection + rpcguard retry", `"rpcguard_demo":{"strategy":"random","ejection":{"consecutiveFailures":5,"baseTime":"30s"}}`, "", rpcguardRetry()},
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	var out []string
 	for _, r := range rows {
+		ejectedBefore := ejections.Load()
 		before := bad.Calls()
 		var total int64
 		for _, n := range nodes {
@@ -113,14 +108,15 @@ func main() {
 		for _, n := range nodes {
 			total += n.Calls()
 		}
-		out = append(out, fmt.Sprintf("%s\t%.1f%%\t%d\t%.2f\t", r.name, 100*float64(ok)/calls, bad.Calls()-before, float64(total)/calls))
+		out = append(out, fmt.Sprintf("%-50s %7.1f%% %9d %9.2f %9d", r.name, 100*float64(ok)/calls,
+			bad.Calls()-before, float64(total)/calls, ejections.Load()-ejectedBefore))
 	}
-	fmt.Println()
-	fmt.Fprintln(w, "balancer + retry (2 attempts)\tsuccess\tcalls reaching the bad node\tattempts per call\t")
+	fmt.Printf("%-50s %8s %9s %9s %9s\n", "balancer + retry (2 attempts)", "success", "bad node", "attempts", "ejected")
 	for _, l := range out {
-		fmt.Fprintln(w, l)
+		fmt.Println(l)
 	}
-	_ = w.Flush()
+	fmt.Println("\nbad node: calls that reached it; attempts: per call, that reached a server;")
+	fmt.Println("ejected: times the OnEject hook ran.")
 }
 
 // run makes the calls through a fresh client and returns how many succeeded.
