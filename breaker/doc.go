@@ -1,5 +1,6 @@
 // Package breaker is circuit breaking for gRPC, HTTP and any call, on
-// hystrix-go's circuits, without hystrix.Do's cost.
+// hystrix-go's circuits, without hystrix.Do's cost; on a gRPC client,
+// rpcguard.NewClient puts it in place, and New with Do is the plain API.
 //
 // hystrix-go brings the Hystrix semantics and dashboard people know, but
 // hystrix.Do starts two goroutines per call, does not cancel the work on
@@ -17,8 +18,8 @@
 // goes on.
 //
 // Engines and adapters: Breaker.Do is the plain Go API; the gRPC client and
-// server interceptors, the net/http middleware and (later) the go-micro
-// wrappers are thin adapters over it. NewStreamHandler serves the Hystrix
+// server interceptors and the net/http middleware are thin adapters over it
+// (Allow and Done, the two-step form, for streams and wrappers). NewStreamHandler serves the Hystrix
 // dashboard stream where the user mounts it; the package opens no port.
 //
 // # hystrix-go's global state

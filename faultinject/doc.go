@@ -1,4 +1,5 @@
-// Package faultinject injects faults deterministically: errors (a gRPC code
+// Package faultinject injects faults deterministically (start with New, and
+// its UnaryServerInterceptor on a server of package echo or yours): errors (a gRPC code
 // or an HTTP status), latency (fixed or drawn from a distribution),
 // black holes (the call is accepted and never answered), aborted
 // connections, and nodes taken down, each by service, method and node,

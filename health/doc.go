@@ -1,6 +1,8 @@
 // Package health registers service nodes in a registry with a TTL,
 // re-registers them on an interval, deregisters them on a failing health
-// check or a graceful stop, and lets clients watch a service's nodes.
+// check or a graceful stop, and lets clients watch a service's nodes; start
+// with NewRegistrar on a server, and hand the registry to rpcguard.NewClient
+// on a client.
 //
 // It exists because clients lose calls to killed nodes that stay in the
 // registry. The remedy is a TTL with re-registration: a node renews its
