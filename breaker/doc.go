@@ -17,10 +17,11 @@
 // A panic in the wrapped code releases its slot, counts as a failure and
 // goes on.
 //
-// Engines and adapters: Breaker.Do is the plain Go API; the gRPC client and
-// server interceptors and the net/http middleware are thin adapters over it
-// (Allow and Done, the two-step form, for streams and wrappers). NewStreamHandler serves the Hystrix
-// dashboard stream where the user mounts it; the package opens no port.
+// Engines and adapters: Breaker.Do is the plain Go API, and Allow then Done
+// its two-step form for streams and wrappers; the gRPC client and server
+// interceptors and the net/http middleware are thin adapters over them.
+// NewStreamHandler serves the Hystrix dashboard stream where the user
+// mounts it; the package opens no port.
 //
 // # hystrix-go's global state
 //
