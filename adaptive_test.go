@@ -17,7 +17,6 @@ import (
 	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
-	"github.com/rpcguard/rpcguard/selector"
 )
 
 // An overload: 3 nodes that each serve at most 8 calls at once (20 ms each)
@@ -28,15 +27,10 @@ import (
 // stays closed. (The p99 is logged: timings are not asserted.)
 func TestNewClientServesAnOverload(t *testing.T) {
 	c := testcluster.Start(t, 3)
-	var nodes []selector.Node
 	for _, n := range c.Nodes {
 		n.SetFault(echo.Capacity(8, 20*time.Millisecond))
-		nodes = append(nodes, selector.Node{ID: n.ID, Addr: n.Addr})
 	}
-	src, err := selector.NewStatic(nodes...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := c.Source(t)
 	policy, err := retry.New(retry.WithIdempotent("*"))
 	if err != nil {
 		t.Fatal(err)

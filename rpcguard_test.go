@@ -53,15 +53,10 @@ func TestBadInput(t *testing.T) {
 // succeeds.
 func TestDefaultsServeAHealthyService(t *testing.T) {
 	c := testcluster.Start(t, 3)
-	var nodes []selector.Node
 	for _, n := range c.Nodes {
 		n.SetFault(echo.Delay(5 * time.Millisecond))
-		nodes = append(nodes, selector.Node{ID: n.ID, Addr: n.Addr})
 	}
-	src, err := selector.NewStatic(nodes...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := c.Source(t)
 	cc, err := rpcguard.NewClient("defaults", src, rpcguard.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials())))
 	if err != nil {
 		t.Fatal(err)
@@ -105,14 +100,7 @@ func TestNilRegistryIsAnError(t *testing.T) {
 // run.
 func TestNewClientComposesServiceConfigAndSelectorOptions(t *testing.T) {
 	c := testcluster.Start(t, 3)
-	var nodes []selector.Node
-	for _, n := range c.Nodes {
-		nodes = append(nodes, selector.Node{ID: n.ID, Addr: n.Addr})
-	}
-	src, err := selector.NewStatic(nodes...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := c.Source(t)
 	var updates atomic.Int32
 	cc, err := rpcguard.NewClient("composed", src,
 		rpcguard.WithServiceConfig(`{"healthCheckConfig":{"serviceName":"rpcguard.test.Echo"}}`),

@@ -27,14 +27,7 @@ func TestClientNodeRuleDownIsARefusedConnection(t *testing.T) {
 	inj := mustNew(t, 1, []faultinject.Rule{{Name: "down", Node: "node-1", Rate: 1, Down: true}},
 		faultinject.WithHooks(faultinject.Hooks{OnFault: func(string, string, string, string) { fired.Add(1) }}))
 	c := testcluster.Start(t, 3)
-	var nodes []selector.Node
-	for _, n := range c.Nodes {
-		nodes = append(nodes, selector.Node{ID: n.ID, Addr: n.Addr})
-	}
-	src, err := selector.NewStatic(nodes...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	src := c.Source(t)
 	policy, err := retry.New() // no method idempotent
 	if err != nil {
 		t.Fatal(err)

@@ -90,3 +90,17 @@ func Resolver(t testing.TB, src selector.Source, opts ...selector.ResolverOption
 	}
 	return grpc.WithResolvers(rb)
 }
+
+// Source returns a selector.Static of the cluster's nodes.
+func (c *Cluster) Source(t testing.TB) *selector.Static {
+	t.Helper()
+	nodes := make([]selector.Node, len(c.Nodes))
+	for i, n := range c.Nodes {
+		nodes[i] = selector.Node{ID: n.ID, Addr: n.Addr}
+	}
+	src, err := selector.NewStatic(nodes...)
+	if err != nil {
+		t.Fatalf("testcluster: %v", err)
+	}
+	return src
+}
