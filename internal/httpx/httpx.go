@@ -129,8 +129,12 @@ func GRPCCode(status int) codes.Code {
 		return codes.PermissionDenied
 	case http.StatusNotFound:
 		return codes.NotFound
+	case http.StatusRequestTimeout:
+		return codes.DeadlineExceeded
 	case http.StatusConflict:
 		return codes.Aborted
+	case 499: // client closed request
+		return codes.Canceled
 	case http.StatusTooManyRequests:
 		return codes.ResourceExhausted
 	case http.StatusNotImplemented:

@@ -1,0 +1,115 @@
+package gomicro
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	merrors "go-micro.dev/v4/errors"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/rpcguard/rpcguard/internal/httpx"
+	"github.com/rpcguard/rpcguard/retry"
+)
+
+// go-micro's error codes are HTTP statuses: the one table between them and
+// gRPC's codes is internal/httpx's (400 InvalidArgument, 404 NotFound, 408
+// DeadlineExceeded, 429 ResourceExhausted, 499 Canceled, 500 Internal, 501
+// Unimplemented, 502 and 503 Unavailable, 504 DeadlineExceeded, other 4xx
+// FailedPrecondition, other 5xx Internal). This file adds what only
+// go-micro's own client errors say, in their Id and Detail.
+
+// Error is a go-micro error as rpcguard hands it on: errors.FromError,
+// errors.As and errors.Parse of go-micro keep working (its text is
+// go-micro's JSON, and it unwraps to the *errors.Error), and it answers
+// status.Code with the gRPC code of its meaning and errors.Is for what it
+// wraps (a retry mark, an rpcguard sentinel).
+type Error struct {
+	Micro *merrors.Error
+	code  codes.Code
+	cause error // a retry.NotSent mark or an rpcguard sentinel; nil if none
+}
+
+func (e *Error) Error() string { return e.Micro.Error() }
+
+// Unwrap returns the go-micro error and what else it carries.
+func (e *Error) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.Micro}
+	}
+	return []error{e.Micro, e.cause}
+}
+
+// GRPCStatus is the error's gRPC status: its code's meaning, go-micro's
+// Detail as the message.
+func (e *Error) GRPCStatus() *status.Status { return status.New(e.code, e.Micro.Detail) }
+
+// FromMicro translates an error of a go-micro client call: nil stays nil,
+// the caller's own context errors stay as they are, and anything else
+// becomes an *Error. A dial failure and "service not found" (go-micro's
+// client never sent the request) are Unavailable and marked retry.NotSent,
+// so that even a call that is not idempotent is retried on another node.
+func FromMicro(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var ge *Error
+	if errors.As(err, &ge) {
+		return err
+	}
+	me := merrors.FromError(err)
+	code := httpx.GRPCCode(int(me.Code))
+	if me.Code == 0 {
+		code = codes.Unknown // not a go-micro error: a plain error counts as Unknown
+	}
+	e := &Error{Micro: me, code: code}
+	if neverSent(me) {
+		e.code = codes.Unavailable
+		e.cause = retry.NotSent(errors.New("gomicro: the request never left the client"))
+	}
+	return e
+}
+
+// neverSent reads go-micro's client errors (their Id and Detail: the code
+// alone does not tell a transport failure from a server's answer): a dial
+// that failed, or no node for the service.
+func neverSent(e *merrors.Error) bool {
+	switch {
+	case strings.HasPrefix(e.Id, "go.micro.client") && strings.Contains(e.Detail, "connection error"):
+		return true
+	case strings.HasPrefix(e.Id, "go.micro.client") && strings.HasSuffix(e.Detail, ": not found"):
+		return true
+	case strings.Contains(e.Detail, "Error while dialing"): // the grpc client plugin's dial failure
+		return true
+	}
+	return false
+}
+
+// ToMicro translates an error for a go-micro handler to return: a go-micro
+// error stays as it is; any other error becomes one with the go-micro code
+// of its gRPC status (status.Code; a plain error is a 500), so that callers
+// over mucp and over the grpc plugin alike get the right code. id names the
+// service (go-micro's convention).
+func ToMicro(id string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if me, ok := merrors.As(err); ok {
+		return me
+	}
+	return merrors.New(id, status.Convert(err).Message(), Code(status.Code(err)))
+}
+
+// Code is the go-micro code of a gRPC code: the HTTP status of its meaning,
+// with go-micro's own conventions for the two it names differently (408 for
+// DeadlineExceeded, as errors.Timeout; 499 for Canceled).
+func Code(c codes.Code) int32 {
+	switch c {
+	case codes.DeadlineExceeded:
+		return 408
+	case codes.Canceled:
+		return 499
+	}
+	return int32(httpx.HTTPStatus(c))
+}
