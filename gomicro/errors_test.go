@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/logger"
 	"go-micro.dev/v4/registry"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
@@ -19,12 +20,15 @@ import (
 
 // go-micro's defaults are global and reach the network (the default mDNS
 // registry multicasts): replace them before any test, and ignore the
-// goroutines go-micro never stops (its memory registry's pruning, and the
-// breaker's hystrix monitors through rpcguard.NewClient).
+// goroutines go-micro never stops (its memory registry's pruning, its
+// client's cache janitor, and the breaker's hystrix monitors through
+// rpcguard.NewClient).
 func TestMain(m *testing.M) {
 	registry.DefaultRegistry = registry.NewMemoryRegistry()
+	logger.DefaultLogger = logger.NewLogger(logger.WithLevel(logger.ErrorLevel)) // quiet
 	ignore := append(testcluster.HystrixGoroutines(),
-		goleak.IgnoreAnyFunction("go-micro.dev/v4/registry.(*memRegistry).ttlPrune"))
+		goleak.IgnoreAnyFunction("go-micro.dev/v4/registry.(*memRegistry).ttlPrune"),
+		goleak.IgnoreAnyFunction("github.com/patrickmn/go-cache.(*janitor).Run"))
 	goleak.VerifyTestMain(m, ignore...)
 }
 

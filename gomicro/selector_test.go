@@ -1,0 +1,117 @@
+package gomicro_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go-micro.dev/v4/broker"
+	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/server"
+	"go-micro.dev/v4/transport"
+
+	"github.com/rpcguard/rpcguard/gomicro"
+	"github.com/rpcguard/rpcguard/internal/testcluster"
+)
+
+// Greeter is a go-micro handler.
+type Greeter struct{ id string }
+
+// Req and Rsp travel as JSON.
+type Req struct{ Name string }
+
+// Rsp is Greeter's answer.
+type Rsp struct{ From string }
+
+// Hello answers with the server's ID.
+func (g *Greeter) Hello(_ context.Context, _ *Req, rsp *Rsp) error { rsp.From = g.id; return nil }
+
+// startMicro starts a real go-micro v4 server (mucp over the HTTP transport)
+// on 127.0.0.1, registered in reg; nothing global is used.
+func startMicro(t *testing.T, id string, reg registry.Registry, brk broker.Broker) {
+	t.Helper()
+	srv := server.NewServer(server.Name("greeter"), server.Id(id), server.Address("127.0.0.1:0"),
+		server.Registry(reg), server.Broker(brk), server.Transport(transport.NewHTTPTransport()),
+		server.RegisterTTL(time.Minute))
+	if err := srv.Handle(srv.NewHandler(&Greeter{id: id})); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+}
+
+type triedKey struct{}
+
+// tried records the nodes of one call's attempts.
+type tried struct {
+	mu  sync.Mutex
+	ids []string
+}
+
+// With go-micro's own retry loop (Retries(3), RetryAlways) and a dead node
+// still registered, the rpcguard selector sends no attempt back to a node
+// its call tried, ejects the dead node, and no call fails. (go-micro's
+// default selector sends about 1 call in 15 back to a node it tried, and
+// keeps picking the dead node.)
+func TestSelectorInGoMicrosRetryLoop(t *testing.T) {
+	reg := registry.NewMemoryRegistry()
+	brk := broker.NewMemoryBroker()
+	for i := range 3 {
+		startMicro(t, fmt.Sprintf("greeter-%d", i), reg, brk)
+	}
+	dead := &registry.Node{Id: "greeter-dead", Address: testcluster.DeadAddr(t)}
+	if err := reg.Register(&registry.Service{Name: "greeter", Nodes: []*registry.Node{dead}}); err != nil {
+		t.Fatal(err)
+	}
+	sel, err := gomicro.NewSelector(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sel.Close()
+	record := func(cf client.CallFunc) client.CallFunc {
+		return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
+			if tr, ok := ctx.Value(triedKey{}).(*tried); ok {
+				tr.mu.Lock()
+				tr.ids = append(tr.ids, node.Id)
+				tr.mu.Unlock()
+			}
+			return cf(ctx, node, req, rsp, opts)
+		}
+	}
+	cli := client.NewClient(client.Selector(sel), client.Registry(reg), client.Broker(brk),
+		client.Transport(transport.NewHTTPTransport()), client.ContentType("application/json"),
+		client.Retries(3), client.Retry(client.RetryAlways), client.WrapCall(record),
+		// go-micro bounds an attempt only by its ConnectionTimeout (5 s by
+		// default, whatever the call's deadline): an attempt stalled in its
+		// transport gives up after 1 s and is retried elsewhere.
+		func(o *client.Options) { o.CallOptions.ConnectionTimeout = time.Second })
+	failed, revisits := 0, 0
+	for i := range 200 {
+		tr := &tried{}
+		ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), triedKey{}, tr), 5*time.Second)
+		var rsp Rsp
+		err := cli.Call(ctx, cli.NewRequest("greeter", "Greeter.Hello", &Req{Name: "x"}), &rsp)
+		cancel()
+		tr.mu.Lock()
+		if err != nil {
+			failed++
+			t.Logf("call %d: %v (attempts on %v)", i, err, tr.ids)
+		}
+		seen := map[string]bool{}
+		for _, id := range tr.ids {
+			if seen[id] {
+				revisits++
+			}
+			seen[id] = true
+		}
+		tr.mu.Unlock()
+	}
+	if failed != 0 || revisits != 0 {
+		t.Fatalf("%d of 200 calls failed and %d attempts went back to a node their call tried; want none", failed, revisits)
+	}
+}
