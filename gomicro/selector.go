@@ -79,9 +79,12 @@ func (s *Selector) Options() mselector.Options { return s.opts }
 
 // Select returns the Next of one call: each node it returns is one the call
 // has not tried (mselector.ErrNoneAvailable once all were), picked by the
-// service's rpcguard Selector. Filters and strategies of go-micro's select
+// service's rpcguard Selector. A SelectOptions.Context that carries a
+// per-call record (rpcguard's client wrapper passes each attempt's) makes
+// the picks join it, so attempts of one call across several go-micro calls
+// avoid each other's nodes. Filters and strategies of go-micro's select
 // options do not apply: rpcguard's selector options do.
-func (s *Selector) Select(service string, _ ...mselector.SelectOption) (mselector.Next, error) {
+func (s *Selector) Select(service string, opts ...mselector.SelectOption) (mselector.Next, error) {
 	sel, err := s.forService(service)
 	if err != nil {
 		return nil, err
@@ -89,7 +92,17 @@ func (s *Selector) Select(service string, _ ...mselector.SelectOption) (mselecto
 	if len(sel.Nodes()) == 0 {
 		return nil, mselector.ErrNotFound
 	}
-	ctx := selector.NewRecord(context.Background()) // the call's record
+	var so mselector.SelectOptions
+	for _, o := range opts {
+		o(&so)
+	}
+	ctx := so.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if _, ok := selector.AttemptFrom(ctx); !ok {
+		ctx = selector.NewRecord(ctx) // the call's record
+	}
 	return func() (*registry.Node, error) {
 		pk, err := sel.Pick(ctx)
 		if err != nil {

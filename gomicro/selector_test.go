@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go-micro.dev/v4/broker"
 	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
 	"go-micro.dev/v4/transport"
@@ -17,8 +19,12 @@ import (
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 )
 
-// Greeter is a go-micro handler.
-type Greeter struct{ id string }
+// Greeter is a go-micro handler that counts its calls and may fail them.
+type Greeter struct {
+	id    string
+	calls atomic.Int64
+	fail  atomic.Pointer[error]
+}
 
 // Req and Rsp travel as JSON.
 type Req struct{ Name string }
@@ -26,23 +32,43 @@ type Req struct{ Name string }
 // Rsp is Greeter's answer.
 type Rsp struct{ From string }
 
-// Hello answers with the server's ID.
-func (g *Greeter) Hello(_ context.Context, _ *Req, rsp *Rsp) error { rsp.From = g.id; return nil }
+// Hello answers with the server's ID, or the error set with failWith.
+func (g *Greeter) Hello(_ context.Context, req *Req, rsp *Rsp) error {
+	g.calls.Add(1)
+	if req.Name == "missing" {
+		return merrors.NotFound(g.id, "no one called %q", req.Name)
+	}
+	if e := g.fail.Load(); e != nil {
+		return *e
+	}
+	rsp.From = g.id
+	return nil
+}
+
+func (g *Greeter) failWith(err error) {
+	if err == nil {
+		g.fail.Store(nil)
+		return
+	}
+	g.fail.Store(&err)
+}
 
 // startMicro starts a real go-micro v4 server (mucp over the HTTP transport)
 // on 127.0.0.1, registered in reg; nothing global is used.
-func startMicro(t *testing.T, id string, reg registry.Registry, brk broker.Broker) {
+func startMicro(t *testing.T, id string, reg registry.Registry, brk broker.Broker, opts ...server.Option) *Greeter {
 	t.Helper()
-	srv := server.NewServer(server.Name("greeter"), server.Id(id), server.Address("127.0.0.1:0"),
+	srv := server.NewServer(append([]server.Option{server.Name("greeter"), server.Id(id), server.Address("127.0.0.1:0"),
 		server.Registry(reg), server.Broker(brk), server.Transport(transport.NewHTTPTransport()),
-		server.RegisterTTL(time.Minute))
-	if err := srv.Handle(srv.NewHandler(&Greeter{id: id})); err != nil {
+		server.RegisterTTL(time.Minute)}, opts...)...)
+	g := &Greeter{id: id}
+	if err := srv.Handle(srv.NewHandler(g)); err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Stop() })
+	return g
 }
 
 type triedKey struct{}

@@ -1,0 +1,161 @@
+package gomicro
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/metadata"
+	mselector "go-micro.dev/v4/selector"
+	"google.golang.org/grpc/status"
+
+	"github.com/rpcguard/rpcguard/breaker"
+	"github.com/rpcguard/rpcguard/retry"
+	"github.com/rpcguard/rpcguard/tracing"
+)
+
+const component = "go-micro"
+
+// Option configures the wrappers.
+type Option func(*config) error
+
+type config struct {
+	tg     *tracing.Tracing
+	brk    *breaker.Breaker
+	policy *retry.Policy
+}
+
+// WithTracing sets the tracing. Default tracing.New() (the global tracer).
+func WithTracing(t *tracing.Tracing) Option {
+	return func(c *config) error { c.tg = t; return nil }
+}
+
+// WithBreaker sets the breaker. Default: breaker.New with the namespace
+// "gomicro" and the defaults (no timeout, no concurrency limit).
+func WithBreaker(b *breaker.Breaker) Option {
+	return func(c *config) error { c.brk = b; return nil }
+}
+
+// WithRetry sets the retry policy; its method patterns name go-micro
+// endpoints ("Greeter.Hello", "Greeter.*"). Default retry.New().
+func WithRetry(p *retry.Policy) Option {
+	return func(c *config) error { c.policy = p; return nil }
+}
+
+func build(opts []Option) (*config, error) {
+	c := &config{}
+	for _, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("gomicro: nil Option")
+		}
+		if err := o(c); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if c.tg == nil {
+		if c.tg, err = tracing.New(); err != nil {
+			return nil, err
+		}
+	}
+	if c.brk == nil {
+		if c.brk, err = breaker.New(breaker.WithNamespace("gomicro")); err != nil {
+			return nil, err
+		}
+	}
+	if c.policy == nil {
+		if c.policy, err = retry.New(); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// NewClientWrapper returns a go-micro client.Wrapper: per call, a call span,
+// the breaker (one circuit per "SERVICE ENDPOINT"), then rpcguard's retry
+// engine, whose attempts are go-micro calls with go-micro's own retries
+// off (so they never multiply: the seeds' client.Retries(3) is
+// retry.WithMaxAttempts(4)), each with an attempt span, the call's record
+// handed to the selector (use NewSelector as the client's selector: every
+// attempt goes to a node the call has not tried), and the attempt's
+// deadline as go-micro's ConnectionTimeout, which the server receives as
+// its own. Errors come back as *Error: go-micro's errors.FromError and
+// Parse keep working, and status.Code and errors.Is too.
+func NewClientWrapper(opts ...Option) (client.Wrapper, error) {
+	c, err := build(opts)
+	if err != nil {
+		return nil, err
+	}
+	return func(next client.Client) client.Client { return &guardClient{Client: next, c: c} }, nil
+}
+
+type guardClient struct {
+	client.Client
+	c *config
+}
+
+func (g *guardClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
+	name := req.Service() + " " + req.Endpoint()
+	ctx, finish := g.c.tg.StartCall(ctx, name, tracing.Component(component), tracing.PeerService(req.Service()))
+	adm, err := g.c.brk.Allow(ctx, name)
+	if err != nil {
+		err = toCaller(err)
+		finish(err)
+		return err
+	}
+	_, err = retry.Run(ctx, g.c.policy, req.Endpoint(), func(actx context.Context) (struct{}, error) {
+		actx, done := g.c.tg.StartAttempt(actx, name, tracing.Component(component))
+		err := FromMicro(g.Client.Call(g.outgoing(actx), req, rsp, attemptOptions(actx, opts)...))
+		done(err)
+		return struct{}{}, err
+	})
+	err = toCaller(adm.Done(err))
+	finish(err)
+	return err
+}
+
+// attemptOptions makes one go-micro call an rpcguard attempt: no retries of
+// its own, the call's record for the selector, and the attempt's deadline
+// as go-micro's ConnectionTimeout (go-micro bounds an attempt by it, never
+// by the context, and sends it to the server as its timeout).
+func attemptOptions(actx context.Context, opts []client.CallOption) []client.CallOption {
+	out := append(opts[:len(opts):len(opts)], client.WithRetries(0),
+		client.WithSelectOption(func(o *mselector.SelectOptions) { o.Context = actx }))
+	if dl, ok := actx.Deadline(); ok {
+		d := time.Until(dl)
+		out = append(out, func(o *client.CallOptions) { o.ConnectionTimeout, o.RequestTimeout = d, d })
+	}
+	return out
+}
+
+// outgoing writes the attempt span into go-micro's metadata.
+func (g *guardClient) outgoing(ctx context.Context) context.Context {
+	if !g.c.tg.Enabled() {
+		return ctx
+	}
+	md := metadata.Metadata{}
+	g.c.tg.Inject(ctx, func(k, v string) { md[k] = v })
+	return metadata.MergeContext(ctx, md, true)
+}
+
+// toCaller makes a call's error one a go-micro caller reads as its own: the
+// last attempt's go-micro error (or, for rpcguard's own refusals, a go-micro
+// error of their code), answering status.Code and errors.Is for everything
+// rpcguard's error holds.
+func toCaller(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ge *Error
+	if errors.As(err, &ge) {
+		if error(ge) == err {
+			return err
+		}
+		return &Error{Micro: ge.Micro, code: status.Code(err), cause: err}
+	}
+	code := status.Code(err)
+	return &Error{Micro: merrors.New("rpcguard", err.Error(), Code(code)).(*merrors.Error), code: code, cause: err}
+}

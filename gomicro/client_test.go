@@ -1,0 +1,184 @@
+package gomicro_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	jaegerclient "github.com/uber/jaeger-client-go"
+	"go-micro.dev/v4/broker"
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/server"
+	"go-micro.dev/v4/transport"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/rpcguard/rpcguard/breaker"
+	"github.com/rpcguard/rpcguard/gomicro"
+	"github.com/rpcguard/rpcguard/internal/testcluster"
+	"github.com/rpcguard/rpcguard/retry"
+	"github.com/rpcguard/rpcguard/tracing"
+	"github.com/rpcguard/rpcguard/tracing/jaeger"
+)
+
+// fleet is n real go-micro servers of "greeter" and a client with the
+// rpcguard wrapper and selector.
+type fleet struct {
+	reg     registry.Registry
+	brk     broker.Broker
+	servers []*Greeter
+	cli     client.Client
+}
+
+func newFleet(t *testing.T, n int, wopts []gomicro.Option, sopts ...server.Option) *fleet {
+	t.Helper()
+	f := &fleet{reg: registry.NewMemoryRegistry(), brk: broker.NewMemoryBroker()}
+	for i := range n {
+		f.servers = append(f.servers, startMicro(t, fmt.Sprintf("greeter-%d", i), f.reg, f.brk, sopts...))
+	}
+	sel, err := gomicro.NewSelector(f.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sel.Close() })
+	w, err := gomicro.NewClientWrapper(wopts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.cli = client.NewClient(client.Selector(sel), client.Registry(f.reg), client.Broker(f.brk),
+		client.Transport(transport.NewHTTPTransport()), client.ContentType("application/json"), client.Wrap(w))
+	return f
+}
+
+func (f *fleet) call(name string) (Rsp, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var rsp Rsp
+	err := f.cli.Call(ctx, f.cli.NewRequest("greeter", "Greeter.Hello", &Req{Name: name}), &rsp)
+	return rsp, err
+}
+
+func (f *fleet) served() int64 {
+	var n int64
+	for _, s := range f.servers {
+		n += s.calls.Load()
+	}
+	return n
+}
+
+// One of 3 nodes dead (registered, closed port), or answering 503: every
+// call succeeds, through rpcguard's retries on nodes the call has not
+// tried; once the bad node is ejected, about one attempt per call reaches
+// the servers.
+func TestClientWrapperRoutesAroundABadNode(t *testing.T) {
+	for _, bad := range []string{"dead", "503"} {
+		t.Run(bad, func(t *testing.T) {
+			// A per-attempt timeout, which the wrapper makes go-micro's
+			// ConnectionTimeout: go-micro's HTTP transport can stall an
+			// attempt until that timeout, whatever the call's deadline.
+			policy, err := retry.New(retry.WithIdempotent("Greeter.*"), retry.WithPerAttemptTimeout(time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			live := 3
+			if bad == "dead" {
+				live = 2
+			}
+			f := newFleet(t, live, []gomicro.Option{gomicro.WithRetry(policy)})
+			if bad == "dead" {
+				dead := &registry.Node{Id: "greeter-dead", Address: testcluster.DeadAddr(t)}
+				if err := f.reg.Register(&registry.Service{Name: "greeter", Nodes: []*registry.Node{dead}}); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				f.servers[2].failWith(merrors.New("greeter-2", "overwhelmed", 503))
+			}
+			for i := range 100 {
+				if _, err := f.call("x"); err != nil {
+					t.Fatalf("call %d: %v", i, err)
+				}
+			}
+			before := f.served()
+			for range 200 {
+				if _, err := f.call("x"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if per := float64(f.served()-before) / 200; per > 1.05 {
+				t.Fatalf("%.2f attempts reached the servers per call once the bad node was ejected, want at most 1.05", per)
+			}
+		})
+	}
+}
+
+// A server's go-micro error reaches the caller as a go-micro error that
+// also answers status.Code, and is not retried; an open circuit arrives as
+// a 503 that errors.Is finds.
+func TestClientWrapperErrors(t *testing.T) {
+	brk, err := breaker.New(breaker.WithNamespace("gomicro-errors"),
+		breaker.WithSettings(breaker.Settings{VolumeThreshold: 5, SleepWindow: time.Minute}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFleet(t, 2, []gomicro.Option{gomicro.WithBreaker(brk)})
+	before := f.served()
+	_, err = f.call("missing")
+	if status.Code(err) != codes.NotFound || merrors.FromError(err).Code != 404 || f.served()-before != 1 {
+		t.Fatalf("NotFound: %v (code %v, go-micro %d) after %d attempts; want NotFound, 404, one attempt",
+			err, status.Code(err), merrors.FromError(err).Code, f.served()-before)
+	}
+	for _, s := range f.servers {
+		s.failWith(merrors.InternalServerError("greeter", "db down"))
+	}
+	testcluster.WaitFor(t, 10*time.Second, "the circuit to open", func() bool {
+		_, err := f.call("x")
+		return errors.Is(err, breaker.ErrOpen)
+	})
+	_, err = f.call("x")
+	if !errors.Is(err, breaker.ErrOpen) || merrors.FromError(err).Code != 503 || status.Code(err) != codes.Unavailable {
+		t.Fatalf("open circuit: %v (go-micro %d, code %v); want ErrOpen, 503, Unavailable", err, merrors.FromError(err).Code, status.Code(err))
+	}
+}
+
+// One trace across a go-micro call: the call span, an attempt span per
+// attempt (with its node), and the server's span as the attempt's child;
+// the server's breaker refuses with 503 over mucp once open.
+func TestTraceAcrossAGoMicroCall(t *testing.T) {
+	rep := jaegerclient.NewInMemoryReporter()
+	tr, closer, err := jaeger.New("gomicro-test", jaeger.WithInMemoryReporter(rep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	tg, err := tracing.New(tracing.WithTracer(tr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hw, err := gomicro.NewHandlerWrapper(gomicro.WithTracing(tg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFleet(t, 1, []gomicro.Option{gomicro.WithTracing(tg)}, server.WrapHandler(hw))
+	if _, err := f.call("x"); err != nil {
+		t.Fatal(err)
+	}
+	spans := map[string]*jaegerclient.Span{}
+	for _, s := range rep.GetSpans() {
+		js := s.(*jaegerclient.Span)
+		spans[js.OperationName()+" "+fmt.Sprint(js.Tags()["span.kind"])] = js
+	}
+	call, attempt, srv := spans["greeter Greeter.Hello client"], spans["greeter Greeter.Hello attempt client"], spans["greeter Greeter.Hello server"]
+	if call == nil || attempt == nil || srv == nil {
+		t.Fatalf("spans %v: want the call, attempt and server spans", spans)
+	}
+	if attempt.SpanContext().ParentID() != call.SpanContext().SpanID() || srv.SpanContext().ParentID() != attempt.SpanContext().SpanID() {
+		t.Fatal("the spans are not one chain: call → attempt → server")
+	}
+	if attempt.Tags()[tracing.TagNodeID] != "greeter-greeter-0" || attempt.Tags()[tracing.TagAttempt] != 1 {
+		t.Fatalf("attempt tags %v: want node greeter-greeter-0 (go-micro's NAME-ID), attempt 1", attempt.Tags())
+	}
+}
