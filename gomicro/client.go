@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"sync"
 	"time"
 
 	"go-micro.dev/v4/client"
@@ -158,4 +160,72 @@ func toCaller(err error) error {
 	}
 	code := status.Code(err)
 	return &Error{Micro: merrors.New("rpcguard", err.Error(), Code(code)).(*merrors.Error), code: code, cause: err}
+}
+
+// Stream opens a stream under the call span and the breaker, retried only
+// while it opens (no per-attempt timeout: it would end the stream); its
+// span and its breaker slot end when the stream does: an error from Recv
+// or Send (io.EOF is a success), Close, or the caller's context.
+func (g *guardClient) Stream(ctx context.Context, req client.Request, opts ...client.CallOption) (client.Stream, error) {
+	name := req.Service() + " " + req.Endpoint()
+	ctx, finish := g.c.tg.StartCall(ctx, name, tracing.Component(component), tracing.PeerService(req.Service()))
+	adm, err := g.c.brk.Allow(ctx, name)
+	if err != nil {
+		err = toCaller(err)
+		finish(err)
+		return nil, err
+	}
+	st, err := retry.Run(ctx, g.c.policy, req.Endpoint(), func(actx context.Context) (client.Stream, error) {
+		s, err := g.Client.Stream(g.outgoing(actx), req, attemptOptions(actx, opts)...)
+		return s, FromMicro(err)
+	}, retry.PerAttemptTimeout(0))
+	if err != nil {
+		err = toCaller(adm.Done(err))
+		finish(err)
+		return nil, err
+	}
+	gs := &guardStream{Stream: st}
+	gs.end = func(err error) {
+		gs.once.Do(func() {
+			gs.stop()
+			finish(toCaller(adm.Done(err)))
+		})
+	}
+	gs.stop = context.AfterFunc(ctx, func() { gs.end(ctx.Err()) })
+	return gs, nil
+}
+
+// guardStream ends its call once, when the stream ends.
+type guardStream struct {
+	client.Stream
+	once sync.Once
+	end  func(error)
+	stop func() bool
+}
+
+func (s *guardStream) Recv(m interface{}) error {
+	err := s.Stream.Recv(m)
+	switch {
+	case err == nil:
+	case errors.Is(err, io.EOF):
+		s.end(nil)
+	default:
+		s.end(FromMicro(err))
+	}
+	return err
+}
+
+func (s *guardStream) Send(m interface{}) error {
+	err := s.Stream.Send(m)
+	if err != nil && !errors.Is(err, io.EOF) {
+		s.end(FromMicro(err))
+	}
+	return err
+}
+
+// Close ends the stream and its call (a success: the caller was done).
+func (s *guardStream) Close() error {
+	err := s.Stream.Close()
+	s.end(nil)
+	return err
 }

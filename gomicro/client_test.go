@@ -182,3 +182,47 @@ func TestTraceAcrossAGoMicroCall(t *testing.T) {
 		t.Fatalf("attempt tags %v: want node greeter-greeter-0 (go-micro's NAME-ID), attempt 1", attempt.Tags())
 	}
 }
+
+// A stream's span lasts until the stream ends, and its breaker slot is
+// given back then: with a concurrency limit of one, streams opened one
+// after another all open.
+func TestClientWrapperStreams(t *testing.T) {
+	rep := jaegerclient.NewInMemoryReporter()
+	tr, closer, err := jaeger.New("gomicro-stream", jaeger.WithInMemoryReporter(rep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	tg, err := tracing.New(tracing.WithTracer(tr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	brk, err := breaker.New(breaker.WithNamespace("gomicro-streams"), breaker.WithSettings(breaker.Settings{MaxConcurrent: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFleet(t, 1, []gomicro.Option{gomicro.WithTracing(tg), gomicro.WithBreaker(brk)})
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s, err := f.cli.Stream(ctx, f.cli.NewRequest("greeter", "Greeter.Chat", &Req{}))
+		if err != nil {
+			cancel()
+			t.Fatalf("stream %d: %v (a slot held by an ended stream?)", i, err)
+		}
+		for range 2 {
+			var rsp Rsp
+			if err := s.Send(&Req{Name: "x"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Recv(&rsp); err != nil || rsp.From != "greeter-0" {
+				t.Fatalf("recv: %+v, %v", rsp, err)
+			}
+		}
+		open := len(rep.GetSpans())
+		_ = s.Close()
+		if len(rep.GetSpans()) != open+1 {
+			t.Fatalf("closing the stream finished %d spans, want its call span", len(rep.GetSpans())-open)
+		}
+		cancel()
+	}
+}

@@ -2,7 +2,9 @@ package gomicro_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -43,6 +45,22 @@ func (g *Greeter) Hello(_ context.Context, req *Req, rsp *Rsp) error {
 	}
 	rsp.From = g.id
 	return nil
+}
+
+// Chat answers every message of a stream with the server's ID.
+func (g *Greeter) Chat(_ context.Context, stream server.Stream) error {
+	for {
+		var req Req
+		if err := stream.Recv(&req); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if err := stream.Send(&Rsp{From: g.id}); err != nil {
+			return err
+		}
+	}
 }
 
 func (g *Greeter) failWith(err error) {
