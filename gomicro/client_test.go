@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,12 @@ import (
 	"github.com/rpcguard/rpcguard/tracing/jaeger"
 )
 
+var namespaces atomic.Int64
+
+// namespace is a breaker namespace of its own (hystrix-go's circuits are
+// process-wide: a test run again must not find the last run's circuit).
+func namespace() string { return fmt.Sprintf("gomicro-test-%d", namespaces.Add(1)) }
+
 // fleet is n real go-micro servers of "greeter" and a client with the
 // rpcguard wrapper and selector.
 type fleet struct {
@@ -45,7 +52,11 @@ func newFleet(t *testing.T, n int, wopts []gomicro.Option, sopts ...server.Optio
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sel.Close() })
-	w, err := gomicro.NewClientWrapper(wopts...)
+	b, err := breaker.New(breaker.WithNamespace(namespace()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := gomicro.NewClientWrapper(append([]gomicro.Option{gomicro.WithBreaker(b)}, wopts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +130,7 @@ func TestClientWrapperRoutesAroundABadNode(t *testing.T) {
 // also answers status.Code, and is not retried; an open circuit arrives as
 // a 503 that errors.Is finds.
 func TestClientWrapperErrors(t *testing.T) {
-	brk, err := breaker.New(breaker.WithNamespace("gomicro-errors"),
+	brk, err := breaker.New(breaker.WithNamespace(namespace()),
 		breaker.WithSettings(breaker.Settings{VolumeThreshold: 5, SleepWindow: time.Minute}))
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +208,7 @@ func TestClientWrapperStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	brk, err := breaker.New(breaker.WithNamespace("gomicro-streams"), breaker.WithSettings(breaker.Settings{MaxConcurrent: 1}))
+	brk, err := breaker.New(breaker.WithNamespace(namespace()), breaker.WithSettings(breaker.Settings{MaxConcurrent: 1}))
 	if err != nil {
 		t.Fatal(err)
 	}
