@@ -5,9 +5,11 @@ import (
 	"errors"
 	"testing"
 
+	"go-micro.dev/v4/broker"
 	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/logger"
 	"go-micro.dev/v4/registry"
+	mselector "go-micro.dev/v4/selector"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -21,14 +23,19 @@ import (
 // go-micro's defaults are global and reach the network (the default mDNS
 // registry multicasts): replace them before any test, and ignore the
 // goroutines go-micro never stops (its memory registry's pruning, its
-// client's cache janitor, and the breaker's hystrix monitors through
-// rpcguard.NewClient).
+// client's cache janitor, the config loader its root package starts at
+// init, and the breaker's hystrix monitors through rpcguard.NewClient).
 func TestMain(m *testing.M) {
 	registry.DefaultRegistry = registry.NewMemoryRegistry()
+	mselector.DefaultSelector = mselector.NewSelector(mselector.Registry(registry.DefaultRegistry))
+	broker.DefaultBroker = broker.NewMemoryBroker()
 	logger.DefaultLogger = logger.NewLogger(logger.WithLevel(logger.ErrorLevel)) // quiet
 	ignore := append(testcluster.HystrixGoroutines(),
 		goleak.IgnoreAnyFunction("go-micro.dev/v4/registry.(*memRegistry).ttlPrune"),
-		goleak.IgnoreAnyFunction("github.com/patrickmn/go-cache.(*janitor).Run"))
+		goleak.IgnoreAnyFunction("github.com/patrickmn/go-cache.(*janitor).Run"),
+		goleak.IgnoreAnyFunction("go-micro.dev/v4/config.(*config).run"),
+		goleak.IgnoreAnyFunction("go-micro.dev/v4/config.(*config).run.func2"),
+		goleak.IgnoreAnyFunction("go-micro.dev/v4/config/loader/memory.(*memory).Watch.func1"))
 	goleak.VerifyTestMain(m, ignore...)
 }
 
