@@ -73,7 +73,7 @@ func (g *Greeter) failWith(err error) {
 
 // startMicro starts a real go-micro v4 server (mucp over the HTTP transport)
 // on 127.0.0.1, registered in reg; nothing global is used.
-func startMicro(t *testing.T, id string, reg registry.Registry, brk broker.Broker, opts ...server.Option) *Greeter {
+func startMicro(t testing.TB, id string, reg registry.Registry, brk broker.Broker, opts ...server.Option) *Greeter {
 	t.Helper()
 	srv := server.NewServer(append([]server.Option{server.Name("greeter"), server.Id(id), server.Address("127.0.0.1:0"),
 		server.Registry(reg), server.Broker(brk), server.Transport(transport.NewHTTPTransport()),
