@@ -52,11 +52,7 @@ func newFleet(t *testing.T, n int, wopts []gomicro.Option, sopts ...server.Optio
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sel.Close() })
-	b, err := breaker.New(breaker.WithNamespace(namespace()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := gomicro.NewClientWrapper(append([]gomicro.Option{gomicro.WithBreaker(b)}, wopts...)...)
+	w, err := gomicro.NewClientWrapper(append([]gomicro.Option{gomicro.WithBreaker(newBreaker(t))}, wopts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,4 +232,14 @@ func TestClientWrapperStreams(t *testing.T) {
 		}
 		cancel()
 	}
+}
+
+// newBreaker is a breaker with the defaults in a namespace of its own.
+func newBreaker(t testing.TB) *breaker.Breaker {
+	t.Helper()
+	b, err := breaker.New(breaker.WithNamespace(namespace()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

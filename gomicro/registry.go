@@ -1,0 +1,323 @@
+package gomicro
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"go-micro.dev/v4/registry"
+
+	"github.com/rpcguard/rpcguard/health"
+	"github.com/rpcguard/rpcguard/selector"
+)
+
+// DefaultRegisterTTL is the TTL a registration gets when go-micro gives none
+// (go-micro's server registers with 90 s by default).
+const DefaultRegisterTTL = 90 * time.Second
+
+// Registry makes an rpcguard registry (health.NewMemory, or health/etcd's,
+// with its leases, resumed watches and re-lists) a go-micro
+// registry.Registry, with a health.Registrar keeping each registered node
+// alive in place of go-micro's own loop: renewals every third of the TTL
+// with jitter, backoff when the registry fails, and a check that
+// deregisters a failing node once and registers it again only when it
+// passes (go-micro's loop deregisters and registers again in the same
+// tick).
+//
+// Register starts a node's Registrar with the registration's TTL
+// (micro.RegisterTTL; DefaultRegisterTTL without one) and the Registrar
+// options given to NewRegistry; go-micro's re-registrations of a node held
+// (micro.RegisterInterval) do nothing. Deregister stops the node's Registrar
+// (deregistered, then its drain). Give the check to NewRegistry
+// (health.WithCheck), not to micro.RegisterCheck. GetService returns one
+// *Service per version (no endpoints: rpcguard's registries keep nodes);
+// Watch streams create, update and delete events for one service
+// (registry.WatchService is required). ListServices is not supported:
+// rpcguard's registries are read by service name.
+type Registry struct {
+	reg   health.Registry
+	ropts []health.RegistrarOption
+	opts  registry.Options
+
+	mu   sync.Mutex
+	held map[string]*heldNode // "SERVICE/NODE ID"
+}
+
+type heldNode struct {
+	node selector.Node
+	r    *health.Registrar
+}
+
+var _ registry.Registry = (*Registry)(nil)
+
+// NewRegistry returns reg as a go-micro registry whose registrations are
+// kept by Registrars built with ropts (health.WithInterval, WithJitter,
+// WithCheck, WithDrain, WithRegistrarHooks; a health.WithTTL there wins
+// over go-micro's TTL).
+func NewRegistry(reg health.Registry, ropts ...health.RegistrarOption) (*Registry, error) {
+	if reg == nil {
+		return nil, fmt.Errorf("gomicro: NewRegistry: nil registry")
+	}
+	// The options alone, checked now: what depends on go-micro's TTL is
+	// checked at Register.
+	if _, err := health.NewRegistrar(reg, "check", selector.Node{ID: "check", Addr: "127.0.0.1:1"},
+		append([]health.RegistrarOption{health.WithTTL(time.Hour)}, ropts...)...); err != nil {
+		return nil, fmt.Errorf("gomicro: NewRegistry: %w", err)
+	}
+	return &Registry{reg: reg, ropts: ropts, held: map[string]*heldNode{},
+		opts: registry.Options{Context: context.Background(), Timeout: 10 * time.Second}}, nil
+}
+
+// Init applies go-micro registry options (Timeout bounds each registry call).
+func (m *Registry) Init(opts ...registry.Option) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, o := range opts {
+		o(&m.opts)
+	}
+	return nil
+}
+
+// Options returns the go-micro registry options.
+func (m *Registry) Options() registry.Options {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.opts
+}
+
+// String names the registry.
+func (m *Registry) String() string { return "rpcguard" }
+
+// context bounds one registry call by the registry's timeout.
+func (m *Registry) context(ctx context.Context) (context.Context, context.CancelFunc) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if t := m.Options().Timeout; t > 0 {
+		return context.WithTimeout(ctx, t)
+	}
+	return context.WithCancel(ctx)
+}
+
+// Register starts a Registrar for each node of s that has none (one whose
+// address or metadata changed gets a new one); it returns the first
+// registration's errors, and the Registrars keep trying in the background.
+func (m *Registry) Register(s *registry.Service, opts ...registry.RegisterOption) error {
+	if s == nil {
+		return errors.New("gomicro: Register: nil service")
+	}
+	var ro registry.RegisterOptions
+	for _, o := range opts {
+		o(&ro)
+	}
+	ttl := ro.TTL
+	if ttl <= 0 {
+		ttl = DefaultRegisterTTL
+	}
+	ctx, cancel := m.context(ro.Context)
+	defer cancel()
+	var errs []error
+	for _, n := range s.Nodes {
+		if n == nil {
+			errs = append(errs, fmt.Errorf("gomicro: Register %q: nil node", s.Name))
+			continue
+		}
+		errs = append(errs, m.hold(ctx, s.Name, rpcguardNode(s.Version, n), ttl))
+	}
+	return errors.Join(errs...)
+}
+
+func rpcguardNode(version string, n *registry.Node) selector.Node {
+	md := maps.Clone(n.Metadata)
+	if version != "" {
+		if md == nil {
+			md = map[string]string{}
+		}
+		md["version"] = version
+	}
+	return selector.Node{ID: n.Id, Addr: n.Address, Metadata: md}
+}
+
+// hold keeps node registered under a Registrar of its own.
+func (m *Registry) hold(ctx context.Context, service string, node selector.Node, ttl time.Duration) error {
+	key := service + "/" + node.ID
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if h, ok := m.held[key]; ok {
+		if h.node.Equal(node) {
+			return nil // go-micro's re-registration: the Registrar renews
+		}
+		h.r.Halt() // a new registration of the node replaces the old one
+		delete(m.held, key)
+	}
+	r, err := health.NewRegistrar(m.reg, service, node, append([]health.RegistrarOption{health.WithTTL(ttl)}, m.ropts...)...)
+	if err != nil {
+		return fmt.Errorf("gomicro: Register %q: %w", service, err)
+	}
+	m.held[key] = &heldNode{node: node, r: r}
+	return r.Start(ctx)
+}
+
+// Deregister stops the Registrars of s's nodes: each node is deregistered,
+// then its drain passes (health.WithDrain), so that clients stop sending
+// before go-micro's server stops accepting.
+func (m *Registry) Deregister(s *registry.Service, opts ...registry.DeregisterOption) error {
+	if s == nil {
+		return errors.New("gomicro: Deregister: nil service")
+	}
+	var do registry.DeregisterOptions
+	for _, o := range opts {
+		o(&do)
+	}
+	ctx, cancel := m.context(do.Context)
+	defer cancel()
+	var errs []error
+	for _, n := range s.Nodes {
+		if n == nil {
+			continue
+		}
+		key := s.Name + "/" + n.Id
+		m.mu.Lock()
+		h, ok := m.held[key]
+		delete(m.held, key)
+		m.mu.Unlock()
+		if ok {
+			errs = append(errs, h.r.Stop(ctx))
+		} else {
+			errs = append(errs, m.reg.Deregister(ctx, s.Name, n.Id))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops every Registrar still running (their nodes deregistered).
+func (m *Registry) Close() error {
+	m.mu.Lock()
+	held := m.held
+	m.held = map[string]*heldNode{}
+	m.mu.Unlock()
+	ctx, cancel := m.context(context.Background())
+	defer cancel()
+	var errs []error
+	for _, h := range held {
+		errs = append(errs, h.r.Stop(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Registry) GetService(name string, opts ...registry.GetOption) ([]*registry.Service, error) {
+	var gopts registry.GetOptions
+	for _, o := range opts {
+		o(&gopts)
+	}
+	ctx, cancel := m.context(gopts.Context)
+	defer cancel()
+	nodes, err := m.reg.List(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(nodes) == 0 {
+		return nil, registry.ErrNotFound
+	}
+	return services(name, nodes), nil
+}
+
+// services groups nodes into one *Service per version.
+func services(name string, nodes []selector.Node) []*registry.Service {
+	byVersion := map[string]*registry.Service{}
+	var versions []string
+	for _, n := range nodes {
+		v := n.Metadata["version"]
+		s, ok := byVersion[v]
+		if !ok {
+			s = &registry.Service{Name: name, Version: v}
+			byVersion[v] = s
+			versions = append(versions, v)
+		}
+		s.Nodes = append(s.Nodes, microNode(n))
+	}
+	out := make([]*registry.Service, 0, len(versions))
+	for _, v := range versions {
+		out = append(out, byVersion[v])
+	}
+	return out
+}
+
+func microNode(n selector.Node) *registry.Node {
+	return &registry.Node{Id: n.ID, Address: n.Addr, Metadata: maps.Clone(n.Metadata)}
+}
+
+func (m *Registry) ListServices(...registry.ListOption) ([]*registry.Service, error) {
+	return nil, errors.New("gomicro: ListServices: rpcguard's registries are read by service name (GetService)")
+}
+
+func (m *Registry) Watch(opts ...registry.WatchOption) (registry.Watcher, error) {
+	var wo registry.WatchOptions
+	for _, o := range opts {
+		o(&wo)
+	}
+	if wo.Service == "" {
+		return nil, errors.New("gomicro: Watch: name the service (registry.WatchService): rpcguard's registries are watched by service")
+	}
+	ctx := wo.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	w, err := m.reg.Watch(ctx, wo.Service)
+	if err != nil {
+		return nil, err
+	}
+	return &microWatcher{w: w, service: wo.Service, last: map[string]selector.Node{}}, nil
+}
+
+// microWatcher turns the complete node sets of an rpcguard watch into
+// go-micro's create, update and delete events.
+type microWatcher struct {
+	w       selector.Watcher
+	service string
+	last    map[string]selector.Node
+	pending []*registry.Result
+}
+
+func (mw *microWatcher) Next() (*registry.Result, error) {
+	for len(mw.pending) == 0 {
+		nodes, err := mw.w.Next()
+		if errors.Is(err, selector.ErrWatcherStopped) {
+			return nil, registry.ErrWatcherStopped
+		}
+		if err != nil {
+			return nil, err
+		}
+		now := make(map[string]selector.Node, len(nodes))
+		for _, n := range nodes {
+			now[n.ID] = n
+			old, ok := mw.last[n.ID]
+			switch {
+			case !ok:
+				mw.pending = append(mw.pending, mw.result("create", n))
+			case !old.Equal(n):
+				mw.pending = append(mw.pending, mw.result("update", n))
+			}
+		}
+		gone := slices.Sorted(maps.Keys(mw.last))
+		for _, id := range gone {
+			if _, ok := now[id]; !ok {
+				mw.pending = append(mw.pending, mw.result("delete", mw.last[id]))
+			}
+		}
+		mw.last = now
+	}
+	r := mw.pending[0]
+	mw.pending = mw.pending[1:]
+	return r, nil
+}
+
+func (mw *microWatcher) result(action string, n selector.Node) *registry.Result {
+	return &registry.Result{Action: action, Service: &registry.Service{Name: mw.service, Version: n.Metadata["version"], Nodes: []*registry.Node{microNode(n)}}}
+}
+
+func (mw *microWatcher) Stop() { mw.w.Stop() }
