@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rpcguard/rpcguard/breaker"
+	"github.com/rpcguard/rpcguard/faultinject"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/tracing"
 )
@@ -28,6 +30,8 @@ type config struct {
 	tg     *tracing.Tracing
 	brk    *breaker.Breaker
 	policy *retry.Policy
+	faults *faultinject.Injector
+	node   string // the node a handler wrapper serves as, for faults
 }
 
 // WithTracing sets the tracing. Default tracing.New() (the global tracer).
@@ -45,6 +49,18 @@ func WithBreaker(b *breaker.Breaker) Option {
 // endpoints ("Greeter.Hello", "Greeter.*"). Default retry.New().
 func WithRetry(p *retry.Policy) Option {
 	return func(c *config) error { c.policy = p; return nil }
+}
+
+// WithFaults injects inj's faults (nil: none, the default). In a handler
+// wrapper, node is the ID of the node it serves as (go-micro's NAME-ID),
+// matched by the rules' Node, and a fault comes before the handler, inside
+// the breaker. In a call wrapper (NewCallWrapper), node is not used: a
+// rule's Node is matched against the node each attempt goes to; Down,
+// Code, HTTPStatus and Abort fail the attempt as never sent (another node
+// is tried), Hang holds it until its deadline, Latency delays it. Header
+// activation does not apply on go-micro.
+func WithFaults(inj *faultinject.Injector, node string) Option {
+	return func(c *config) error { c.faults, c.node = inj, node; return nil }
 }
 
 func build(opts []Option) (*config, error) {
@@ -84,7 +100,9 @@ func build(opts []Option) (*config, error) {
 // handed to the selector (use NewSelector as the client's selector: every
 // attempt goes to a node the call has not tried), and the attempt's
 // deadline as go-micro's ConnectionTimeout, which the server receives as
-// its own. Errors come back as *Error: go-micro's errors.FromError and
+// its own. Hedged endpoints (retry.WithHedging) run their attempts side by
+// side, each decoding into a reply of its own, and the winner's is copied
+// into rsp. WithCallOptions overrides the policy for one call. Errors come back as *Error: go-micro's errors.FromError and
 // Parse keep working, and status.Code and errors.Is too.
 func NewClientWrapper(opts ...Option) (client.Wrapper, error) {
 	c, err := build(opts)
@@ -108,15 +126,61 @@ func (g *guardClient) Call(ctx context.Context, req client.Request, rsp interfac
 		finish(err)
 		return err
 	}
-	_, err = retry.Run(ctx, g.c.policy, req.Endpoint(), func(actx context.Context) (struct{}, error) {
+	ropts := retryOptions(opts)
+	attempt := func(actx context.Context, rsp interface{}) error {
 		actx, done := g.c.tg.StartAttempt(actx, name, tracing.Component(component))
-		err := FromMicro(g.Client.Call(g.outgoing(actx), req, rsp, attemptOptions(actx, opts)...))
+		actx = context.WithValue(actx, wrappedKey{}, true)
+		err := FromMicro(g.Client.Call(g.c.outgoing(actx), req, rsp, attemptOptions(actx, opts)...))
 		done(err)
-		return struct{}{}, err
-	})
+		return err
+	}
+	if into := reflect.ValueOf(rsp); g.c.policy.Settings(req.Endpoint(), ropts...).HedgeDelay > 0 && into.Kind() == reflect.Pointer && !into.IsNil() {
+		// Side by side: a reply per attempt, the winner's copied into rsp.
+		var won reflect.Value
+		won, err = retry.Hedge(ctx, g.c.policy, req.Endpoint(), func(actx context.Context) (reflect.Value, error) {
+			own := reflect.New(into.Type().Elem())
+			return own, attempt(actx, own.Interface())
+		}, ropts...)
+		if err == nil {
+			into.Elem().Set(won.Elem())
+		}
+	} else {
+		_, err = retry.Run(ctx, g.c.policy, req.Endpoint(), func(actx context.Context) (struct{}, error) {
+			return struct{}{}, attempt(actx, rsp)
+		}, ropts...)
+	}
 	err = toCaller(adm.Done(err))
 	finish(err)
 	return err
+}
+
+// retryKey carries per-call retry options in go-micro's call options.
+type retryKey struct{}
+
+// WithCallOptions overrides the client wrapper's retry policy for one call
+// (retry.Idempotent, MaxAttempts, PerAttemptTimeout, ...), as a go-micro
+// call option: client.Call(ctx, req, rsp, gomicro.WithCallOptions(...)).
+func WithCallOptions(opts ...retry.CallOption) client.CallOption {
+	return func(o *client.CallOptions) {
+		if o.Context == nil {
+			o.Context = context.Background()
+		}
+		prev, _ := o.Context.Value(retryKey{}).([]retry.CallOption)
+		o.Context = context.WithValue(o.Context, retryKey{}, append(prev[:len(prev):len(prev)], opts...))
+	}
+}
+
+// retryOptions reads the retry options among go-micro call options.
+func retryOptions(opts []client.CallOption) []retry.CallOption {
+	var co client.CallOptions
+	for _, o := range opts {
+		o(&co)
+	}
+	if co.Context == nil {
+		return nil
+	}
+	ropts, _ := co.Context.Value(retryKey{}).([]retry.CallOption)
+	return ropts
 }
 
 // attemptOptions makes one go-micro call an rpcguard attempt: no retries of
@@ -134,12 +198,12 @@ func attemptOptions(actx context.Context, opts []client.CallOption) []client.Cal
 }
 
 // outgoing writes the attempt span into go-micro's metadata.
-func (g *guardClient) outgoing(ctx context.Context) context.Context {
-	if !g.c.tg.Enabled() {
+func (c *config) outgoing(ctx context.Context) context.Context {
+	if !c.tg.Enabled() {
 		return ctx
 	}
 	md := metadata.Metadata{}
-	g.c.tg.Inject(ctx, func(k, v string) { md[k] = v })
+	c.tg.Inject(ctx, func(k, v string) { md[k] = v })
 	return metadata.MergeContext(ctx, md, true)
 }
 
@@ -176,9 +240,9 @@ func (g *guardClient) Stream(ctx context.Context, req client.Request, opts ...cl
 		return nil, err
 	}
 	st, err := retry.Run(ctx, g.c.policy, req.Endpoint(), func(actx context.Context) (client.Stream, error) {
-		s, err := g.Client.Stream(g.outgoing(actx), req, attemptOptions(actx, opts)...)
+		s, err := g.Client.Stream(g.c.outgoing(actx), req, attemptOptions(actx, opts)...)
 		return s, FromMicro(err)
-	}, retry.PerAttemptTimeout(0))
+	}, append(retryOptions(opts), retry.PerAttemptTimeout(0))...)
 	if err != nil {
 		err = toCaller(adm.Done(err))
 		finish(err)

@@ -43,10 +43,21 @@ type fleet struct {
 
 func newFleet(t *testing.T, n int, wopts []gomicro.Option, sopts ...server.Option) *fleet {
 	t.Helper()
-	f := &fleet{reg: registry.NewMemoryRegistry(), brk: broker.NewMemoryBroker()}
+	f := &fleet{reg: newMicroRegistry(), brk: newMicroBroker()}
 	for i := range n {
 		f.servers = append(f.servers, startMicro(t, fmt.Sprintf("greeter-%d", i), f.reg, f.brk, sopts...))
 	}
+	f.cli = f.client(t, wopts)
+	return f
+}
+
+func newMicroRegistry() registry.Registry { return registry.NewMemoryRegistry() }
+func newMicroBroker() broker.Broker       { return broker.NewMemoryBroker() }
+
+// client is a go-micro client of the fleet with rpcguard's selector and
+// client wrapper (wopts, a breaker of its own by default).
+func (f *fleet) client(t *testing.T, wopts []gomicro.Option, copts ...client.Option) client.Client {
+	t.Helper()
 	sel, err := gomicro.NewSelector(f.reg)
 	if err != nil {
 		t.Fatal(err)
@@ -56,9 +67,8 @@ func newFleet(t *testing.T, n int, wopts []gomicro.Option, sopts ...server.Optio
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.cli = client.NewClient(client.Selector(sel), client.Registry(f.reg), client.Broker(f.brk),
-		client.Transport(transport.NewHTTPTransport()), client.ContentType("application/json"), client.Wrap(w))
-	return f
+	return client.NewClient(append([]client.Option{client.Selector(sel), client.Registry(f.reg), client.Broker(f.brk),
+		client.Transport(transport.NewHTTPTransport()), client.ContentType("application/json"), client.Wrap(w)}, copts...)...)
 }
 
 func (f *fleet) call(name string) (Rsp, error) {

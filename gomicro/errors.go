@@ -11,6 +11,7 @@ import (
 
 	"github.com/rpcguard/rpcguard/internal/httpx"
 	"github.com/rpcguard/rpcguard/retry"
+	"github.com/rpcguard/rpcguard/selector"
 )
 
 // go-micro's error codes are HTTP statuses: the one table between them and
@@ -26,9 +27,10 @@ import (
 // status.Code with the gRPC code of its meaning and errors.Is for what it
 // wraps (a retry mark, an rpcguard sentinel).
 type Error struct {
-	Micro *merrors.Error
-	code  codes.Code
-	cause error // a retry.NotSent mark or an rpcguard sentinel; nil if none
+	Micro  *merrors.Error
+	code   codes.Code
+	cause  error // a retry.NotSent mark, an rpcguard sentinel or an injected fault; nil if none
+	unsent bool  // the request never left the client
 }
 
 func (e *Error) Error() string { return e.Micro.Error() }
@@ -50,6 +52,8 @@ func (e *Error) GRPCStatus() *status.Status { return status.New(e.code, e.Micro.
 // becomes an *Error. A dial failure and "service not found" (go-micro's
 // client never sent the request) are Unavailable and marked retry.NotSent,
 // so that even a call that is not idempotent is retried on another node.
+// An error that is not go-micro's but has a gRPC status (a CallWrapper's,
+// an injected fault) keeps its code and answers errors.Is as before.
 func FromMicro(err error) error {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
@@ -58,32 +62,40 @@ func FromMicro(err error) error {
 	if errors.As(err, &ge) {
 		return err
 	}
+	if _, ok := merrors.As(err); !ok {
+		if st, ok := status.FromError(err); ok {
+			return &Error{Micro: merrors.New("rpcguard", st.Message(), Code(st.Code())).(*merrors.Error), code: st.Code(), cause: err}
+		}
+	}
 	me := merrors.FromError(err)
 	code := httpx.GRPCCode(int(me.Code))
 	if me.Code == 0 {
 		code = codes.Unknown // not a go-micro error: a plain error counts as Unknown
 	}
 	e := &Error{Micro: me, code: code}
-	if neverSent(me) {
-		e.code = codes.Unavailable
-		e.cause = retry.NotSent(errors.New("gomicro: the request never left the client"))
+	if cause := neverSent(me); cause != nil {
+		e.code, e.unsent, e.cause = codes.Unavailable, true, cause
 	}
 	return e
 }
 
 // neverSent reads go-micro's client errors (their Id and Detail: the code
-// alone does not tell a transport failure from a server's answer): a dial
-// that failed, or no node for the service.
-func neverSent(e *merrors.Error) bool {
+// alone does not tell a transport failure from a server's answer) for
+// those whose request never left the client, and returns what rpcguard's
+// engines call them: no node for the service (selector.ErrNoNodes), none
+// left to pick (selector.ErrAllTried), a dial that failed (retry.NotSent).
+func neverSent(e *merrors.Error) error {
+	client := strings.HasPrefix(e.Id, "go.micro.client")
 	switch {
-	case strings.HasPrefix(e.Id, "go.micro.client") && strings.Contains(e.Detail, "connection error"):
-		return true
-	case strings.HasPrefix(e.Id, "go.micro.client") && strings.HasSuffix(e.Detail, ": not found"):
-		return true
-	case strings.Contains(e.Detail, "Error while dialing"): // the grpc client plugin's dial failure
-		return true
+	case client && strings.HasSuffix(e.Detail, ": not found"):
+		return selector.ErrNoNodes
+	case client && strings.HasPrefix(e.Detail, "error getting next "):
+		return selector.ErrAllTried
+	case client && strings.Contains(e.Detail, "connection error"),
+		strings.Contains(e.Detail, "Error while dialing"): // the grpc client plugin's dial failure
+		return retry.NotSent(errors.New("gomicro: the request never left the client"))
 	}
-	return false
+	return nil
 }
 
 // ToMicro translates an error for a go-micro handler to return: a go-micro

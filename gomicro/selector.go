@@ -129,10 +129,10 @@ func (s *Selector) Mark(_ string, node *registry.Node, err error) {
 	v.(selector.Picked).Finish(err, err == nil || !notSent(err))
 }
 
-// notSent reports whether FromMicro marked err as never sent.
+// notSent reports whether err says the request never left the client.
 func notSent(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && e.cause != nil && neverSent(e.Micro)
+	return errors.As(err, &e) && e.unsent
 }
 
 // Reset forgets what was learned of the service's nodes (ejections,

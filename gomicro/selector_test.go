@@ -23,9 +23,10 @@ import (
 
 // Greeter is a go-micro handler that counts its calls and may fail them.
 type Greeter struct {
-	id    string
-	calls atomic.Int64
-	fail  atomic.Pointer[error]
+	id      string
+	calls   atomic.Int64
+	fail    atomic.Pointer[error]
+	maxLeft atomic.Int64 // the longest time left to a call's deadline seen, in ns; -1 for a call without one
 }
 
 // Req and Rsp travel as JSON.
@@ -35,8 +36,14 @@ type Req struct{ Name string }
 type Rsp struct{ From string }
 
 // Hello answers with the server's ID, or the error set with failWith.
-func (g *Greeter) Hello(_ context.Context, req *Req, rsp *Rsp) error {
+func (g *Greeter) Hello(ctx context.Context, req *Req, rsp *Rsp) error {
 	g.calls.Add(1)
+	left := int64(-1)
+	if dl, ok := ctx.Deadline(); ok {
+		left = int64(time.Until(dl))
+	}
+	for old := g.maxLeft.Load(); (left == -1 || left > old) && old != -1 && !g.maxLeft.CompareAndSwap(old, left); old = g.maxLeft.Load() {
+	}
 	if req.Name == "missing" {
 		return merrors.NotFound(g.id, "no one called %q", req.Name)
 	}

@@ -15,7 +15,8 @@ import (
 // breaker per "SERVICE ENDPOINT" (a handler whose dependency keeps failing
 // sheds load: 503 when its circuit is open, 429 past a concurrency limit),
 // and errors that leave as go-micro errors with the code of their meaning
-// (ToMicro). A panicking handler releases its slot and panics on.
+// (ToMicro); with WithFaults, the faults of the node it serves as, before
+// the handler. A panicking handler releases its slot and panics on.
 func NewHandlerWrapper(opts ...Option) (server.HandlerWrapper, error) {
 	c, err := build(opts)
 	if err != nil {
@@ -43,7 +44,12 @@ func NewHandlerWrapper(opts ...Option) (server.HandlerWrapper, error) {
 					adm.Abandon()
 				}
 			}()
-			err = FromMicro(h(ctx, req, rsp)) // the handler's go-micro errors, read by their code
+			if c.faults != nil {
+				err = c.faults.Apply(ctx, req.Service(), req.Endpoint(), c.node, "")
+			}
+			if err == nil {
+				err = FromMicro(h(ctx, req, rsp)) // the handler's go-micro errors, read by their code
+			}
 			returned = true
 			err = adm.Done(err)
 			finish(err)

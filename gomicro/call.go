@@ -1,0 +1,62 @@
+package gomicro
+
+import (
+	"context"
+
+	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/registry"
+
+	"github.com/rpcguard/rpcguard/retry"
+	"github.com/rpcguard/rpcguard/selector"
+	"github.com/rpcguard/rpcguard/tracing"
+)
+
+// wrappedKey marks a go-micro call that is an attempt of NewClientWrapper's,
+// which has its attempt span already.
+type wrappedKey struct{}
+
+// NewCallWrapper returns a go-micro client.CallWrapper, which go-micro runs
+// for every attempt with the node it goes to: the client-side faults of
+// that node (WithFaults), and, when the call is not an attempt of
+// NewClientWrapper's (which has its own), an attempt span tagged with the
+// node, for clients that keep go-micro's own retry loop. The attempt's
+// outcome reaches the selector through go-micro's Selector.Mark (NewSelector
+// uses it). Put it with micro.WrapCall or client.WrapCall.
+func NewCallWrapper(opts ...Option) (client.CallWrapper, error) {
+	c, err := build(opts)
+	if err != nil {
+		return nil, err
+	}
+	return func(next client.CallFunc) client.CallFunc {
+		return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, o client.CallOptions) error {
+			finish := func(error) {}
+			if ctx.Value(wrappedKey{}) == nil && c.tg.Enabled() {
+				n := selector.Node{ID: node.Id, Addr: node.Address, Metadata: node.Metadata}
+				ctx, finish = c.tg.StartAttempt(ctx, req.Service()+" "+req.Endpoint(), tracing.Component(component), tracing.Node(n))
+				ctx = c.outgoing(ctx)
+			}
+			err := c.clientFaults(ctx, req, node.Id)
+			if err == nil {
+				err = next(ctx, node, req, rsp, o)
+			}
+			finish(FromMicro(err))
+			return err
+		}
+	}, nil
+}
+
+// clientFaults applies the faults of the node an attempt goes to: an
+// injected error that came before the attempt's context ended never left
+// the client.
+func (c *config) clientFaults(ctx context.Context, req client.Request, node string) error {
+	if c.faults == nil {
+		return nil
+	}
+	err := c.faults.Apply(ctx, req.Service(), req.Endpoint(), node, "")
+	if err == nil || ctx.Err() != nil {
+		return err // none, or a Hang or a Latency cut short by the deadline
+	}
+	e := FromMicro(err).(*Error)
+	e.unsent, e.cause = true, retry.NotSent(err)
+	return e
+}

@@ -1,0 +1,204 @@
+package gomicro_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
+	"go-micro.dev/v4/server"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/rpcguard/rpcguard/breaker"
+	"github.com/rpcguard/rpcguard/faultinject"
+	"github.com/rpcguard/rpcguard/gomicro"
+	"github.com/rpcguard/rpcguard/internal/testcluster"
+	"github.com/rpcguard/rpcguard/retry"
+)
+
+func newInjector(t *testing.T, rules ...faultinject.Rule) *faultinject.Injector {
+	t.Helper()
+	inj, err := faultinject.New(1, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inj
+}
+
+// faultyFleet is a fleet whose servers run the handler wrapper with inj's
+// faults, each as its own node.
+func faultyFleet(t *testing.T, n int, inj *faultinject.Injector, wopts []gomicro.Option, sopts ...gomicro.Option) *fleet {
+	t.Helper()
+	f := &fleet{reg: newMicroRegistry(), brk: newMicroBroker()}
+	for i := range n {
+		hw, err := gomicro.NewHandlerWrapper(append([]gomicro.Option{gomicro.WithBreaker(newBreaker(t)),
+			gomicro.WithFaults(inj, fmt.Sprintf("greeter-greeter-%d", i))}, sopts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.servers = append(f.servers, startMicro(t, fmt.Sprintf("greeter-%d", i), f.reg, f.brk, server.WrapHandler(hw)))
+	}
+	f.cli = f.client(t, wopts)
+	return f
+}
+
+// A black-holed node (it accepts and never answers) under 10 callers:
+// every call succeeds within a per-attempt timeout of 100 ms, which the
+// servers see as their own deadline (the hung handler ends with it).
+func TestBlackHoledNode(t *testing.T) {
+	inj := newInjector(t, faultinject.Rule{Name: "black hole", Node: "greeter-greeter-2", Rate: 1, Hang: true})
+	policy, err := retry.New(retry.WithIdempotent("Greeter.*"), retry.WithPerAttemptTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := faultyFleet(t, 3, inj, []gomicro.Option{gomicro.WithRetry(policy)})
+	testcluster.InParallel(t, 10, 10, func() error {
+		rsp, err := f.call("x")
+		if err == nil && rsp.From == "greeter-2" {
+			return errors.New("the black-holed node answered")
+		}
+		return err
+	})
+	for _, s := range f.servers[:2] {
+		if left := time.Duration(s.maxLeft.Load()); left < 0 || left > 100*time.Millisecond {
+			t.Fatalf("%s saw %v left to its deadline; want the attempt's 100 ms at most", s.id, left)
+		}
+	}
+}
+
+// Client-side faults by node, through the call wrapper: a node that is
+// Down is never sent a call (even a call that is not idempotent goes
+// elsewhere), and when every node is down the caller's error answers
+// errors.Is for the fault and for the exhausted attempts.
+func TestCallWrapperFaults(t *testing.T) {
+	inj := newInjector(t, faultinject.Rule{Name: "down", Node: "greeter-greeter-1", Rate: 1, Down: true})
+	cw, err := gomicro.NewCallWrapper(gomicro.WithFaults(inj, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fleet{reg: newMicroRegistry(), brk: newMicroBroker()}
+	for i := range 3 {
+		f.servers = append(f.servers, startMicro(t, fmt.Sprintf("greeter-%d", i), f.reg, f.brk))
+	}
+	// retry.New(): nothing idempotent. No pooled connections: go-micro's
+	// HTTP transport pool stalls a call now and then until its
+	// ConnectionTimeout, and without a per-attempt timeout that is 5 s.
+	f.cli = f.client(t, nil, client.WrapCall(cw), client.PoolSize(0))
+	for i := range 60 {
+		if _, err := f.call("x"); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if n := f.servers[1].calls.Load(); n != 0 {
+		t.Fatalf("the node that is down served %d calls", n)
+	}
+	if err := inj.SetRules(faultinject.Rule{Name: "all down", Rate: 1, Down: true}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.call("x")
+	if !errors.Is(err, faultinject.ErrDown) || !errors.Is(err, retry.ErrAttemptsExhausted) || status.Code(err) != codes.Unavailable {
+		t.Fatalf("every node down: %v (code %v); want ErrDown, ErrAttemptsExhausted, Unavailable", err, status.Code(err))
+	}
+}
+
+// Hedging under -race: with one node 300 ms slow, a hedge after 20 ms
+// answers every call from a fast node, each attempt decoding into its own
+// reply; concurrent callers.
+func TestHedgedGoMicroCalls(t *testing.T) {
+	inj := newInjector(t, faultinject.Rule{Name: "slow", Node: "greeter-greeter-0", Rate: 1, Latency: faultinject.Fixed(300 * time.Millisecond)})
+	var hedges atomic.Int64
+	policy, err := retry.New(retry.WithIdempotent("Greeter.*"), retry.WithHedging(20*time.Millisecond, "Greeter.Hello"),
+		retry.WithBudget(retry.Budget{Off: true}),
+		retry.WithHooks(retry.Hooks{OnHedge: func(context.Context, retry.HedgeInfo) { hedges.Add(1) }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := faultyFleet(t, 3, inj, []gomicro.Option{gomicro.WithRetry(policy)})
+	testcluster.InParallel(t, 8, 10, func() error {
+		rsp, err := f.call("x")
+		switch {
+		case err != nil:
+			return err
+		case rsp.From == "" || rsp.From == "greeter-0":
+			return fmt.Errorf("answered by %q; want a fast node's answer", rsp.From)
+		}
+		return nil
+	})
+	if hedges.Load() == 0 {
+		t.Fatal("no call was hedged")
+	}
+}
+
+// Every node answering 503 with a budget of retries: the budget runs out,
+// and the caller's error says so through errors.Is and status.Code.
+func TestBudgetExhaustedOverGoMicro(t *testing.T) {
+	inj := newInjector(t, faultinject.Rule{Name: "overwhelmed", Rate: 1, HTTPStatus: 503})
+	policy, err := retry.New(retry.WithIdempotent("Greeter.*"), retry.WithBudget(retry.Budget{Ratio: 0.1, MinPerSecond: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := faultyFleet(t, 3, inj, []gomicro.Option{gomicro.WithRetry(policy)})
+	testcluster.WaitFor(t, 10*time.Second, "the budget to run out", func() bool {
+		_, err := f.call("x")
+		return errors.Is(err, retry.ErrBudgetExhausted)
+	})
+	_, err = f.call("x")
+	if !errors.Is(err, retry.ErrBudgetExhausted) || merrors.FromError(err).Code != 503 {
+		t.Fatalf("%v (go-micro %d); want ErrBudgetExhausted with the last attempt's 503", err, merrors.FromError(err).Code)
+	}
+}
+
+// The server's breaker sheds load: past its concurrency limit a call is
+// refused with 429 (ResourceExhausted), and once its circuit is open with
+// 503 (Unavailable), over mucp.
+func TestServerBreakerRefusals(t *testing.T) {
+	inj := newInjector(t, faultinject.Rule{Name: "slow", Rate: 1, Latency: faultinject.Fixed(300 * time.Millisecond)})
+	limited, err := breaker.New(breaker.WithNamespace(namespace()), breaker.WithSettings(breaker.Settings{MaxConcurrent: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A client without rpcguard's adaptive limit, which would queue the
+	// calls after the first 429 instead of sending them.
+	policy, err := retry.New(retry.WithoutConcurrencyLimit())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := faultyFleet(t, 1, inj, []gomicro.Option{gomicro.WithRetry(policy)}, gomicro.WithBreaker(limited))
+	var ok, refused atomic.Int64
+	testcluster.InParallel(t, 8, 1, func() error {
+		_, err := f.call("x")
+		switch {
+		case err == nil:
+			ok.Add(1)
+		case merrors.FromError(err).Code == 429 && status.Code(err) == codes.ResourceExhausted:
+			refused.Add(1)
+		default:
+			return err
+		}
+		return nil
+	})
+	if ok.Load() == 0 || refused.Load() == 0 {
+		t.Fatalf("8 calls at once, a limit of 1: %d served, %d refused with 429; want both", ok.Load(), refused.Load())
+	}
+
+	if err := inj.SetRules(faultinject.Rule{Name: "failing", Rate: 1, HTTPStatus: 500}); err != nil {
+		t.Fatal(err)
+	}
+	tripping, err := breaker.New(breaker.WithNamespace(namespace()), breaker.WithSettings(breaker.Settings{VolumeThreshold: 5, SleepWindow: time.Minute}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f = faultyFleet(t, 1, inj, nil, gomicro.WithBreaker(tripping))
+	testcluster.WaitFor(t, 10*time.Second, "the server's circuit to open", func() bool {
+		_, err := f.call("x")
+		return err != nil && merrors.FromError(err).Code == 503
+	})
+	if _, err := f.call("x"); !errors.Is(err, breaker.ErrOpen) && status.Code(err) != codes.Unavailable || f.servers[0].calls.Load() != 0 {
+		t.Fatalf("open circuit: %v (code %v), %d calls reached the handler; want Unavailable and none", err, status.Code(err), f.servers[0].calls.Load())
+	}
+}
