@@ -5,6 +5,8 @@ go 1.26.0
 require (
 	github.com/afex/hystrix-go v0.0.0-20180502004556-fa1af6a1f4f5
 	github.com/cenkalti/backoff/v4 v4.3.0
+	github.com/go-micro/plugins/v4/client/grpc v1.2.1
+	github.com/go-micro/plugins/v4/server/grpc v1.2.0
 	github.com/opentracing/opentracing-go v1.2.0
 	github.com/uber/jaeger-client-go v2.30.0+incompatible
 	go-micro.dev/v4 v4.11.0

@@ -34,14 +34,20 @@ func newInjector(t *testing.T, rules ...faultinject.Rule) *faultinject.Injector 
 // faults, each as its own node.
 func faultyFleet(t *testing.T, n int, inj *faultinject.Injector, wopts []gomicro.Option, sopts ...gomicro.Option) *fleet {
 	t.Helper()
-	f := &fleet{reg: newMicroRegistry(), brk: newMicroBroker()}
+	return faultyFleetOf(t, mucp, n, inj, wopts, sopts...)
+}
+
+// faultyFleetOf is faultyFleet over a kind of transport.
+func faultyFleetOf(t *testing.T, k kind, n int, inj *faultinject.Injector, wopts []gomicro.Option, sopts ...gomicro.Option) *fleet {
+	t.Helper()
+	f := &fleet{k: k, reg: newMicroRegistry(), brk: newMicroBroker()}
 	for i := range n {
 		hw, err := gomicro.NewHandlerWrapper(append([]gomicro.Option{gomicro.WithBreaker(newBreaker(t)),
 			gomicro.WithFaults(inj, fmt.Sprintf("greeter-greeter-%d", i))}, sopts...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.servers = append(f.servers, startMicro(t, fmt.Sprintf("greeter-%d", i), f.reg, f.brk, server.WrapHandler(hw)))
+		f.servers = append(f.servers, k.start(t, fmt.Sprintf("greeter-%d", i), f.reg, f.brk, server.WrapHandler(hw)))
 	}
 	f.cli = f.client(t, wopts)
 	return f
@@ -51,12 +57,23 @@ func faultyFleet(t *testing.T, n int, inj *faultinject.Injector, wopts []gomicro
 // every call succeeds within a per-attempt timeout of 100 ms, which the
 // servers see as their own deadline (the hung handler ends with it).
 func TestBlackHoledNode(t *testing.T) {
-	inj := newInjector(t, faultinject.Rule{Name: "black hole", Node: "greeter-greeter-2", Rate: 1, Hang: true})
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) { blackHoled(t, k) })
+	}
+}
+
+func blackHoled(t *testing.T, k kind) {
+	var holed atomic.Int64
+	inj, err := faultinject.New(1, []faultinject.Rule{{Name: "black hole", Node: "greeter-greeter-2", Rate: 1, Hang: true}},
+		faultinject.WithHooks(faultinject.Hooks{OnFault: func(string, string, string, string) { holed.Add(1) }}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	policy, err := retry.New(retry.WithIdempotent("Greeter.*"), retry.WithPerAttemptTimeout(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := faultyFleet(t, 3, inj, []gomicro.Option{gomicro.WithRetry(policy)})
+	f := faultyFleetOf(t, k, 3, inj, []gomicro.Option{gomicro.WithRetry(policy)})
 	testcluster.InParallel(t, 10, 10, func() error {
 		rsp, err := f.call("x")
 		if err == nil && rsp.From == "greeter-2" {
@@ -64,6 +81,9 @@ func TestBlackHoledNode(t *testing.T) {
 		}
 		return err
 	})
+	if holed.Load() == 0 {
+		t.Fatal("no attempt reached the black-holed node: the test shows nothing")
+	}
 	for _, s := range f.servers[:2] {
 		if left := time.Duration(s.maxLeft.Load()); left < 0 || left > 100*time.Millisecond {
 			t.Fatalf("%s saw %v left to its deadline; want the attempt's 100 ms at most", s.id, left)
@@ -81,7 +101,7 @@ func TestCallWrapperFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fleet{reg: newMicroRegistry(), brk: newMicroBroker()}
+	f := &fleet{k: mucp, reg: newMicroRegistry(), brk: newMicroBroker()}
 	for i := range 3 {
 		f.servers = append(f.servers, startMicro(t, fmt.Sprintf("greeter-%d", i), f.reg, f.brk))
 	}
@@ -155,8 +175,14 @@ func TestBudgetExhaustedOverGoMicro(t *testing.T) {
 
 // The server's breaker sheds load: past its concurrency limit a call is
 // refused with 429 (ResourceExhausted), and once its circuit is open with
-// 503 (Unavailable), over mucp.
+// 503 (Unavailable), over mucp and over the grpc plugins.
 func TestServerBreakerRefusals(t *testing.T) {
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) { serverRefusals(t, k) })
+	}
+}
+
+func serverRefusals(t *testing.T, k kind) {
 	inj := newInjector(t, faultinject.Rule{Name: "slow", Rate: 1, Latency: faultinject.Fixed(300 * time.Millisecond)})
 	limited, err := breaker.New(breaker.WithNamespace(namespace()), breaker.WithSettings(breaker.Settings{MaxConcurrent: 1}))
 	if err != nil {
@@ -168,7 +194,7 @@ func TestServerBreakerRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := faultyFleet(t, 1, inj, []gomicro.Option{gomicro.WithRetry(policy)}, gomicro.WithBreaker(limited))
+	f := faultyFleetOf(t, k, 1, inj, []gomicro.Option{gomicro.WithRetry(policy)}, gomicro.WithBreaker(limited))
 	var ok, refused atomic.Int64
 	testcluster.InParallel(t, 8, 1, func() error {
 		_, err := f.call("x")
@@ -193,7 +219,7 @@ func TestServerBreakerRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f = faultyFleet(t, 1, inj, nil, gomicro.WithBreaker(tripping))
+	f = faultyFleetOf(t, k, 1, inj, nil, gomicro.WithBreaker(tripping))
 	testcluster.WaitFor(t, 10*time.Second, "the server's circuit to open", func() bool {
 		_, err := f.call("x")
 		return err != nil && merrors.FromError(err).Code == 503

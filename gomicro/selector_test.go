@@ -78,24 +78,6 @@ func (g *Greeter) failWith(err error) {
 	g.fail.Store(&err)
 }
 
-// startMicro starts a real go-micro v4 server (mucp over the HTTP transport)
-// on 127.0.0.1, registered in reg; nothing global is used.
-func startMicro(t testing.TB, id string, reg registry.Registry, brk broker.Broker, opts ...server.Option) *Greeter {
-	t.Helper()
-	srv := server.NewServer(append([]server.Option{server.Name("greeter"), server.Id(id), server.Address("127.0.0.1:0"),
-		server.Registry(reg), server.Broker(brk), server.Transport(transport.NewHTTPTransport()),
-		server.RegisterTTL(time.Minute)}, opts...)...)
-	g := &Greeter{id: id}
-	if err := srv.Handle(srv.NewHandler(g)); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	return g
-}
-
 type triedKey struct{}
 
 // tried records the nodes of one call's attempts.
