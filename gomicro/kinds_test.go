@@ -38,7 +38,7 @@ var (
 			return grpcclient.NewClient(append([]client.Option{grpcclient.PoolMaxIdle(0)}, opts...)...)
 		},
 		contentType: "application/grpc+json"}
-	kinds    = []kind{mucp, grpcKind}
+	kinds = []kind{mucp, grpcKind}
 )
 
 // start starts a real go-micro v4 server of this kind on 127.0.0.1,
