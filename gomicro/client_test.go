@@ -35,6 +35,7 @@ func namespace() string { return fmt.Sprintf("gomicro-test-%d", namespaces.Add(1
 // fleet is n real go-micro servers of "greeter" and a client with the
 // rpcguard wrapper and selector.
 type fleet struct {
+	service string // "greeter" if empty
 	k       kind
 	reg     registry.Registry
 	brk     broker.Broker
@@ -82,7 +83,11 @@ func (f *fleet) call(name string) (Rsp, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var rsp Rsp
-	err := f.cli.Call(ctx, f.cli.NewRequest("greeter", "Greeter.Hello", &Req{Name: name}), &rsp)
+	service := f.service
+	if service == "" {
+		service = "greeter"
+	}
+	err := f.cli.Call(ctx, f.cli.NewRequest(service, "Greeter.Hello", &Req{Name: name}), &rsp)
 	return rsp, err
 }
 

@@ -6,7 +6,9 @@
 // through a bare gRPC client (round robin, the same resolver), through
 // rpcguard's retry interceptor alone (round robin, no ejection), and through
 // the rpcguard stack (rpcguard.NewClient: p2c with ejection, breaker,
-// retries with a per-attempt timeout and hedging, tracing). It prints, per
+// retries with a per-attempt timeout and hedging, tracing). Most scenarios
+// run on go-micro v4 services too, called by go-micro's own client and by
+// go-micro with rpcguard's gomicro package. It prints, per
 // scenario and client: success, p50 and p99 latency, attempts reaching
 // servers per call, and the breaker's state.
 //
@@ -40,6 +42,7 @@ func main() {
 		log.Fatalf("faultdemo: -calls must be at least 10, got %d", *calls)
 	}
 
+	quietMicro()
 	var tracer opentracing.Tracer = opentracing.NoopTracer{}
 	if *jaegerURL != "" {
 		tr, closer, err := jaeger.New("faultdemo", jaeger.WithCollector(*jaegerURL))
@@ -60,7 +63,14 @@ func main() {
 	var results []result
 	for _, sc := range scenarios {
 		for _, client := range clients {
-			r, err := env.run(sc, client, *calls)
+			run := env.run
+			if client == clientMicro || client == clientGoMicro {
+				if !sc.onMicro() {
+					continue
+				}
+				run = env.runMicro
+			}
+			r, err := run(sc, client, *calls)
 			if err != nil {
 				log.Fatalf("faultdemo: %s/%s: %v", sc.name, client, err)
 			}
@@ -82,7 +92,10 @@ func printTable(out io.Writer, registry string, calls int, results []result, too
 	fmt.Fprintf(out, "\nEach scenario: a fresh cluster (3 gRPC nodes on 127.0.0.1 unless it says), %s\n", registry)
 	fmt.Fprintf(out, "registry, %d calls per client, 8 callers (overload: 32), 500 ms deadline per call.\n\n", calls)
 	fmt.Fprintln(out, "Clients: bare = gRPC's round_robin; retry = rpcguard's retry interceptor alone;")
-	fmt.Fprintln(out, "         rpcguard = rpcguard.NewClient (p2c, ejection, breaker, retry, hedging).")
+	fmt.Fprintln(out, "         rpcguard = rpcguard.NewClient (p2c, ejection, breaker, retry, hedging);")
+	fmt.Fprintln(out, "         go-micro = go-micro v4 services and client as the seeds ran them (its")
+	fmt.Fprintln(out, "         selector, Retries(3)); gomicro = the same with rpcguard's gomicro selector")
+	fmt.Fprintln(out, "         and client wrapper (the rpcguard client's settings).")
 	fmt.Fprintln(out, "Columns: ok = calls that succeeded; p50, p99 = latency; attempts = attempts that")
 	fmt.Fprintln(out, "         reached a server per call (the load the fleet saw); breaker = the rpcguard")
 	fmt.Fprintln(out, "         client's circuit at the end.")
@@ -128,7 +141,11 @@ func summary(r map[string]result) string {
 	case d == 0:
 		spared = "sent as many attempts"
 	}
-	return fmt.Sprintf("bare gRPC lost %d calls; rpcguard lost %d and %s", lost(bare), lost(guard), spared)
+	line := fmt.Sprintf("bare gRPC lost %d calls; rpcguard lost %d and %s", lost(bare), lost(guard), spared)
+	if plain, ok := r[clientMicro]; ok {
+		line += fmt.Sprintf("\n     go-micro lost %d calls; with gomicro %d", lost(plain), lost(r[clientGoMicro]))
+	}
+	return line
 }
 
 func ms(v float64) string {

@@ -217,53 +217,15 @@ func (e *env) run(sc scenario, client string, calls int) (result, error) {
 		callers = sc.callers
 	}
 	base := c.served()
-
-	var (
-		next      atomic.Int64
-		ok        atomic.Int64
-		mu        sync.Mutex
-		latencies []time.Duration
-		crashedAt time.Time
-		lastCall  atomic.Int64
-		wg        sync.WaitGroup
-	)
-	crashAt := int64(calls / 3)
-	for range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1)
-				if i > int64(calls) {
-					return
-				}
-				if sc.crash && i == crashAt {
-					mu.Lock()
-					crashedAt = time.Now()
-					mu.Unlock()
-					c.crash(&lastCall)
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), deadline)
-				start := time.Now()
-				_, err := echo.Unary(ctx, cc)
-				took := time.Since(start)
-				cancel()
-				if err == nil {
-					ok.Add(1)
-				}
-				mu.Lock()
-				latencies = append(latencies, took)
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	var lastCall atomic.Int64
+	ok, latencies, crashedAt := drive(sc, calls, callers, func(ctx context.Context) error {
+		_, err := echo.Unary(ctx, cc)
+		return err
+	}, func() { c.crash(&lastCall) })
 	r := result{Scenario: sc.name, Client: client, Calls: calls,
-		SuccessPct:      100 * float64(ok.Load()) / float64(calls),
+		SuccessPct:      100 * float64(ok) / float64(calls),
 		AttemptsPerCall: float64(c.served()-base) / float64(calls), Breaker: "-"}
-	slices.Sort(latencies)
-	r.P50MS = msOf(latencies[len(latencies)/2])
-	r.P99MS = msOf(latencies[len(latencies)*99/100])
+	r.P50MS, r.P99MS = percentiles(latencies)
 	if brk != nil {
 		r.Breaker = "closed"
 		if brk.IsOpen(echo.UnaryMethod) {
@@ -283,11 +245,69 @@ func (e *env) run(sc scenario, client string, calls int) (result, error) {
 		}
 		r.Note = fmt.Sprintf("node-1's share of calls %s it recovered: %.0f%%", when, share)
 	}
+	r.crashNote(sc, crashedAt, &lastCall)
+	return r, nil
+}
+
+// crashNote says, in a crash scenario, when the last call reached the
+// crashed node.
+func (r *result) crashNote(sc scenario, crashedAt time.Time, lastCall *atomic.Int64) {
 	if sc.crash && lastCall.Load() > 0 {
 		r.CrashToLastCallMS = msOf(time.Unix(0, lastCall.Load()).Sub(crashedAt))
 		r.Note = fmt.Sprintf("last call to node-1 %.0f ms after its crash (TTL %v)", r.CrashToLastCallMS, ttl)
 	}
-	return r, nil
+}
+
+// drive makes calls calls from callers goroutines, each with the demo's
+// deadline; in a crash scenario, crash runs a third into the run. It
+// returns the successes, every call's latency and when the crash came.
+func drive(sc scenario, calls, callers int, call func(ctx context.Context) error, crash func()) (int64, []time.Duration, time.Time) {
+	var (
+		next      atomic.Int64
+		ok        atomic.Int64
+		mu        sync.Mutex
+		latencies []time.Duration
+		crashedAt time.Time
+		wg        sync.WaitGroup
+	)
+	crashAt := int64(calls / 3)
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(calls) {
+					return
+				}
+				if sc.crash && i == crashAt {
+					mu.Lock()
+					crashedAt = time.Now()
+					mu.Unlock()
+					crash()
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), deadline)
+				start := time.Now()
+				err := call(ctx)
+				took := time.Since(start)
+				cancel()
+				if err == nil {
+					ok.Add(1)
+				}
+				mu.Lock()
+				latencies = append(latencies, took)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return ok.Load(), latencies, crashedAt
+}
+
+// percentiles returns the p50 and p99 of latencies, in ms.
+func percentiles(latencies []time.Duration) (p50, p99 float64) {
+	slices.Sort(latencies)
+	return msOf(latencies[len(latencies)/2]), msOf(latencies[len(latencies)*99/100])
 }
 
 // shareAfterRecovery lifts the faults, keeps light traffic going for wait

@@ -15,7 +15,7 @@ const (
 	clientRPCGuard = "rpcguard"
 )
 
-var clients = []string{clientBare, clientRetry, clientRPCGuard}
+var clients = []string{clientBare, clientRetry, clientRPCGuard, clientMicro, clientGoMicro}
 
 // scenario is one fault, set up on a fresh cluster.
 type scenario struct {

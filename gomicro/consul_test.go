@@ -1,0 +1,62 @@
+package gomicro_test
+
+import (
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/go-micro/plugins/v4/registry/consul"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/server"
+
+	"github.com/rpcguard/rpcguard/gomicro"
+	"github.com/rpcguard/rpcguard/internal/testcluster"
+	"github.com/rpcguard/rpcguard/retry"
+)
+
+// go-micro services on the consul registry plugin (registry/consul v1.2.1)
+// and a real Consul agent, with a dead node registered: every call
+// succeeds, at most 1.05 attempts per call once it is ejected. Opt-in:
+//
+//	RPCGUARD_CONSUL_ADDR=127.0.0.1:8500 go test -run Consul ./gomicro
+//
+// with an agent started as the README says (consul agent -dev, every
+// address on 127.0.0.1).
+func TestGoMicroOnConsul(t *testing.T) {
+	addr := os.Getenv("RPCGUARD_CONSUL_ADDR")
+	if addr == "" {
+		t.Skip("set RPCGUARD_CONSUL_ADDR to run against a real Consul agent")
+	}
+	reg := consul.NewRegistry(registry.Addrs(addr))
+	name := fmt.Sprintf("greeter-%d", time.Now().UnixNano()) // nothing left from another run
+	brk := newMicroBroker()
+	f := &fleet{k: mucp, reg: reg, brk: brk, service: name}
+	for i := range 2 {
+		f.servers = append(f.servers, mucp.start(t, fmt.Sprintf("greeter-%d", i), reg, brk, server.Name(name), server.RegisterTTL(10*time.Second)))
+	}
+	dead := &registry.Node{Id: name + "-dead", Address: testcluster.DeadAddr(t)}
+	if err := reg.Register(&registry.Service{Name: name, Nodes: []*registry.Node{dead}}, registry.RegisterTTL(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Deregister(&registry.Service{Name: name, Nodes: []*registry.Node{dead}}) })
+	policy, err := retry.New(retry.WithIdempotent("Greeter.*"), retry.WithPerAttemptTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.cli = f.client(t, []gomicro.Option{gomicro.WithRetry(policy)})
+	for i := range 100 {
+		if _, err := f.call("x"); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	before := f.served()
+	for range 200 {
+		if _, err := f.call("x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if per := float64(f.served()-before) / 200; per > 1.05 {
+		t.Fatalf("%.3f attempts reached the servers per call once the dead node was ejected, want at most 1.05", per)
+	}
+}
