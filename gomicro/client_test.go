@@ -165,12 +165,18 @@ func TestClientWrapperRoutesAroundABadNode(t *testing.T) {
 // also answers status.Code, and is not retried; an open circuit arrives as
 // a 503 that errors.Is finds.
 func TestClientWrapperErrors(t *testing.T) {
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) { clientErrors(t, k) })
+	}
+}
+
+func clientErrors(t *testing.T, k kind) {
 	brk, err := breaker.New(breaker.WithNamespace(namespace()),
 		breaker.WithSettings(breaker.Settings{VolumeThreshold: 5, SleepWindow: time.Minute}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFleet(t, 2, []gomicro.Option{gomicro.WithBreaker(brk)})
+	f := newFleetOf(t, k, 2, []gomicro.Option{gomicro.WithBreaker(brk)})
 	before := f.served()
 	_, err = f.call("missing")
 	if status.Code(err) != codes.NotFound || merrors.FromError(err).Code != 404 || f.served()-before != 1 {
