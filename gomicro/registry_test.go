@@ -155,7 +155,24 @@ func TestRegistryAdapterForGoMicro(t *testing.T) {
 	if _, err := reg.Watch(); err == nil {
 		t.Error("a watch of every service was accepted")
 	}
-	for range 10 { // the selector follows the registry: no call goes to the stopped server
+	// The selector follows the registry (its watch, a moment after ours):
+	// then no call goes to the stopped server.
+	testcluster.WaitFor(t, 5*time.Second, "the selector to drop greeter-1", func() bool {
+		next, err := sel.Select("greeter")
+		if err != nil {
+			return false
+		}
+		for {
+			n, err := next()
+			if err != nil {
+				return true
+			}
+			if n.Id == "greeter-greeter-1" {
+				return false
+			}
+		}
+	})
+	for range 10 {
 		if err := call(); err != nil {
 			t.Fatal(err)
 		}
