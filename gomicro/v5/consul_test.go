@@ -4,10 +4,12 @@ package gomicro_test
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"testing"
 	"time"
 
+	consulapi "github.com/hashicorp/consul/api"
 	"go-micro.dev/v5/registry"
 	"go-micro.dev/v5/registry/consul"
 	"go-micro.dev/v5/server"
@@ -30,7 +32,11 @@ func TestGoMicroOnConsul(t *testing.T) {
 	if addr == "" {
 		t.Skip("set RPCGUARD_CONSUL_ADDR to run against a real Consul agent")
 	}
-	reg := consul.NewConsulRegistry(registry.Addrs(addr))
+	// Our own HTTP transport, whose idle connections the test closes (the
+	// registry has no Close).
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	reg := consul.NewConsulRegistry(registry.Addrs(addr), consul.Config(&consulapi.Config{HttpClient: &http.Client{Transport: tr}}))
 	name := fmt.Sprintf("greeter-%d", time.Now().UnixNano()) // nothing left from another run
 	brk := newMicroBroker()
 	f := &fleet{k: mucp, reg: reg, brk: brk, service: name}
