@@ -15,6 +15,7 @@
 //	go run ./examples/faultdemo                   # the table
 //	go run ./examples/faultdemo -json             # the same, as JSON
 //	go run -tags etcd ./examples/faultdemo -etcd  # on an embedded etcd
+//	go run -tags micro5 ./examples/faultdemo      # the go-micro rows on go-micro v5
 //	go run ./examples/faultdemo -jaeger http://127.0.0.1:14268/api/traces
 package main
 
@@ -37,12 +38,15 @@ func main() {
 	useEtcd := flag.Bool("etcd", false, "register the nodes in an embedded etcd instead of the in-memory registry")
 	jaegerURL := flag.String("jaeger", "", "send the rpcguard client's traces to this Jaeger collector (http://HOST:14268/api/traces)")
 	calls := flag.Int("calls", 300, "calls per scenario and client")
+	noMicro := flag.Bool("nomicro", false, "leave out the go-micro rows")
 	flag.Parse()
 	if *calls < 10 {
 		log.Fatalf("faultdemo: -calls must be at least 10, got %d", *calls)
 	}
 
-	quietMicro()
+	if !*noMicro {
+		quietMicro()
+	}
 	var tracer opentracing.Tracer = opentracing.NoopTracer{}
 	if *jaegerURL != "" {
 		tr, closer, err := jaeger.New("faultdemo", jaeger.WithCollector(*jaegerURL))
@@ -63,14 +67,16 @@ func main() {
 	var results []result
 	for _, sc := range scenarios {
 		for _, client := range clients {
-			run := env.run
+			var r result
+			var err error
 			if client == clientMicro || client == clientGoMicro {
-				if !sc.onMicro() {
+				if *noMicro || !sc.onMicro() {
 					continue
 				}
-				run = env.runMicro
+				r, err = env.runMicro(sc, client, *calls)
+			} else {
+				r, err = env.run(sc, client, *calls)
 			}
-			r, err := run(sc, client, *calls)
 			if err != nil {
 				log.Fatalf("faultdemo: %s/%s: %v", sc.name, client, err)
 			}
@@ -93,7 +99,7 @@ func printTable(out io.Writer, registry string, calls int, results []result, too
 	fmt.Fprintf(out, "registry, %d calls per client, 8 callers (overload: 32), 500 ms deadline per call.\n\n", calls)
 	fmt.Fprintln(out, "Clients: bare = gRPC's round_robin; retry = rpcguard's retry interceptor alone;")
 	fmt.Fprintln(out, "         rpcguard = rpcguard.NewClient (p2c, ejection, breaker, retry, hedging);")
-	fmt.Fprintln(out, "         go-micro = go-micro v4 services and client as the seeds ran them (its")
+	fmt.Fprintf(out, "         go-micro = go-micro %s services and client as the seeds ran them (its\n", microVersion)
 	fmt.Fprintln(out, "         selector, Retries(3)); gomicro = the same with rpcguard's gomicro selector")
 	fmt.Fprintln(out, "         and client wrapper (the rpcguard client's settings).")
 	fmt.Fprintln(out, "Columns: ok = calls that succeeded; p50, p99 = latency; attempts = attempts that")

@@ -245,15 +245,19 @@ func (e *env) run(sc scenario, client string, calls int) (result, error) {
 		}
 		r.Note = fmt.Sprintf("node-1's share of calls %s it recovered: %.0f%%", when, share)
 	}
-	r.crashNote(sc, crashedAt, &lastCall)
+	var last time.Time
+	if n := lastCall.Load(); n > 0 {
+		last = time.Unix(0, n)
+	}
+	r.crashNote(sc, crashedAt, last)
 	return r, nil
 }
 
 // crashNote says, in a crash scenario, when the last call reached the
 // crashed node.
-func (r *result) crashNote(sc scenario, crashedAt time.Time, lastCall *atomic.Int64) {
-	if sc.crash && lastCall.Load() > 0 {
-		r.CrashToLastCallMS = msOf(time.Unix(0, lastCall.Load()).Sub(crashedAt))
+func (r *result) crashNote(sc scenario, crashedAt, lastCall time.Time) {
+	if sc.crash && !lastCall.IsZero() {
+		r.CrashToLastCallMS = msOf(lastCall.Sub(crashedAt))
 		r.Note = fmt.Sprintf("last call to node-1 %.0f ms after its crash (TTL %v)", r.CrashToLastCallMS, ttl)
 	}
 }
