@@ -33,6 +33,50 @@ type command struct {
 	inflight atomic.Int64
 	open     error // the refusals of this command, made once
 	rejected error
+	sample   sampler
+}
+
+// sampler decides which outcomes reach hystrix's metrics (MetricsRate): a
+// token bucket (GCRA) of a second's worth of outcomes, refilled at the
+// rate. Below the rate, and in bursts up to a second's worth, every outcome
+// goes; past it, about one per 1/rate seconds, so that each stretch of time
+// counts about equally and the error rate is its average over time
+// whatever the traffic does (a sample in proportion to calls would be
+// skewed whenever the rate changes within the window); nothing waits to be
+// reported, and no goroutine runs.
+type sampler struct {
+	slot        int64 // ns per outcome at the rate; 0: every outcome goes
+	burst       int64 // ns of credit: a second's worth of outcomes, less one
+	unsampled   int64 // ns after a refusal during which every outcome goes
+	tat         atomic.Int64
+	lastRefusal atomic.Int64
+}
+
+func (s *sampler) init(st Settings) {
+	if st.MetricsRate > 0 {
+		rate := max(int64(st.MetricsRate), int64(st.VolumeThreshold+4)/5)
+		s.slot = int64(time.Second) / rate
+		s.burst = (rate - 1) * s.slot
+	}
+	s.unsampled = 2 * int64(st.SleepWindow)
+}
+
+// keep reports whether the outcome of a call that ended at now (unix ns)
+// goes to the metrics.
+func (s *sampler) keep(now int64) bool {
+	if s.slot == 0 || now-s.lastRefusal.Load() < s.unsampled {
+		return true
+	}
+	for {
+		tat := s.tat.Load()
+		next := max(tat, now)
+		if next-now > s.burst {
+			return false
+		}
+		if s.tat.CompareAndSwap(tat, next+s.slot) {
+			return true
+		}
+	}
 }
 
 // New builds a Breaker. WithNamespace is required.
@@ -76,6 +120,7 @@ func (b *Breaker) command(name string) (*command, error) {
 	c := &command{name: name, full: full, cb: cb, s: s,
 		open:     &RefusedError{Command: name, Err: ErrOpen, RetryAfter: s.SleepWindow},
 		rejected: &RefusedError{Command: name, Err: ErrRejected, RetryAfter: time.Second}}
+	c.sample.init(s)
 	b.cmds.Store(name, c)
 	return c, nil
 }
@@ -174,6 +219,9 @@ func (b *Breaker) enter(ctx context.Context, name string) (*command, time.Time, 
 }
 
 func (b *Breaker) refuse(ctx context.Context, c *command, start time.Time, event int, err error) error {
+	if event == eventShortCircuit {
+		c.sample.lastRefusal.Store(start.UnixNano())
+	}
 	fb, err := b.fallback(ctx, c, err)
 	b.report(c, event, fb, start, 0)
 	return err
@@ -239,12 +287,13 @@ func (b *Breaker) fallback(ctx context.Context, c *command, err error) (int, err
 }
 
 // report sends the event to the hooks and, if it says something about the
-// dependency (success, failure, timeout), to the circuit: the caller's
-// cancellations are neutral, and the breaker's own refusals must never keep
-// or open a circuit by themselves (hystrix counts both as errors).
+// dependency (success, failure, timeout), to the circuit (past MetricsRate,
+// a sample): the caller's cancellations are neutral, and the breaker's own
+// refusals must never keep or open a circuit by themselves (hystrix counts
+// both as errors).
 func (b *Breaker) report(c *command, event, fb int, start time.Time, run time.Duration) {
 	evs := events[event][fb]
-	if event == eventSuccess || event == eventFailure || event == eventTimeout {
+	if (event == eventSuccess || event == eventFailure || event == eventTimeout) && c.sample.keep(start.Add(run).UnixNano()) {
 		if err := c.cb.ReportEvent(evs, start, run); err != nil {
 			if h := b.o.hooks.OnDropped; h != nil {
 				h(c.name, evs[0])

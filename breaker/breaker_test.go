@@ -464,3 +464,40 @@ func TestDroppedEventsAt20kPerSecond(t *testing.T) {
 		t.Fatalf("%d success events for %d calls", got, calls)
 	}
 }
+
+// Past MetricsRate only a sample of the outcomes reaches hystrix's
+// metrics, and the circuit decides as before: at thousands of calls a
+// second, an outage opens it, and once the dependency is back a probe
+// closes it.
+func TestSampledMetricsKeepTheCircuitRight(t *testing.T) {
+	var failing atomic.Bool
+	b := newBreaker(t, nil, breaker.WithSettings(breaker.Settings{MetricsRate: 20, SleepWindow: 50 * time.Millisecond}))
+	call := func() error {
+		return b.Do(context.Background(), "busy", func(context.Context) error {
+			if failing.Load() {
+				return status.Error(codes.Unavailable, "down")
+			}
+			return nil
+		})
+	}
+	start := time.Now()
+	for range 3000 { // well past 20 a second
+		if err := call(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("3000 calls in %v", time.Since(start).Round(time.Millisecond))
+	failing.Store(true)
+	testcluster.WaitFor(t, 10*time.Second, "the circuit to open in the outage", func() bool {
+		return errors.Is(call(), breaker.ErrOpen)
+	})
+	failing.Store(false)
+	testcluster.WaitFor(t, 10*time.Second, "a probe to close the circuit", func() bool {
+		return call() == nil && !b.IsOpen("busy")
+	})
+	for range 100 {
+		if err := call(); err != nil {
+			t.Fatalf("after the recovery: %v", err)
+		}
+	}
+}
