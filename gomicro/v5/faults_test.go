@@ -107,10 +107,7 @@ func TestCallWrapperFaults(t *testing.T) {
 	for i := range 3 {
 		f.servers = append(f.servers, startMicro(t, fmt.Sprintf("greeter-%d", i), f.reg, f.brk))
 	}
-	// retry.New(): nothing idempotent. No pooled connections: go-micro's
-	// HTTP transport pool stalls a call now and then until its
-	// ConnectionTimeout, and without a per-attempt timeout that is 5 s.
-	f.cli = f.client(t, nil, client.WrapCall(cw), client.PoolSize(0))
+	f.cli = f.client(t, nil, client.WrapCall(cw)) // retry.New(): nothing idempotent
 	for i := range 60 {
 		if _, err := f.call("x"); err != nil {
 			t.Fatalf("call %d: %v", i, err)
@@ -228,5 +225,45 @@ func serverRefusals(t *testing.T, k kind) {
 	})
 	if _, err := f.call("x"); !errors.Is(err, breaker.ErrOpen) && status.Code(err) != codes.Unavailable || f.servers[0].calls.Load() != 0 {
 		t.Fatalf("open circuit: %v (code %v), %d calls reached the handler; want Unavailable and none", err, status.Code(err), f.servers[0].calls.Load())
+	}
+}
+
+// Per-call retry options travel as a go-micro call option: a call the
+// policy does not retry once sent (nothing is idempotent by default) is
+// retried on another node when the call says it is idempotent.
+func TestWithCallOptions(t *testing.T) {
+	var faulted atomic.Int64
+	inj, err := faultinject.New(1, []faultinject.Rule{{Name: "overwhelmed", Node: "greeter-greeter-0", Rate: 1, HTTPStatus: 503}},
+		faultinject.WithHooks(faultinject.Hooks{OnFault: func(string, string, string, string) { faulted.Add(1) }}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing idempotent.
+	policy, err := retry.New(retry.WithPerAttemptTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := faultyFleet(t, 2, inj, []gomicro.Option{gomicro.WithRetry(policy)})
+	call := func(cli client.Client, opts ...client.CallOption) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var rsp Rsp
+		return cli.Call(ctx, cli.NewRequest("greeter", "Greeter.Hello", &Req{Name: "x"}), &rsp, opts...)
+	}
+	for call(f.cli) == nil { // until a call starts on the 503 node
+		if faulted.Load() > 0 {
+			t.Fatal("the 503 node answered a call that then succeeded: it was retried")
+		}
+	}
+	// A fresh client (nothing ejected yet), idempotent for its calls.
+	cli := f.client(t, []gomicro.Option{gomicro.WithRetry(policy)})
+	before := faulted.Load()
+	for i := range 20 {
+		if err := call(cli, gomicro.WithCallOptions(retry.Idempotent(true))); err != nil {
+			t.Fatalf("call %d, idempotent for this call: %v", i, err)
+		}
+	}
+	if faulted.Load() == before {
+		t.Fatal("no idempotent call reached the 503 node: the test shows nothing")
 	}
 }
