@@ -1,7 +1,6 @@
 package gomicro_test
 
 import (
-	"context"
 	"net/url"
 	"reflect"
 	"sync"
@@ -11,7 +10,6 @@ import (
 	"unsafe"
 
 	microetcd "github.com/go-micro/plugins/v4/registry/etcd"
-	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -20,7 +18,6 @@ import (
 	"github.com/rpcguard/rpcguard/health/etcd/etcdtest"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
-	"github.com/rpcguard/rpcguard/selector"
 )
 
 // etcdRegistry is go-micro's etcd registry plugin (registry/etcd v1.2.0,
@@ -108,58 +105,10 @@ func TestGoMicroOnTheEtcdRegistryPlugin(t *testing.T) {
 		}
 	})
 	t.Run("crashed node", func(t *testing.T) {
-		sel, err := gomicro.NewSelector(reg, selector.WithStrategy(selector.RoundRobin)) // no ejection
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sel.Close()
-		var mu sync.Mutex
-		lastAttempt := map[string]time.Time{}
-		record := func(next client.CallFunc) client.CallFunc {
-			return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
-				mu.Lock()
-				lastAttempt[node.Id] = time.Now()
-				mu.Unlock()
-				return next(ctx, node, req, rsp, opts)
-			}
-		}
-		w, err := gomicro.NewClientWrapper(gomicro.WithRetry(policy), gomicro.WithBreaker(newBreaker(t)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cli := mucp.client(client.Selector(sel), client.Registry(reg), client.Broker(brk), client.PoolSize(0),
-			client.ContentType(mucp.contentType), client.Wrap(w), client.WrapCall(record))
-		call := func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			var rsp Rsp
-			return cli.Call(ctx, cli.NewRequest("greeter", "Greeter.Hello", &Req{Name: "x"}), &rsp)
-		}
-		for range 30 {
-			if err := call(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		crashing.crashed.Store(true)
-		crashAt := time.Now()
-		for time.Since(crashAt) < ttl+2*time.Second {
-			if err := call(); err != nil {
-				t.Fatalf("a call failed after the crash: %v", err)
-			}
-		}
+		crashAt, last := crashRun(t, reg, brk, "greeter-greeter-2", ttl+2*time.Second, func() { crashing.crashed.Store(true) })
 		crashing.mu.Lock()
 		renewed := crashing.lastRenewal
 		crashing.mu.Unlock()
-		mu.Lock()
-		last := lastAttempt["greeter-greeter-2"]
-		mu.Unlock()
-		if !last.After(crashAt) {
-			t.Fatal("no attempt went to the crashed node after the crash: the test shows nothing")
-		}
-		if late := last.Sub(renewed); late > ttl+time.Second {
-			t.Fatalf("an attempt reached the crashed node %v after its last renewal; want at most TTL + 1 s", late)
-		} else {
-			t.Logf("last attempt to the crashed node %v after its last renewal (TTL %v)", late.Round(time.Millisecond), ttl)
-		}
+		leftWithin(t, crashAt, renewed, last, ttl)
 	})
 }

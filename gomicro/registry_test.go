@@ -255,19 +255,40 @@ func TestCrashedGoMicroNodeLeavesWithinTTL(t *testing.T) {
 		t.Cleanup(func() { _ = srv.Stop() })
 		servers = append(servers, srv)
 	}
-	// Round robin without ejection: only the registry takes the node out.
-	sel, err := gomicro.NewSelector(mreg, selector.WithStrategy(selector.RoundRobin))
+	crashed := "greeter-greeter-2"
+	crashAt, last := crashRun(t, mreg, brk, crashed, ttl+1500*time.Millisecond, func() {
+		reg.crashed.Store(&crashed)
+		_ = servers[2].Stop() // its port closes; its deregistration is lost
+	})
+	reg.mu.Lock()
+	renewed := reg.lastRenewal[crashed]
+	reg.mu.Unlock()
+	leftWithin(t, crashAt, renewed, last, ttl)
+	if got := listed(reg, "greeter"); slices.Contains(got, crashed) {
+		t.Fatalf("the registry still lists the crashed node: %v", got)
+	}
+}
+
+// crashRun drives a client of reg's "greeter" fleet through a crash:
+// round robin without ejection, so that only the registry can take the
+// node out; 30 calls, then crash, then calls for runFor, none of which may
+// fail. It returns when the crash came and when an attempt last went to
+// nodeID.
+func crashRun(t *testing.T, reg registry.Registry, brk broker.Broker, nodeID string, runFor time.Duration, crash func()) (crashAt, last time.Time) {
+	t.Helper()
+	sel, err := gomicro.NewSelector(reg, selector.WithStrategy(selector.RoundRobin))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sel.Close()
 	var mu sync.Mutex
-	lastAttempt := map[string]time.Time{}
 	record := func(next client.CallFunc) client.CallFunc {
 		return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, opts client.CallOptions) error {
-			mu.Lock()
-			lastAttempt[node.Id] = time.Now()
-			mu.Unlock()
+			if node.Id == nodeID {
+				mu.Lock()
+				last = time.Now()
+				mu.Unlock()
+			}
 			return next(ctx, node, req, rsp, opts)
 		}
 	}
@@ -281,8 +302,8 @@ func TestCrashedGoMicroNodeLeavesWithinTTL(t *testing.T) {
 	}
 	// No pooled connections: a crashed process's connections die with it
 	// (a stopped go-micro server keeps serving the ones it has).
-	cli := client.NewClient(client.Selector(sel), client.Registry(mreg), client.Broker(brk), client.PoolSize(0), client.Transport(transport.NewHTTPTransport()),
-		client.ContentType("application/json"), client.Wrap(w), client.WrapCall(record))
+	cli := mucp.client(client.Selector(sel), client.Registry(reg), client.Broker(brk), client.PoolSize(0),
+		client.ContentType(mucp.contentType), client.Wrap(w), client.WrapCall(record))
 	call := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -294,32 +315,30 @@ func TestCrashedGoMicroNodeLeavesWithinTTL(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	crashed := "greeter-greeter-2"
-	reg.crashed.Store(&crashed)
-	crashAt := time.Now()
-	_ = servers[2].Stop() // its port closes; its deregistration is lost
-	for time.Since(crashAt) < ttl+1500*time.Millisecond {
+	crash()
+	crashAt = time.Now()
+	for time.Since(crashAt) < runFor {
 		if err := call(); err != nil {
 			t.Fatalf("a call failed after the crash: %v", err)
 		}
 	}
-	reg.mu.Lock()
-	renewed := reg.lastRenewal[crashed]
-	reg.mu.Unlock()
 	mu.Lock()
-	last := lastAttempt[crashed]
-	mu.Unlock()
+	defer mu.Unlock()
+	return crashAt, last
+}
+
+// leftWithin fails t unless the crashed node got an attempt after its crash
+// and none later than ttl + 1 s after its last renewal.
+func leftWithin(t *testing.T, crashAt, renewed, last time.Time, ttl time.Duration) {
+	t.Helper()
 	if !last.After(crashAt) {
 		t.Fatal("no attempt went to the crashed node after the crash: the test shows nothing")
 	}
-	if late := last.Sub(renewed); late > ttl+time.Second {
+	late := last.Sub(renewed)
+	if late > ttl+time.Second {
 		t.Fatalf("an attempt reached the crashed node %v after its last renewal; want at most TTL + 1 s", late)
-	} else {
-		t.Logf("last attempt to the crashed node %v after its last renewal (TTL %v)", late.Round(time.Millisecond), ttl)
 	}
-	if got := listed(reg, "greeter"); slices.Contains(got, crashed) {
-		t.Fatalf("the registry still lists the crashed node: %v", got)
-	}
+	t.Logf("last attempt to the crashed node %v after its last renewal (TTL %v)", late.Round(time.Millisecond), ttl)
 }
 
 // A node whose check fails is deregistered once and stays out until the
