@@ -102,8 +102,9 @@ func build(opts []Option) (*config, error) {
 // deadline as go-micro's ConnectionTimeout, which the server receives as
 // its own. Hedged endpoints (retry.WithHedging) run their attempts side by
 // side, each decoding into a reply of its own, and the winner's is copied
-// into rsp. WithCallOptions overrides the policy for one call. Errors come back as *Error: go-micro's errors.FromError and
-// Parse keep working, and status.Code and errors.Is too.
+// into rsp. WithCallOptions overrides the policy for one call. Errors come
+// back as *Error: go-micro's errors.FromError and Parse keep working, and
+// status.Code and errors.Is too.
 func NewClientWrapper(opts ...Option) (client.Wrapper, error) {
 	c, err := build(opts)
 	if err != nil {

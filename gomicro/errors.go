@@ -49,9 +49,11 @@ func (e *Error) GRPCStatus() *status.Status { return status.New(e.code, e.Micro.
 
 // FromMicro translates an error of a go-micro client call: nil stays nil,
 // the caller's own context errors stay as they are, and anything else
-// becomes an *Error. A dial failure and "service not found" (go-micro's
-// client never sent the request) are Unavailable and marked retry.NotSent,
-// so that even a call that is not idempotent is retried on another node.
+// becomes an *Error. A dial failure, "service not found" and no node left
+// to pick (go-micro's client never sent the request) are Unavailable and
+// answer errors.Is for retry.NotSent's mark, selector.ErrNoNodes and
+// selector.ErrAllTried, so that even a call that is not idempotent is
+// retried on another node.
 // An error that is not go-micro's but has a gRPC status (a CallWrapper's,
 // an injected fault) keeps its code and answers errors.Is as before.
 func FromMicro(err error) error {

@@ -4,6 +4,7 @@ package gomicro
 
 import (
 	"context"
+	"errors"
 
 	"go-micro.dev/v5/client"
 	"go-micro.dev/v5/registry"
@@ -58,7 +59,10 @@ func (c *config) clientFaults(ctx context.Context, req client.Request, node stri
 	if err == nil || ctx.Err() != nil {
 		return err // none, or a Hang or a Latency cut short by the deadline
 	}
-	e := FromMicro(err).(*Error)
+	var e *Error
+	if !errors.As(FromMicro(err), &e) {
+		return err
+	}
 	e.unsent, e.cause = true, retry.NotSent(err)
 	return e
 }

@@ -5,6 +5,7 @@ package gomicro_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"go-micro.dev/v5/broker"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/rpcguard/rpcguard/breaker"
 	"github.com/rpcguard/rpcguard/gomicro/v5"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
@@ -51,6 +53,8 @@ func TestFromMicro(t *testing.T) {
 	}{
 		{"dial failure", merrors.New("go.micro.client", "connection error: dial tcp 127.0.0.1:1: connect: connection refused", 500), codes.Unavailable},
 		{"service not found", merrors.New("go.micro.client", "service greeter: not found", 500), codes.Unavailable},
+		{"no node left to pick", merrors.New("go.micro.client", "error getting next greeter node: none available", 500), codes.Unavailable},
+		{"an error with a gRPC status", status.Error(codes.ResourceExhausted, "slow down"), codes.ResourceExhausted},
 		{"grpc plugin dial failure", merrors.New("go.micro.client", "rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing\"", 503), codes.Unavailable},
 		{"broken pipe", merrors.New("go.micro.client.transport", "write: broken pipe", 500), codes.Internal},
 		{"timeout", merrors.Timeout("go.micro.client", "call timeout"), codes.DeadlineExceeded},
@@ -84,6 +88,17 @@ func TestFromMicro(t *testing.T) {
 				t.Fatalf("go-micro's FromError/Parse changed the error: %+v, %+v", back, me)
 			}
 		})
+	}
+	// What the engines must recognise: a failed pick, and an error's own
+	// identity through the translation.
+	if err := gomicro.FromMicro(merrors.New("go.micro.client", "error getting next greeter node: none available", 500)); !errors.Is(err, selector.ErrAllTried) {
+		t.Errorf("no node left to pick: %v does not answer errors.Is(selector.ErrAllTried)", err)
+	}
+	if err := gomicro.FromMicro(merrors.New("go.micro.client", "service greeter: not found", 500)); !errors.Is(err, selector.ErrNoNodes) {
+		t.Errorf("service not found: %v does not answer errors.Is(selector.ErrNoNodes)", err)
+	}
+	if err := gomicro.FromMicro(fmt.Errorf("wrapped: %w", breaker.ErrOpen)); !errors.Is(err, breaker.ErrOpen) {
+		t.Errorf("%v lost what it wraps", err)
 	}
 	for _, err := range []error{nil, context.Canceled, context.DeadlineExceeded} {
 		if got := gomicro.FromMicro(err); got != err {
