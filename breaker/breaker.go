@@ -3,6 +3,7 @@ package breaker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,75 @@ type command struct {
 	open     error // the refusals of this command, made once
 	rejected error
 	sample   sampler
+	stats    stats
+}
+
+// stats counts a command's events for Snapshot: exact totals, and the last
+// ten seconds' outcomes in one-second buckets.
+type stats struct {
+	totals [7]atomic.Int64 // by event
+	window [10]struct{ sec, ok, bad atomic.Int64 }
+}
+
+func (st *stats) add(event int, now int64) {
+	st.totals[event].Add(1)
+	if event != eventSuccess && event != eventFailure && event != eventTimeout {
+		return
+	}
+	sec := now / int64(time.Second)
+	b := &st.window[sec%10]
+	if old := b.sec.Load(); old != sec && b.sec.CompareAndSwap(old, sec) {
+		b.ok.Store(0) // a bucket of ten seconds ago: start it afresh
+		b.bad.Store(0)
+	}
+	if event == eventSuccess {
+		b.ok.Add(1)
+	} else {
+		b.bad.Add(1)
+	}
+}
+
+// CircuitStats is what a Breaker knows of one command's circuit, for
+// observers (metrics, a debug page): a snapshot.
+type CircuitStats struct {
+	Command string
+	Open    bool
+	// Volume and ErrorPercent are the last 10 s's outcomes (successes,
+	// failures, timeouts: every one, not MetricsRate's sample) and the
+	// share that failed or timed out.
+	Volume       int64
+	ErrorPercent int
+	// Totals since the command's first call, by event.
+	Successes, Failures, Timeouts, ShortCircuits, Rejected, Canceled int64
+}
+
+// Snapshot returns the stats of the Breaker's commands, sorted by name.
+func (b *Breaker) Snapshot() []CircuitStats {
+	var out []CircuitStats
+	now := time.Now().Unix()
+	b.cmds.Range(func(_, v any) bool {
+		c := v.(*command)
+		t := &c.stats.totals
+		st := CircuitStats{Command: c.name, Open: c.cb.IsOpen(),
+			Successes: t[eventSuccess].Load(), Failures: t[eventFailure].Load(), Timeouts: t[eventTimeout].Load(),
+			ShortCircuits: t[eventShortCircuit].Load(), Rejected: t[eventRejected].Load(),
+			Canceled: t[eventCanceled].Load() + t[eventDeadline].Load()}
+		var bad int64
+		for i := range c.stats.window {
+			w := &c.stats.window[i]
+			if now-w.sec.Load() < 10 {
+				st.Volume += w.ok.Load() + w.bad.Load()
+				bad += w.bad.Load()
+			}
+		}
+		if st.Volume > 0 {
+			st.ErrorPercent = int((100*bad + st.Volume/2) / st.Volume)
+		}
+		out = append(out, st)
+		return true
+	})
+	slices.SortFunc(out, func(a, b CircuitStats) int { return strings.Compare(a.Command, b.Command) })
+	return out
 }
 
 // sampler decides which outcomes reach hystrix's metrics (MetricsRate): a
@@ -293,6 +363,7 @@ func (b *Breaker) fallback(ctx context.Context, c *command, err error) (int, err
 // both as errors).
 func (b *Breaker) report(c *command, event, fb int, start time.Time, run time.Duration) {
 	evs := events[event][fb]
+	c.stats.add(event, start.Add(run).UnixNano())
 	if (event == eventSuccess || event == eventFailure || event == eventTimeout) && c.sample.keep(start.Add(run).UnixNano()) {
 		if err := c.cb.ReportEvent(evs, start, run); err != nil {
 			if h := b.o.hooks.OnDropped; h != nil {

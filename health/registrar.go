@@ -29,6 +29,7 @@ type Registrar struct {
 
 	mu         sync.Mutex
 	registered bool // the node is in the registry, as far as the registrar knows
+	stats      RegistrarStats
 	cancel     context.CancelFunc
 	done       chan struct{}
 }
@@ -247,6 +248,9 @@ func (r *Registrar) tick(ctx context.Context) error {
 	switch {
 	case checkErr != nil && registered:
 		r.setServing(false)
+		r.mu.Lock()
+		r.stats.CheckFailures++
+		r.mu.Unlock()
 		if err := r.reg.Deregister(ctx, r.service, r.node.ID); err != nil {
 			r.report(err)
 			return err
@@ -258,12 +262,19 @@ func (r *Registrar) tick(ctx context.Context) error {
 		return nil
 	case checkErr != nil:
 		r.setServing(false)
+		r.mu.Lock()
+		r.stats.CheckFailures++
+		r.mu.Unlock()
 		return nil // stays out until the check passes
 	}
 	if err := r.reg.Register(ctx, r.service, r.node, r.o.ttl); err != nil {
 		r.report(err)
 		return err
 	}
+	r.mu.Lock()
+	r.stats.Renewals++
+	r.stats.LastRenewal = time.Now()
+	r.mu.Unlock()
 	r.setServing(true)
 	if !registered {
 		r.setRegistered(true)
@@ -281,6 +292,10 @@ func (r *Registrar) setRegistered(v bool) {
 }
 
 func (r *Registrar) report(err error) {
+	r.mu.Lock()
+	r.stats.Failures++
+	r.stats.LastError = err.Error()
+	r.mu.Unlock()
 	if h := r.o.hooks.OnError; h != nil {
 		h(err)
 	}
@@ -317,4 +332,27 @@ func (r *Registrar) halt() {
 		cancel()
 		<-done
 	}
+}
+
+// RegistrarStats is what a Registrar knows of its registration, for
+// observers (metrics, a debug page): a snapshot.
+type RegistrarStats struct {
+	Service    string
+	Node       selector.Node
+	Registered bool // in the registry, as far as the registrar knows
+	// Renewals counts successful registrations and renewals, Failures the
+	// registry calls that failed (LastError the last one's), CheckFailures
+	// the ticks whose check failed.
+	Renewals, Failures, CheckFailures int64
+	LastRenewal                       time.Time
+	LastError                         string
+}
+
+// Snapshot returns the registration's stats.
+func (r *Registrar) Snapshot() RegistrarStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.stats
+	st.Service, st.Node, st.Registered = r.service, r.node, r.registered
+	return st
 }

@@ -95,3 +95,35 @@ func (c callConfig) finish() callConfig {
 	}
 	return c
 }
+
+// Stats is what a Policy knows of its load, for observers (metrics, a
+// debug page): a snapshot.
+type Stats struct {
+	// Budget is the retries the budget holds now, of at most BudgetMax;
+	// both 0 with Budget.Off.
+	Budget, BudgetMax float64
+	// Limited tells whether the adaptive concurrency limit is on (a server
+	// answered ResourceExhausted lately), Limit its value and InFlight the
+	// attempts under it.
+	Limited  bool
+	Limit    float64
+	InFlight int64
+}
+
+// Snapshot returns the Policy's stats.
+func (p *Policy) Snapshot() Stats {
+	var st Stats
+	if b := p.budget; b != nil { // with what the next withdrawal would refill
+		bal := min(b.bal.Load()+max(time.Now().UnixNano()-b.last.Load(), 0)*b.rate/1e9, b.cap)
+		st.Budget, st.BudgetMax = float64(bal)/milli, float64(b.cap)/milli
+	}
+	if l := p.limit; l != nil {
+		st.InFlight = l.inflight.Load()
+		if l.limited.Load() {
+			l.mu.Lock()
+			st.Limited, st.Limit = true, l.limit
+			l.mu.Unlock()
+		}
+	}
+	return st
+}

@@ -31,6 +31,7 @@ func (s *Selector) maybeEject(ns *nodeState) {
 	ns.lastReturn = now + int64(d)
 	ns.consecutive.Store(0)
 	ns.ejectedUntil.Store(now + int64(d))
+	ns.totalEjected.Add(1)
 	s.nEjected.Add(1)
 	s.mu.Unlock()
 	if h := s.opts.hooks.OnEject; h != nil {

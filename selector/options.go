@@ -107,6 +107,7 @@ type Hooks struct {
 }
 
 type options struct {
+	onNew      func(*Selector)
 	strategy   Strategy
 	filters    []Filter
 	ejection   Ejection
@@ -169,6 +170,20 @@ func WithClassifier(c Classifier) Option {
 			return fmt.Errorf("selector: WithClassifier: nil classifier")
 		}
 		o.classifier = c
+		return nil
+	}
+}
+
+// WithOnNew runs f with every Selector built with this option, as soon as
+// it is built: the way for an observer (metrics, a debug page) to reach the
+// Selectors that rpcguard's gRPC balancer builds inside a ClientConn (pass
+// it with rpcguard.WithSelectorOptions). It must not block.
+func WithOnNew(f func(*Selector)) Option {
+	return func(o *options) error {
+		if f == nil {
+			return fmt.Errorf("selector: WithOnNew: nil function")
+		}
+		o.onNew = f
 		return nil
 	}
 }

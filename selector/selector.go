@@ -3,6 +3,7 @@ package selector
 import (
 	"context"
 	"maps"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,9 @@ type nodeState struct {
 	probed       atomic.Int64  // Selector clock of the last probe (see staleAfter)
 	consecutive  atomic.Int64  // Failures in a row
 	ejectedUntil atomic.Int64  // Selector clock; 0 while the node is in
+	successes    atomic.Int64  // attempts the classifier called a success
+	failures     atomic.Int64  // and a failure
+	totalEjected atomic.Int64  // ejections since the node joined
 
 	// guarded by Selector.mu
 	ejections  int   // ejections so far, the multiplier of BaseTime
@@ -57,7 +61,45 @@ func New(opts ...Option) (*Selector, error) {
 	}
 	s := &Selector{opts: o, epoch: time.Now()}
 	s.view.Store(&view{})
+	if o.onNew != nil {
+		o.onNew(s)
+	}
 	return s, nil
+}
+
+// NodeStats is what a Selector knows of one node, for observers (metrics,
+// a debug page): a snapshot, read without stopping picks.
+type NodeStats struct {
+	Node Node
+	// Ejected tells whether the node is out now, and EjectedFor for how
+	// much longer; Ejections counts its ejections since it joined.
+	Ejected    bool
+	EjectedFor time.Duration
+	Ejections  int64
+	// InFlight is how many attempts it has now; Successes and Failures
+	// count its attempts' outcomes as the classifier saw them (neutral
+	// ones are in neither); Latency is the moving average power of two
+	// choices compares (0 before a sample, or with another strategy).
+	InFlight            int64
+	Successes, Failures int64
+	Latency             time.Duration
+}
+
+// Snapshot returns the stats of the current nodes, in the node set's order.
+func (s *Selector) Snapshot() []NodeStats {
+	v := s.view.Load()
+	now := s.now()
+	out := make([]NodeStats, len(v.nodes))
+	for i, ns := range v.nodes {
+		st := NodeStats{Node: ns.node, Ejections: ns.totalEjected.Load(), InFlight: ns.inflight.Load(),
+			Successes: ns.successes.Load(), Failures: ns.failures.Load(),
+			Latency: time.Duration(math.Float64frombits(ns.ewma.Load()))}
+		if u := ns.ejectedUntil.Load(); u != 0 && now < u {
+			st.Ejected, st.EjectedFor = true, time.Duration(u-now)
+		}
+		out[i] = st
+	}
+	return out
 }
 
 // now reads the Selector's monotonic clock in ns; it is never 0.
@@ -250,9 +292,11 @@ func (p Picked) report(o Outcome, used, sent bool) {
 		p.ns.observe(float64(now-p.start), o == Failure, now)
 	}
 	if o == Success {
+		p.ns.successes.Add(1)
 		p.ns.consecutive.Store(0)
 		return
 	}
+	p.ns.failures.Add(1)
 	if p.c != nil {
 		if now == 0 {
 			now = s.now()
