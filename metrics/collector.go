@@ -1,0 +1,92 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// collector turns the Observer's snapshot into metrics at every scrape.
+type collector struct{ o *Observer }
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+var (
+	nodeEjected    = desc("rpcguard_node_ejected", "1 while the node is ejected by outlier detection.", "service", "node")
+	nodeEjections  = desc("rpcguard_node_ejections_total", "Ejections of the node since it joined.", "service", "node")
+	nodeInFlight   = desc("rpcguard_node_in_flight", "Attempts in flight to the node.", "service", "node")
+	nodeAttempts   = desc("rpcguard_node_attempts_total", "Attempts to the node by outcome (success, failure; neutral ones are not counted).", "service", "node", "outcome")
+	nodeLatency    = desc("rpcguard_node_latency_seconds", "The node's latency, as power of two choices averages it (0 before a sample).", "service", "node")
+	circuitOpen    = desc("rpcguard_circuit_open", "1 while the circuit is open.", "client", "command")
+	circuitEvents  = desc("rpcguard_circuit_events_total", "The breaker's events by kind (success, failure, timeout, short_circuit, rejected, canceled).", "client", "command", "event")
+	circuitErrors  = desc("rpcguard_circuit_error_ratio", "The share of the last 10 s's outcomes that failed or timed out.", "client", "command")
+	circuitVolume  = desc("rpcguard_circuit_volume", "Outcomes in the last 10 s.", "client", "command")
+	budgetNow      = desc("rpcguard_retry_budget", "Retries the client's budget holds now.", "client")
+	budgetMax      = desc("rpcguard_retry_budget_max", "Retries the client's budget holds at most.", "client")
+	limitNow       = desc("rpcguard_retry_concurrency_limit", "The adaptive concurrency limit while it is on (a server answered ResourceExhausted lately); 0 while off.", "client")
+	limitInFlight  = desc("rpcguard_retry_in_flight", "Attempts in flight under the client's policy.", "client")
+	regUp          = desc("rpcguard_registration_registered", "1 while the node is registered, as far as its registrar knows.", "service", "node")
+	regRenewals    = desc("rpcguard_registration_renewals_total", "Successful registrations and renewals.", "service", "node")
+	regFailures    = desc("rpcguard_registration_failures_total", "Registry calls that failed.", "service", "node")
+	regCheckFailed = desc("rpcguard_registration_check_failures_total", "Renewal ticks whose health check failed.", "service", "node")
+)
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{nodeEjected, nodeEjections, nodeInFlight, nodeAttempts, nodeLatency,
+		circuitOpen, circuitEvents, circuitErrors, circuitVolume, budgetNow, budgetMax, limitNow, limitInFlight,
+		regUp, regRenewals, regFailures, regCheckFailed} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.o.Snapshot()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	for _, cl := range s.Clients {
+		for _, n := range cl.Nodes {
+			id := n.Node.ID
+			gauge(nodeEjected, b2f(n.Ejected), cl.Service, id)
+			counter(nodeEjections, n.Ejections, cl.Service, id)
+			gauge(nodeInFlight, float64(n.InFlight), cl.Service, id)
+			counter(nodeAttempts, n.Successes, cl.Service, id, "success")
+			counter(nodeAttempts, n.Failures, cl.Service, id, "failure")
+			gauge(nodeLatency, n.Latency.Seconds(), cl.Service, id)
+		}
+	}
+	for _, ci := range s.Circuits {
+		gauge(circuitOpen, b2f(ci.Open), ci.Client, ci.Command)
+		for _, e := range []struct {
+			name string
+			n    int64
+		}{{"success", ci.Successes}, {"failure", ci.Failures}, {"timeout", ci.Timeouts},
+			{"short_circuit", ci.ShortCircuits}, {"rejected", ci.Rejected}, {"canceled", ci.Canceled}} {
+			counter(circuitEvents, e.n, ci.Client, ci.Command, e.name)
+		}
+		gauge(circuitErrors, float64(ci.ErrorPercent)/100, ci.Client, ci.Command)
+		gauge(circuitVolume, float64(ci.Volume), ci.Client, ci.Command)
+	}
+	for _, p := range s.Policies {
+		gauge(budgetNow, p.Budget, p.Client)
+		gauge(budgetMax, p.BudgetMax, p.Client)
+		gauge(limitNow, p.Limit, p.Client)
+		gauge(limitInFlight, float64(p.InFlight), p.Client)
+	}
+	for _, r := range s.Registrations {
+		gauge(regUp, b2f(r.Registered), r.Service, r.Node.ID)
+		counter(regRenewals, r.Renewals, r.Service, r.Node.ID)
+		counter(regFailures, r.Failures, r.Service, r.Node.ID)
+		counter(regCheckFailed, r.CheckFailures, r.Service, r.Node.ID)
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
