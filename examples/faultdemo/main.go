@@ -16,6 +16,7 @@
 //	go run ./examples/faultdemo -json             # the same, as JSON
 //	go run -tags etcd ./examples/faultdemo -etcd  # on an embedded etcd
 //	go run -tags micro5 ./examples/faultdemo      # the go-micro rows on go-micro v5
+//	go run ./examples/faultdemo -debug 127.0.0.1:8080  # its debug page and /metrics while it runs
 //	go run ./examples/faultdemo -jaeger http://127.0.0.1:14268/api/traces
 package main
 
@@ -25,11 +26,14 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
+	"net/http"
 	"os"
 	"time"
 
 	"github.com/opentracing/opentracing-go"
 
+	"github.com/rpcguard/rpcguard/metrics"
 	"github.com/rpcguard/rpcguard/tracing/jaeger"
 )
 
@@ -39,6 +43,7 @@ func main() {
 	jaegerURL := flag.String("jaeger", "", "send the rpcguard client's traces to this Jaeger collector (http://HOST:14268/api/traces)")
 	calls := flag.Int("calls", 300, "calls per scenario and client")
 	noMicro := flag.Bool("nomicro", false, "leave out the go-micro rows")
+	debugAddr := flag.String("debug", "", "serve rpcguard's debug page (/debug/rpcguard) and /metrics on this address (127.0.0.1:PORT) while the scenarios run")
 	flag.Parse()
 	if *calls < 10 {
 		log.Fatalf("faultdemo: -calls must be at least 10, got %d", *calls)
@@ -61,6 +66,13 @@ func main() {
 		log.Fatal(err)
 	}
 	defer env.close()
+	if *debugAddr != "" {
+		stop, err := env.serveDebug(*debugAddr)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer stop()
+	}
 
 	start := time.Now()
 	fmt.Fprintf(os.Stderr, "faultdemo: %d scenarios × %d clients × %d calls ...\n", len(scenarios), len(clients), *calls)
@@ -159,4 +171,21 @@ func ms(v float64) string {
 		return fmt.Sprintf("%.1fms", v)
 	}
 	return fmt.Sprintf("%.0fms", v)
+}
+
+// serveDebug serves the rpcguard client's debug page and metrics on addr
+// while the scenarios run.
+func (e *env) serveDebug(addr string) (stop func(), _ error) {
+	e.obs = metrics.New()
+	mux := http.NewServeMux()
+	mux.Handle("/debug/rpcguard", e.obs.DebugHandler())
+	mux.Handle("/metrics", e.obs.Handler())
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("faultdemo: -debug: %w", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(lis) }()
+	fmt.Fprintf(os.Stderr, "faultdemo: debug page at http://%s/debug/rpcguard, metrics at http://%s/metrics\n", lis.Addr(), lis.Addr())
+	return func() { _ = srv.Close() }, nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/faultinject"
 	"github.com/rpcguard/rpcguard/health"
+	"github.com/rpcguard/rpcguard/metrics"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
 	"github.com/rpcguard/rpcguard/tracing"
@@ -51,6 +52,7 @@ type env struct {
 	newRegistry  func() (health.Registry, func(), error)
 	tracer       opentracing.Tracer
 	closers      []func()
+	obs          *metrics.Observer // -debug: what the page and /metrics show; nil without
 }
 
 func newEnv(useEtcd bool, tracer opentracing.Tracer) (*env, error) {
@@ -84,6 +86,7 @@ type cluster struct {
 	inj        *faultinject.Injector
 	reg        health.Registry
 	closeReg   func()
+	obs        *metrics.Observer // watching the registrars (-debug), or nil
 }
 
 func (e *env) startCluster(size int) (*cluster, error) {
@@ -120,11 +123,18 @@ func (e *env) startCluster(size int) (*cluster, error) {
 			return nil, err
 		}
 		c.registrars = append(c.registrars, r)
+		if e.obs != nil {
+			e.obs.WatchRegistrar(r)
+			c.obs = e.obs
+		}
 	}
 	return c, nil
 }
 
 func (c *cluster) stop() {
+	if c.obs != nil {
+		c.obs.Unwatch("", c.registrars...)
+	}
 	for _, r := range c.registrars {
 		r.Halt()
 	}
@@ -168,17 +178,27 @@ func (e *env) dial(sc scenario, client string, calls int, reg health.Registry) (
 	if err != nil {
 		return nil, nil, err
 	}
-	policy, err := retry.New(
-		retry.WithIdempotent("/"+echo.Service+"/*"),
+	ropts := []retry.Option{
+		retry.WithIdempotent("/" + echo.Service + "/*"),
 		retry.WithMaxAttempts(3),
-		retry.WithPerAttemptTimeout(150*time.Millisecond),
+		retry.WithPerAttemptTimeout(150 * time.Millisecond),
 		retry.WithHedging(40*time.Millisecond, echo.UnaryMethod),
-	)
+	}
+	var watch []rpcguard.Option
+	if e.obs != nil { // -debug: the page and /metrics show this client
+		ropts = append(ropts, retry.WithHooks(e.obs.RetryHooks("rpcguard")))
+		watch = append(watch, rpcguard.WithSelectorOptions(e.obs.Selector("echo")))
+	}
+	policy, err := retry.New(ropts...)
 	if err != nil {
 		return nil, nil, err
 	}
-	cc, err := rpcguard.NewClient("echo", reg, rpcguard.WithTracing(tg), rpcguard.WithBreaker(brk), rpcguard.WithRetry(policy),
-		rpcguard.WithDialOptions(creds))
+	if e.obs != nil {
+		e.obs.WatchBreaker("rpcguard", brk)
+		e.obs.WatchPolicy("rpcguard", policy)
+	}
+	cc, err := rpcguard.NewClient("echo", reg, append(watch, rpcguard.WithTracing(tg), rpcguard.WithBreaker(brk), rpcguard.WithRetry(policy),
+		rpcguard.WithDialOptions(creds))...)
 	return cc, brk, err
 }
 
