@@ -106,7 +106,7 @@ func WithServiceConfig(js string) Option {
 // that uses this option); the balancer's JSON config still applies.
 func WithSelectorOptions(opts ...selector.Option) Option {
 	return func(c *config) error {
-		if _, err := selector.New(opts...); err != nil {
+		if err := selector.CheckOptions(opts...); err != nil {
 			return fmt.Errorf("rpcguard: WithSelectorOptions: %w", err)
 		}
 		c.selOpts = append(c.selOpts, opts...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"go-micro.dev/v4/registry"
@@ -36,12 +37,15 @@ type followed struct {
 }
 
 // NewSelector returns a Selector on reg, with rpcguard selector options
-// (default: power of two choices and selector.DefaultEjection).
+// (default: power of two choices and selector.DefaultEjection; options
+// given replace both, so name them too); each service's rpcguard Selector
+// is named after the service (selector.WithName), which is how a
+// metrics.Observer's Selector option files it.
 func NewSelector(reg registry.Registry, opts ...selector.Option) (*Selector, error) {
 	if len(opts) == 0 {
 		opts = []selector.Option{selector.WithStrategy(selector.PowerOfTwo), selector.WithEjection(selector.DefaultEjection())}
 	}
-	if _, err := selector.New(opts...); err != nil {
+	if err := selector.CheckOptions(opts...); err != nil {
 		return nil, fmt.Errorf("gomicro: NewSelector: %w", err)
 	}
 	src, err := Source(reg)
@@ -168,7 +172,7 @@ func (s *Selector) forService(service string) (*selector.Selector, error) {
 	if f, ok := s.services[service]; ok {
 		return f.sel, nil
 	}
-	sel, err := selector.New(s.sopts...)
+	sel, err := selector.New(append(slices.Clone(s.sopts), selector.WithName(service))...)
 	if err != nil {
 		return nil, err
 	}

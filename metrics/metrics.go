@@ -71,10 +71,18 @@ func (o *Observer) Handler() http.Handler {
 
 // Selector is a selector option that has the Observer watch, as service,
 // every Selector built with it: pass it to rpcguard.NewClient with
-// rpcguard.WithSelectorOptions (or to selector.New). The latest Selector
-// built for a service is the one shown.
+// rpcguard.WithSelectorOptions (or to selector.New, or gomicro.NewSelector,
+// whose Selectors are named after each go-micro service: a Selector with a
+// name, selector.WithName, is watched under it). The latest Selector built
+// for a service is the one shown.
 func (o *Observer) Selector(service string) selector.Option {
-	return selector.WithOnNew(func(s *selector.Selector) { o.WatchSelector(service, s) })
+	return selector.WithOnNew(func(s *selector.Selector) {
+		name := service
+		if n := s.Name(); n != "" {
+			name = n
+		}
+		o.WatchSelector(name, s)
+	})
 }
 
 // WatchSelector watches s as service (replacing what was watched as it).

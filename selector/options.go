@@ -107,6 +107,7 @@ type Hooks struct {
 }
 
 type options struct {
+	name       string
 	onNew      func(*Selector)
 	strategy   Strategy
 	filters    []Filter
@@ -186,6 +187,20 @@ func WithOnNew(f func(*Selector)) Option {
 		o.onNew = f
 		return nil
 	}
+}
+
+// CheckOptions reports whether opts are valid, as New would, without
+// building a Selector (so without running WithOnNew's function): for
+// adapters that take selector options and check them up front.
+func CheckOptions(opts ...Option) error {
+	_, err := buildOptions(opts)
+	return err
+}
+
+// WithName names the Selector (Name), for observers: the service whose
+// nodes it chooses. Default: none.
+func WithName(name string) Option {
+	return func(o *options) error { o.name = name; return nil }
 }
 
 // WithHooks sets the hooks.

@@ -67,6 +67,9 @@ func New(opts ...Option) (*Selector, error) {
 	return s, nil
 }
 
+// Name is the name given with WithName, or "".
+func (s *Selector) Name() string { return s.opts.name }
+
 // NodeStats is what a Selector knows of one node, for observers (metrics,
 // a debug page): a snapshot, read without stopping picks.
 type NodeStats struct {
