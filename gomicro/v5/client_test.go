@@ -24,6 +24,7 @@ import (
 	"github.com/rpcguard/rpcguard/gomicro/v5"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
+	"github.com/rpcguard/rpcguard/selector"
 	"github.com/rpcguard/rpcguard/tracing"
 	"github.com/rpcguard/rpcguard/tracing/jaeger"
 )
@@ -37,7 +38,8 @@ func namespace() string { return fmt.Sprintf("gomicro-test-%d", namespaces.Add(1
 // fleet is n real go-micro servers of "greeter" and a client with the
 // rpcguard wrapper and selector.
 type fleet struct {
-	service string // "greeter" if empty
+	service string            // "greeter" if empty
+	sopts   []selector.Option // the client's selector's (NewSelector's defaults if none)
 	k       kind
 	reg     registry.Registry
 	brk     broker.Broker
@@ -68,7 +70,7 @@ func newMicroBroker() broker.Broker       { return broker.NewMemoryBroker() }
 // client wrapper (wopts, a breaker of its own by default).
 func (f *fleet) client(t *testing.T, wopts []gomicro.Option, copts ...client.Option) client.Client {
 	t.Helper()
-	sel, err := gomicro.NewSelector(f.reg)
+	sel, err := gomicro.NewSelector(f.reg, f.sopts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,7 +93,8 @@ func neverSent(e *merrors.Error) error {
 	switch {
 	case client && strings.HasSuffix(e.Detail, ": not found"):
 		return selector.ErrNoNodes
-	case client && strings.HasPrefix(e.Detail, "error getting next "):
+	case client && (strings.HasPrefix(e.Detail, "error getting next ") || // mucp's client
+		strings.HasPrefix(e.Detail, "error selecting ")): // the grpc client's
 		return selector.ErrAllTried
 	case client && strings.Contains(e.Detail, "connection error"),
 		strings.Contains(e.Detail, "Error while dialing"): // the grpc client plugin's dial failure

@@ -21,6 +21,7 @@ import (
 	"github.com/rpcguard/rpcguard/gomicro/v5"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
+	"github.com/rpcguard/rpcguard/selector"
 )
 
 func newInjector(t *testing.T, rules ...faultinject.Rule) *faultinject.Injector {
@@ -55,7 +56,7 @@ func faultyFleetOf(t *testing.T, k kind, n int, inj *faultinject.Injector, wopts
 	return f
 }
 
-// A black-holed node (it accepts and never answers) under 10 callers:
+// A black-holed node (it accepts and never answers) under 4 callers:
 // every call succeeds within a per-attempt timeout of 100 ms, which the
 // servers see as their own deadline (the hung handler ends with it).
 func TestBlackHoledNode(t *testing.T) {
@@ -71,15 +72,18 @@ func blackHoled(t *testing.T, k kind) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Attempts to spare and no budget: under a loaded -race run, a healthy
-	// node's attempt (a dial, then the call) can pass 100 ms too.
+	// Attempts to spare, no budget and (below) tried nodes reused: under a
+	// loaded -race run, a healthy node's attempt (a dial, then the call)
+	// can pass 100 ms too.
 	policy, err := retry.New(retry.WithIdempotent("Greeter.*"), retry.WithPerAttemptTimeout(100*time.Millisecond),
 		retry.WithMaxAttempts(5), retry.WithBudget(retry.Budget{Off: true}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := faultyFleetOf(t, k, 3, inj, []gomicro.Option{gomicro.WithRetry(policy)})
-	testcluster.InParallel(t, 10, 10, func() error {
+	f := faultyFleetOf(t, k, 3, inj, nil)
+	f.sopts = []selector.Option{selector.WithStrategy(selector.PowerOfTwo), selector.WithEjection(selector.DefaultEjection()), selector.WithReuseTried()}
+	f.cli = f.client(t, []gomicro.Option{gomicro.WithRetry(policy)})
+	testcluster.InParallel(t, 4, 25, func() error {
 		rsp, err := f.call("x")
 		if err == nil && rsp.From == "greeter-2" {
 			return errors.New("the black-holed node answered")
