@@ -250,10 +250,8 @@ func TestWithCallOptions(t *testing.T) {
 	}
 	f := faultyFleet(t, 2, inj, []gomicro.Option{gomicro.WithRetry(policy)})
 	call := func(cli client.Client, opts ...client.CallOption) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		var rsp Rsp
-		return cli.Call(ctx, cli.NewRequest("greeter", "Greeter.Hello", &Req{Name: "x"}), &rsp, opts...)
+		_, err := hello(cli, "greeter", "x", opts...)
+		return err
 	}
 	for call(f.cli) == nil { // until a call starts on the 503 node
 		if faulted.Load() > 0 {

@@ -53,18 +53,5 @@ func TestGoMicroOnConsul(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.cli = f.client(t, []gomicro.Option{gomicro.WithRetry(policy)})
-	for i := range 100 {
-		if _, err := f.call("x"); err != nil {
-			t.Fatalf("call %d: %v", i, err)
-		}
-	}
-	before := f.served()
-	for range 200 {
-		if _, err := f.call("x"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if per := float64(f.served()-before) / 200; per > 1.05 {
-		t.Fatalf("%.3f attempts reached the servers per call once the dead node was ejected, want at most 1.05", per)
-	}
+	f.routesAround(t, 100, 200)
 }

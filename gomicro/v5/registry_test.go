@@ -134,10 +134,8 @@ func TestRegistryAdapterForGoMicro(t *testing.T) {
 	cli := client.NewClient(client.Selector(sel), client.Registry(reg), client.Broker(brk), client.PoolSize(0),
 		client.Transport(transport.NewHTTPTransport()), client.ContentType("application/json"))
 	call := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		var rsp Rsp
-		return cli.Call(ctx, cli.NewRequest("greeter", "Greeter.Hello", &Req{Name: "x"}), &rsp)
+		_, err := hello(cli, "greeter", "x")
+		return err
 	}
 	for range 10 {
 		if err := call(); err != nil {
@@ -307,10 +305,8 @@ func crashRun(t *testing.T, reg registry.Registry, brk broker.Broker, nodeID str
 	cli := mucp.client(client.Selector(sel), client.Registry(reg), client.Broker(brk), client.PoolSize(0),
 		client.ContentType(mucp.contentType), client.Wrap(w), client.WrapCall(record))
 	call := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		var rsp Rsp
-		return cli.Call(ctx, cli.NewRequest("greeter", "Greeter.Hello", &Req{Name: "x"}), &rsp)
+		_, err := hello(cli, "greeter", "x")
+		return err
 	}
 	for range 30 {
 		if err := call(); err != nil {
