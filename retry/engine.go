@@ -10,7 +10,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rpcguard/rpcguard/internal/ctxwait"
-	"github.com/rpcguard/rpcguard/internal/record"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
@@ -36,7 +35,7 @@ func (o outcome) overloaded() bool {
 // on its stack.
 func run[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(ctx context.Context) (T, error)) (T, error) {
 	var zero T
-	call := record.From(ctx)
+	call := selector.RecordFrom(ctx)
 	var (
 		bo     backoff.BackOff
 		tries  []FailedAttempt
@@ -106,7 +105,7 @@ func run[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(ctx
 // nextDelay returns the wait before the next attempt, or -1 to stop: the
 // server's pushback if it sent one; none (the fresh-node delay) if the
 // call's selector has a node the call has not tried; else the backoff.
-func (p *Policy) nextDelay(call *record.Record, bo *backoff.BackOff, out outcome) time.Duration {
+func (p *Policy) nextDelay(call *selector.Record, bo *backoff.BackOff, out outcome) time.Duration {
 	if out.hasPushback {
 		return out.pushback
 	}

@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/rpcguard/rpcguard/internal/record"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
@@ -29,7 +28,7 @@ const (
 // allocation: its selector record, its retry options, the call options with
 // a Trailer option appended, and the trailer it fills.
 type unaryCall struct {
-	rec     record.Context // the call's record, when ctx has none
+	rec     selector.RecordContext // the call's record, when ctx has none
 	trailer metadata.MD
 	opts    []grpc.CallOption
 	buf     [6]grpc.CallOption
@@ -51,7 +50,7 @@ func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		u := &unaryCall{}
 		u.ropts = retryOptions(u.rbuf[:0], opts)
-		if record.From(ctx) == nil {
+		if selector.RecordFrom(ctx) == nil {
 			ctx = u.rec.Init(ctx)
 		}
 		if p.Settings(method, u.ropts...).HedgeDelay > 0 {

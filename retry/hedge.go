@@ -8,7 +8,7 @@ import (
 
 	"google.golang.org/grpc/status"
 
-	"github.com/rpcguard/rpcguard/internal/record"
+	"github.com/rpcguard/rpcguard/selector"
 )
 
 // hedge runs the attempts of one idempotent call side by side: a new attempt
@@ -39,7 +39,7 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 		launched++
 		running++
 		n, since := launched, time.Since(start)
-		tctx, cancel := context.WithCancel(record.WithAttempt(ctx, n, since, n > 1))
+		tctx, cancel := context.WithCancel(selector.WithAttempt(ctx, n, since, n > 1))
 		cancels = append(cancels, cancel)
 		if cc.perAttempt > 0 {
 			tctx, cancel = context.WithTimeout(tctx, cc.perAttempt)

@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/rpcguard/rpcguard/internal/record"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
@@ -42,7 +41,7 @@ func Run[T any](ctx context.Context, p *Policy, method string, attempt func(ctx 
 	if cc.err != nil {
 		return zero, status.Error(codes.InvalidArgument, cc.err.Error())
 	}
-	return run(record.Ensure(ctx), p, &cc, attempt)
+	return run(selector.JoinRecord(ctx), p, &cc, attempt)
 }
 
 // Hedge is Run for a call that the Policy hedges (WithHedging, for an
@@ -60,7 +59,7 @@ func Hedge[T any](ctx context.Context, p *Policy, method string, attempt func(ct
 	if cc.err != nil {
 		return zero, status.Error(codes.InvalidArgument, cc.err.Error())
 	}
-	ctx = record.Ensure(ctx)
+	ctx = selector.JoinRecord(ctx)
 	if cc.hedgeDelay <= 0 {
 		return run(ctx, p, &cc, attempt)
 	}

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/rpcguard/rpcguard/internal/record"
+	"github.com/rpcguard/rpcguard/selector"
 )
 
 // StreamClientInterceptor retries streams under the Policy. A
@@ -28,7 +28,7 @@ func (p *Policy) StreamClientInterceptor() grpc.StreamClientInterceptor {
 		if set.Err != nil {
 			return nil, set.Err
 		}
-		ctx = record.Ensure(ctx)
+		ctx = selector.JoinRecord(ctx)
 		if desc.ClientStreams || !desc.ServerStreams {
 			// An attempt's timeout would end the stream it opens. (Run
 			// never hedges: a hedge would too.)

@@ -4,8 +4,6 @@ import (
 	"context"
 
 	"google.golang.org/grpc"
-
-	"github.com/rpcguard/rpcguard/internal/record"
 )
 
 // UnaryClientInterceptor gives each call a per-call record (NewRecord), so
@@ -14,13 +12,13 @@ import (
 // interceptors do this themselves; this one is for clients without them.
 func UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		return invoker(record.Ensure(ctx), method, req, reply, cc, opts...)
+		return invoker(JoinRecord(ctx), method, req, reply, cc, opts...)
 	}
 }
 
 // StreamClientInterceptor is UnaryClientInterceptor for streams.
 func StreamClientInterceptor() grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		return streamer(record.Ensure(ctx), desc, cc, method, opts...)
+		return streamer(JoinRecord(ctx), desc, cc, method, opts...)
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"time"
-
-	"github.com/rpcguard/rpcguard/internal/record"
 )
 
 // ewmaWeight is the weight of a new latency sample in a node's EWMA.
@@ -29,7 +27,7 @@ func (s *Selector) pick(ctx context.Context, v *view) (Picked, int, error) {
 	if n == 0 {
 		return Picked{}, -1, ErrNoNodes
 	}
-	c, slot := record.Scope(ctx)
+	c, slot := scope(ctx)
 	e := eligibility{s: s, c: c}
 	if s.nEjected.Load() > 0 {
 		e.now = s.now()
@@ -38,8 +36,8 @@ func (s *Selector) pick(ctx context.Context, v *view) (Picked, int, error) {
 		e.clock = s.now()
 	}
 	if e.c != nil {
-		e.c.Lock()
-		defer e.c.Unlock()
+		e.c.mu.Lock()
+		defer e.c.mu.Unlock()
 	}
 	var i int
 	switch s.opts.strategy {
@@ -60,7 +58,7 @@ func (s *Selector) pick(ctx context.Context, v *view) (Picked, int, error) {
 	ns.inflight.Add(1)
 	p := Picked{Node: ns.node, s: s, ns: ns, c: e.c, slot: slot}
 	if e.c != nil {
-		p.added = e.c.Mark(slot, s, ns.node.ID, &ns.node, n) // a pointer: no copy into the interface; node states are immutable
+		p.added = e.c.mark(slot, s, &ns.node, n) // a pointer: no copy into the interface; node states are immutable
 	}
 	if s.opts.strategy == PowerOfTwo {
 		p.start = e.clock
@@ -68,9 +66,9 @@ func (s *Selector) pick(ctx context.Context, v *view) (Picked, int, error) {
 	if check, ok := ctx.Value(pickCheckKey{}).(func(Node) error); ok {
 		if err := check(ns.node); err != nil {
 			if e.c != nil {
-				e.c.Unlock() // report takes it; the deferred Unlock must find it held
+				e.c.mu.Unlock() // report takes it; the deferred Unlock must find it held
 				p.report(Failure, true, false)
-				e.c.Lock()
+				e.c.mu.Lock()
 			} else {
 				p.report(Failure, true, false)
 			}
@@ -95,9 +93,9 @@ func WithPickCheck(ctx context.Context, check func(Node) error) context.Context 
 // eligibility decides which nodes one pick may take. c.mu is held.
 type eligibility struct {
 	s     *Selector
-	c     *record.Record // nil: the call keeps no record
-	now   int64          // 0: no node is ejected, skip the check
-	clock int64          // the Selector clock, for power of two choices
+	c     *Record // nil: the call keeps no record
+	now   int64   // 0: no node is ejected, skip the check
+	clock int64   // the Selector clock, for power of two choices
 }
 
 // in reports whether ns is not ejected, returning it if its time is up.
@@ -117,7 +115,7 @@ func (e *eligibility) in(ns *nodeState) bool {
 }
 
 func (e *eligibility) ok(ns *nodeState) bool {
-	return e.in(ns) && (e.c == nil || !e.c.Has(e.s, ns.node.ID))
+	return e.in(ns) && (e.c == nil || !e.c.has(e.s, ns.node.ID))
 }
 
 // scan returns the first eligible node at or after start, wrapping, or -1.
@@ -213,7 +211,7 @@ func (e *eligibility) fallback(v *view) (int, error) {
 	if !e.s.opts.reuseTried {
 		return -1, ErrAllTried
 	}
-	id := e.c.LeastRecentlyFailed(e.s, func(id string) bool {
+	id := e.c.leastRecentlyFailed(e.s, func(id string) bool {
 		for _, ns := range v.nodes {
 			if ns.node.ID == id {
 				return e.in(ns)

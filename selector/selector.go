@@ -7,8 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/rpcguard/rpcguard/internal/record"
 )
 
 // Selector chooses nodes for attempts and learns from their outcomes. It is
@@ -231,10 +229,10 @@ type Picked struct {
 
 	s     *Selector
 	ns    *nodeState
-	c     *record.Record
-	slot  *record.Attempt // c's Attempt for this pick; nil when c is
-	start int64           // Selector clock at the pick; 0 when latency is not tracked
-	added bool            // the pick added Node to c
+	c     *Record
+	slot  *Attempt // c's Attempt for this pick; nil when c is
+	start int64    // Selector clock at the pick; 0 when latency is not tracked
+	added bool     // the pick added Node to c
 }
 
 // Pick chooses a node for one attempt of the call ctx belongs to. It avoids
@@ -272,16 +270,16 @@ func (p Picked) report(o Outcome, used, sent bool) {
 	p.ns.inflight.Add(-1)
 	s := p.s
 	if p.c != nil {
-		p.c.Lock()
+		p.c.mu.Lock()
 		if !used {
 			if p.added {
-				p.c.Unmark(s, p.Node.ID)
+				p.c.unmark(s, p.Node.ID)
 			}
 			p.slot.Picked = false
 		} else {
 			p.slot.Done, p.slot.Sent = true, sent
 		}
-		p.c.Unlock()
+		p.c.mu.Unlock()
 	}
 	if !used {
 		return
@@ -304,9 +302,9 @@ func (p Picked) report(o Outcome, used, sent bool) {
 		if now == 0 {
 			now = s.now()
 		}
-		p.c.Lock()
-		p.c.Failed(s, p.Node.ID, now)
-		p.c.Unlock()
+		p.c.mu.Lock()
+		p.c.failed(s, p.Node.ID, now)
+		p.c.mu.Unlock()
 	}
 	if e := s.opts.ejection; e.enabled() && p.ns.consecutive.Add(1) >= int64(e.ConsecutiveFailures) {
 		s.maybeEject(p.ns)

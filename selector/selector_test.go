@@ -16,7 +16,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/rpcguard/rpcguard/internal/record"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/selector"
 )
@@ -96,7 +95,7 @@ func TestCallRecordAvoidsTriedNodes(t *testing.T) {
 				if !errors.Is(err, selector.ErrAllTried) || status.Code(err) != codes.Unavailable {
 					t.Fatalf("fifth pick: got %v (code %v), want ErrAllTried with code Unavailable", err, status.Code(err))
 				}
-				if got := record.From(ctx).Len(); got != 4 {
+				if got := len(selector.RecordFrom(ctx).Tried()); got != 4 {
 					t.Fatalf("record holds %d nodes, want 4", got)
 				}
 			}
@@ -438,7 +437,7 @@ func TestZeroPickedDoneIsHarmless(t *testing.T) {
 func TestAttemptRecord(t *testing.T) {
 	s := newSelector(t, nodes(3))
 	ctx := selector.NewRecord(context.Background())
-	c := record.From(ctx)
+	c := selector.RecordFrom(ctx)
 	if _, known := c.Untried(); known {
 		t.Fatal("Untried known before any pick")
 	}
@@ -459,7 +458,7 @@ func TestAttemptRecord(t *testing.T) {
 		t.Fatalf("Untried = %d, %v; want 2, true", n, known)
 	}
 	// A hedge has its own Attempt but shares the record.
-	hctx := record.WithAttempt(ctx, 2, 20*time.Millisecond, true)
+	hctx := selector.WithAttempt(ctx, 2, 20*time.Millisecond, true)
 	hp, err := s.Pick(hctx)
 	if err != nil {
 		t.Fatal(err)
@@ -483,8 +482,8 @@ func TestAttemptRecord(t *testing.T) {
 // triedIDs returns the IDs of the nodes ctx's record tried, in order.
 func triedIDs(ctx context.Context) []string {
 	var ids []string
-	for _, n := range record.From(ctx).Tried() {
-		ids = append(ids, n.(*selector.Node).ID)
+	for _, n := range selector.RecordFrom(ctx).Tried() {
+		ids = append(ids, n.ID)
 	}
 	return ids
 }

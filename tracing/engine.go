@@ -6,7 +6,6 @@ import (
 	"github.com/opentracing/opentracing-go"
 	"github.com/opentracing/opentracing-go/ext"
 
-	"github.com/rpcguard/rpcguard/internal/record"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
@@ -60,7 +59,7 @@ func (t *Tracing) StartCall(ctx context.Context, op string, opts ...SpanOption) 
 	if info.peerService != "" {
 		ext.PeerService.Set(span, info.peerService)
 	}
-	ctx = record.Ensure(opentracing.ContextWithSpan(ctx, span))
+	ctx = selector.JoinRecord(opentracing.ContextWithSpan(ctx, span))
 	return ctx, func(err error) {
 		tagLastNode(span, ctx)
 		finishRPC(span, err)

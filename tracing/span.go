@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rpcguard/rpcguard/internal/grpcerr"
-	"github.com/rpcguard/rpcguard/internal/record"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
@@ -65,13 +64,9 @@ func tagNode(span opentracing.Span, n selector.Node) {
 
 // tagLastNode tags a call span with the node of the call's last pick.
 func tagLastNode(span opentracing.Span, ctx context.Context) {
-	c := record.From(ctx)
-	if c == nil {
-		return
-	}
-	if tried := c.Tried(); len(tried) > 0 {
-		if n, ok := tried[len(tried)-1].(*selector.Node); ok {
-			tagNode(span, *n)
+	if c := selector.RecordFrom(ctx); c != nil {
+		if n, ok := c.Last(); ok {
+			tagNode(span, n)
 		}
 	}
 }
