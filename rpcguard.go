@@ -11,9 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"reflect"
-	"runtime"
-	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/balancer"
@@ -21,6 +18,7 @@ import (
 	"github.com/rpcguard/rpcguard/breaker"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
+	"github.com/rpcguard/rpcguard/stack"
 	"github.com/rpcguard/rpcguard/tracing"
 )
 
@@ -30,9 +28,8 @@ import (
 const DefaultBalancerConfig = `{"strategy":"p2c","ejection":{}}`
 
 type config struct {
-	tracing  *tracing.Tracing
-	breaker  *breaker.Breaker
-	retry    *retry.Policy
+	stack    *stack.Stack
+	stackOps []stack.Option
 	balancer string
 	sc       map[string]json.RawMessage // extra service-config fields
 	selOpts  []selector.Option
@@ -42,24 +39,35 @@ type config struct {
 // Option configures the stack.
 type Option func(*config) error
 
-// WithTracing sets the tracing. Default: tracing.New() (the global tracer,
-// read at each call; the no-op tracer costs nothing).
-func WithTracing(t *tracing.Tracing) Option {
-	return func(c *config) error { c.tracing = t; return nil }
+// WithStack sets the whole stack (stack.New): the same engines, and so the
+// same circuits and budget, can then serve gRPC and go-micro clients alike.
+// It excludes WithTracing, WithBreaker and WithRetry.
+func WithStack(s *stack.Stack) Option {
+	return func(c *config) error {
+		if s == nil {
+			return fmt.Errorf("rpcguard: WithStack(nil)")
+		}
+		c.stack = s
+		return nil
+	}
 }
 
-// WithBreaker sets the breaker. Default: breaker.New with the service's
-// name as its namespace and breaker.DefaultSettings (no timeout and no
-// concurrency limit: the breaker only opens on server-side failures).
-func WithBreaker(b *breaker.Breaker) Option {
-	return func(c *config) error { c.breaker = b; return nil }
-}
+// WithTracing sets the stack's tracing (stack.WithTracing; default: the
+// global tracer, read at each call; the no-op tracer costs nothing).
+func WithTracing(t *tracing.Tracing) Option { return withStackOption(stack.WithTracing(t)) }
 
-// WithRetry sets the retry policy. Default: retry.New() (3 attempts, the
-// default budget, no method idempotent: mark yours with
-// retry.WithIdempotent).
-func WithRetry(p *retry.Policy) Option {
-	return func(c *config) error { c.retry = p; return nil }
+// WithBreaker sets the stack's breaker (stack.WithBreaker; default: the
+// namespace stack.DefaultNamespace and breaker.DefaultSettings, no timeout
+// and no concurrency limit: the breaker only opens on server-side failures).
+func WithBreaker(b *breaker.Breaker) Option { return withStackOption(stack.WithBreaker(b)) }
+
+// WithRetry sets the stack's retry policy (stack.WithRetry; default
+// retry.New(): 3 attempts, the default budget, no method idempotent: mark
+// yours with retry.WithIdempotent).
+func WithRetry(p *retry.Policy) Option { return withStackOption(stack.WithRetry(p)) }
+
+func withStackOption(o stack.Option) Option {
+	return func(c *config) error { c.stackOps = append(c.stackOps, o); return nil }
 }
 
 // WithBalancerConfig sets the rpcguard_selector balancer's JSON config (see
@@ -101,9 +109,9 @@ func WithServiceConfig(js string) Option {
 
 // WithSelectorOptions sets Go options of the client's selectors, the ones
 // the service config cannot carry: hooks (ejections, returns, node-set
-// updates) and a classifier. NewClient then registers a balancer of its own
-// for the client (gRPC's balancer registry is global: one entry per client
-// that uses this option); the balancer's JSON config still applies.
+// updates) and a classifier. They reach the one registered
+// rpcguard_selector balancer through the client's resolver
+// (selector.WithSelectorOptions); the balancer's JSON config still applies.
 func WithSelectorOptions(opts ...selector.Option) Option {
 	return func(c *config) error {
 		if err := selector.CheckOptions(opts...); err != nil {
@@ -116,43 +124,19 @@ func WithSelectorOptions(opts ...selector.Option) Option {
 
 // WithDialOptions adds gRPC dial options: transport credentials (required
 // by gRPC), your own interceptors (they run inside the attempt spans), ...
-// grpc.WithDefaultServiceConfig is refused: it would replace rpcguard's
-// balancer; pass its fields with WithServiceConfig.
+// rpcguard's service config is applied after them: a
+// grpc.WithDefaultServiceConfig here has no effect; pass its fields with
+// WithServiceConfig.
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(c *config) error {
 		for i, o := range opts {
 			if o == nil {
 				return fmt.Errorf("rpcguard: WithDialOptions: option %d is nil", i)
 			}
-			if setsServiceConfig(o) {
-				return fmt.Errorf("rpcguard: WithDialOptions: grpc.WithDefaultServiceConfig (option %d) would replace rpcguard's balancer and its ejection; pass the other fields with WithServiceConfig", i)
-			}
 		}
 		c.dial = append(c.dial, opts...)
 		return nil
 	}
-}
-
-// setsServiceConfig reports whether o is grpc.WithDefaultServiceConfig's
-// option, by the function it wraps (grpc-go's dial options are opaque).
-func setsServiceConfig(o grpc.DialOption) bool {
-	v := reflect.ValueOf(o)
-	if v.Kind() == reflect.Pointer {
-		v = v.Elem()
-	}
-	if v.Kind() != reflect.Struct {
-		return false
-	}
-	for i := range v.NumField() {
-		if f := v.Field(i); f.Kind() == reflect.Func && !f.IsNil() {
-			// Named grpc.WithDefaultServiceConfig.func1, or, inlined into
-			// its caller, CALLER.WithDefaultServiceConfig.func1.
-			if fn := runtime.FuncForPC(f.Pointer()); fn != nil && strings.Contains(fn.Name(), "WithDefaultServiceConfig.func") {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // validService checks a service name: it names the rpcguard:///SERVICE
@@ -190,49 +174,39 @@ func DialOptions(service string, src selector.Source, opts ...Option) ([]grpc.Di
 			return nil, err
 		}
 	}
-	var err error
-	if c.tracing == nil {
-		if c.tracing, err = tracing.New(); err != nil {
-			return nil, err
+	if c.stack != nil && len(c.stackOps) > 0 {
+		return nil, fmt.Errorf("rpcguard: WithStack excludes WithTracing, WithBreaker and WithRetry: set them in stack.New")
+	}
+	if c.stack == nil {
+		var err error
+		if c.stack, err = stack.New(c.stackOps...); err != nil {
+			return nil, fmt.Errorf("rpcguard: service %q: %w", service, err)
 		}
 	}
-	if c.breaker == nil {
-		if c.breaker, err = breaker.New(breaker.WithNamespace(service)); err != nil {
-			return nil, fmt.Errorf("rpcguard: default breaker for %q: %w (pass WithBreaker)", service, err)
-		}
+	var ropts []selector.ResolverOption
+	if len(c.selOpts) > 0 {
+		ropts = append(ropts, selector.WithSelectorOptions(c.selOpts...))
 	}
-	if c.retry == nil {
-		if c.retry, err = retry.New(); err != nil {
-			return nil, err
-		}
-	}
-	rb, err := selector.NewResolverBuilder(src)
+	rb, err := selector.NewResolverBuilder(src, ropts...)
 	if err != nil {
 		return nil, fmt.Errorf("rpcguard: service %q: %w", service, err)
 	}
-	lb := selector.BalancerName
-	if len(c.selOpts) > 0 {
-		lb = fmt.Sprintf("rpcguard_selector_%s_%p", strings.ToLower(service), &c)
-		b, err := selector.NewBalancerBuilder(lb, c.selOpts...)
-		if err != nil {
-			return nil, fmt.Errorf("rpcguard: service %q: %w", service, err)
-		}
-		balancer.Register(b)
-	}
-	sc := map[string]json.RawMessage{"loadBalancingConfig": json.RawMessage(fmt.Sprintf(`[{%q:%s}]`, lb, c.balancer))}
+	sc := map[string]json.RawMessage{"loadBalancingConfig": json.RawMessage(fmt.Sprintf(`[{%q:%s}]`, selector.BalancerName, c.balancer))}
 	maps.Copy(sc, c.sc)
 	scJSON, err := json.Marshal(sc)
 	if err != nil {
 		return nil, fmt.Errorf("rpcguard: service %q: service config: %w", service, err)
 	}
-	return append([]grpc.DialOption{
+	span := []tracing.SpanOption{tracing.Component("gRPC"), tracing.PeerService(service)}
+	// The stack's interceptors come first (the user's run inside them),
+	// rpcguard's service config last (it wins over any other).
+	dopts := []grpc.DialOption{
 		grpc.WithResolvers(rb),
-		grpc.WithDefaultServiceConfig(string(scJSON)),
-		grpc.WithChainUnaryInterceptor(c.tracing.UnaryClientInterceptor(), c.breaker.UnaryClientInterceptor(),
-			c.retry.UnaryClientInterceptor(), c.tracing.AttemptUnaryClientInterceptor()),
-		grpc.WithChainStreamInterceptor(c.tracing.StreamClientInterceptor(), c.breaker.StreamClientInterceptor(),
-			c.retry.StreamClientInterceptor(), c.tracing.AttemptStreamClientInterceptor()),
-	}, c.dial...), nil
+		grpc.WithChainUnaryInterceptor(unaryClientInterceptor(c.stack, span)),
+		grpc.WithChainStreamInterceptor(streamClientInterceptor(c.stack, span)),
+	}
+	dopts = append(dopts, c.dial...)
+	return append(dopts, grpc.WithDefaultServiceConfig(string(scJSON))), nil
 }
 
 // NewClient creates a gRPC client of service with the stack: one line for

@@ -33,7 +33,6 @@ func TestBadInput(t *testing.T) {
 		{"greeter", nil, nil, "nil selector.Source"},
 		{"bad name!", src, nil, `service name "bad name!": use letters, digits`},
 		{"greeter/v1", src, nil, `service name "greeter/v1": use letters, digits`},
-		{"greeter", src, []rpcguard.Option{rpcguard.WithDialOptions(grpc.WithDefaultServiceConfig(`{"healthCheckConfig":{"serviceName":""}}`))}, "would replace rpcguard's balancer"},
 		{"greeter", src, []rpcguard.Option{rpcguard.WithServiceConfig(`{"loadBalancingConfig":[]}`)}, "use WithBalancerConfig"},
 		{"greeter", src, []rpcguard.Option{rpcguard.WithServiceConfig(`[1]`)}, "WithServiceConfig: not a JSON object"},
 		{"greeter", src, []rpcguard.Option{rpcguard.WithSelectorOptions(selector.WithStrategy("fastest"))}, `unknown strategy "fastest"`},
@@ -97,7 +96,8 @@ func TestNilRegistryIsAnError(t *testing.T) {
 // A healthCheckConfig given with WithServiceConfig joins rpcguard's
 // balancer instead of replacing it: calls still spread over the nodes, a
 // NOT_SERVING node gets none, and the selector's hooks (WithSelectorOptions)
-// run.
+// run; a grpc.WithDefaultServiceConfig among the dial options does not
+// replace rpcguard's (it is applied last).
 func TestNewClientComposesServiceConfigAndSelectorOptions(t *testing.T) {
 	c := testcluster.Start(t, 3)
 	src := c.Source(t)
@@ -105,7 +105,8 @@ func TestNewClientComposesServiceConfigAndSelectorOptions(t *testing.T) {
 	cc, err := rpcguard.NewClient("composed", src,
 		rpcguard.WithServiceConfig(`{"healthCheckConfig":{"serviceName":"rpcguard.test.Echo"}}`),
 		rpcguard.WithSelectorOptions(selector.WithHooks(selector.Hooks{OnUpdate: func([]selector.Node) { updates.Add(1) }})),
-		rpcguard.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials())))
+		rpcguard.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`)))
 	if err != nil {
 		t.Fatal(err)
 	}

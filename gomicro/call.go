@@ -31,9 +31,9 @@ func NewCallWrapper(opts ...Option) (client.CallWrapper, error) {
 	return func(next client.CallFunc) client.CallFunc {
 		return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, o client.CallOptions) error {
 			finish := func(error) {}
-			if ctx.Value(wrappedKey{}) == nil && c.tg.Enabled() {
+			if tg := c.stack.Tracing(); ctx.Value(wrappedKey{}) == nil && tg.Enabled() {
 				n := selector.Node{ID: node.Id, Addr: node.Address, Metadata: node.Metadata}
-				ctx, finish = c.tg.StartAttempt(ctx, req.Service()+" "+req.Endpoint(), tracing.Component(component), tracing.Node(n))
+				ctx, finish = tg.StartAttempt(ctx, req.Service()+" "+req.Endpoint(), tracing.Component(component), tracing.Node(n))
 				ctx = c.outgoing(ctx)
 			}
 			err := c.clientFaults(ctx, req, node.Id)

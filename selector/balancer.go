@@ -179,18 +179,31 @@ func (b *builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) bala
 // serializes calls into a balancer, so its fields need no lock.
 type grpcBalancer struct {
 	balancer.Balancer
-	b   *builder
-	sel *Selector
-	cfg *lbConfig
+	b       *builder
+	sel     *Selector
+	cfg     *lbConfig
+	selOpts *selectorOptions // the resolver's (WithSelectorOptions)
 }
 
 func (gb *grpcBalancer) UpdateClientConnState(s balancer.ClientConnState) error {
-	if cfg, ok := s.BalancerConfig.(*lbConfig); ok && cfg != gb.cfg {
-		sel, err := New(append(slices.Clone(gb.b.opts), cfg.opts...)...)
-		if err != nil {
-			return err // ParseConfig validated it
+	cfg, _ := s.BalancerConfig.(*lbConfig)
+	selOpts, _ := s.ResolverState.Attributes.Value(selectorOptionsKey{}).(*selectorOptions)
+	if (cfg != nil && cfg != gb.cfg) || selOpts != gb.selOpts {
+		if cfg == nil {
+			cfg = gb.cfg
 		}
-		gb.sel, gb.cfg = sel, cfg
+		opts := slices.Clone(gb.b.opts)
+		if selOpts != nil {
+			opts = append(opts, selOpts.opts...)
+		}
+		if cfg != nil {
+			opts = append(opts, cfg.opts...)
+		}
+		sel, err := New(opts...)
+		if err != nil {
+			return err // ParseConfig and WithSelectorOptions validated them
+		}
+		gb.sel, gb.cfg, gb.selOpts = sel, cfg, selOpts
 	}
 	known := make(map[string]bool, len(s.ResolverState.Addresses))
 	for _, a := range s.ResolverState.Addresses {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"google.golang.org/grpc/attributes"
 	"google.golang.org/grpc/grpclog"
 	"google.golang.org/grpc/resolver"
 )
@@ -85,6 +86,32 @@ func isNil(v any) bool {
 type resolverBuilder struct {
 	src       Source
 	onDropped func(service string, err error)
+	selOpts   *selectorOptions // for the rpcguard_selector balancer; nil: none
+}
+
+// selectorOptions travel from a resolver to the balancer in the resolver
+// state's attributes: one registered balancer serves every client, each
+// with its own options (attributes compare by pointer).
+type selectorOptions struct{ opts []Option }
+
+type selectorOptionsKey struct{}
+
+// WithSelectorOptions gives the Selectors that the rpcguard_selector
+// balancer builds for this resolver's clients the Go options the service
+// config cannot carry: hooks, a classifier, WithOnNew. The balancer reads
+// them from the resolver's state (no balancer of its own is registered);
+// the service config's fields override the options they name.
+func WithSelectorOptions(opts ...Option) ResolverOption {
+	return func(b *resolverBuilder) error {
+		if err := CheckOptions(opts...); err != nil {
+			return fmt.Errorf("selector: WithSelectorOptions: %w", err)
+		}
+		if b.selOpts == nil {
+			b.selOpts = &selectorOptions{}
+		}
+		b.selOpts.opts = append(b.selOpts.opts, opts...)
+		return nil
+	}
 }
 
 func (b *resolverBuilder) Scheme() string { return Scheme }
@@ -100,7 +127,7 @@ func (b *resolverBuilder) Build(t resolver.Target, cc resolver.ClientConn, _ res
 		cancel()
 		return nil, fmt.Errorf("selector: watch service %q: %w", service, err)
 	}
-	r := &sourceResolver{service: service, cc: cc, w: w, cancel: cancel, onDropped: b.onDropped}
+	r := &sourceResolver{service: service, cc: cc, w: w, cancel: cancel, onDropped: b.onDropped, selOpts: b.selOpts}
 	r.wg.Add(1)
 	go r.run(ctx)
 	return r, nil
@@ -113,6 +140,7 @@ type sourceResolver struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	onDropped func(service string, err error)
+	selOpts   *selectorOptions
 }
 
 func (r *sourceResolver) run(ctx context.Context) {
@@ -126,6 +154,9 @@ func (r *sourceResolver) run(ctx context.Context) {
 			a := addressOf(n)
 			st.Addresses[i] = a
 			st.Endpoints[i] = resolver.Endpoint{Addresses: []resolver.Address{a}}
+		}
+		if r.selOpts != nil {
+			st.Attributes = attributes.New(selectorOptionsKey{}, r.selOpts)
 		}
 		_ = r.cc.UpdateState(st) // an error means the balancer rejected the set; it logs why
 	}, r.cc.ReportError)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"reflect"
-	"sync"
 	"time"
 
 	"go-micro.dev/v5/client"
@@ -20,6 +19,7 @@ import (
 	"github.com/rpcguard/rpcguard/breaker"
 	"github.com/rpcguard/rpcguard/faultinject"
 	"github.com/rpcguard/rpcguard/retry"
+	"github.com/rpcguard/rpcguard/stack"
 	"github.com/rpcguard/rpcguard/tracing"
 )
 
@@ -29,28 +29,41 @@ const component = "go-micro"
 type Option func(*config) error
 
 type config struct {
-	tg     *tracing.Tracing
-	brk    *breaker.Breaker
-	policy *retry.Policy
-	faults *faultinject.Injector
-	node   string // the node a handler wrapper serves as, for faults
+	stack    *stack.Stack
+	stackOps []stack.Option
+	faults   *faultinject.Injector
+	node     string // the node a handler wrapper serves as, for faults
 }
 
-// WithTracing sets the tracing. Default tracing.New() (the global tracer).
-func WithTracing(t *tracing.Tracing) Option {
-	return func(c *config) error { c.tg = t; return nil }
+// WithStack sets the whole stack (stack.New): the same engines, and so the
+// same circuits and budget, can then serve go-micro and gRPC clients alike.
+// It excludes WithTracing, WithBreaker and WithRetry.
+func WithStack(s *stack.Stack) Option {
+	return func(c *config) error {
+		if s == nil {
+			return fmt.Errorf("gomicro: WithStack(nil)")
+		}
+		c.stack = s
+		return nil
+	}
 }
 
-// WithBreaker sets the breaker. Default: breaker.New with the namespace
-// "gomicro" and the defaults (no timeout, no concurrency limit).
-func WithBreaker(b *breaker.Breaker) Option {
-	return func(c *config) error { c.brk = b; return nil }
-}
+// WithTracing sets the stack's tracing (stack.WithTracing; default: the
+// global tracer).
+func WithTracing(t *tracing.Tracing) Option { return withStackOption(stack.WithTracing(t)) }
 
-// WithRetry sets the retry policy; its method patterns name go-micro
-// endpoints ("Greeter.Hello", "Greeter.*"). Default retry.New().
-func WithRetry(p *retry.Policy) Option {
-	return func(c *config) error { c.policy = p; return nil }
+// WithBreaker sets the stack's breaker (stack.WithBreaker; default: the
+// namespace stack.DefaultNamespace and the defaults: no timeout, no
+// concurrency limit).
+func WithBreaker(b *breaker.Breaker) Option { return withStackOption(stack.WithBreaker(b)) }
+
+// WithRetry sets the stack's retry policy (stack.WithRetry; default
+// retry.New()); its method patterns name go-micro endpoints
+// ("Greeter.Hello", "Greeter.*").
+func WithRetry(p *retry.Policy) Option { return withStackOption(stack.WithRetry(p)) }
+
+func withStackOption(o stack.Option) Option {
+	return func(c *config) error { c.stackOps = append(c.stackOps, o); return nil }
 }
 
 // WithFaults injects inj's faults (nil: none, the default). In a handler
@@ -75,23 +88,26 @@ func build(opts []Option) (*config, error) {
 			return nil, err
 		}
 	}
-	var err error
-	if c.tg == nil {
-		if c.tg, err = tracing.New(); err != nil {
-			return nil, err
-		}
+	if c.stack != nil && len(c.stackOps) > 0 {
+		return nil, fmt.Errorf("gomicro: WithStack excludes WithTracing, WithBreaker and WithRetry: set them in stack.New")
 	}
-	if c.brk == nil {
-		if c.brk, err = breaker.New(breaker.WithNamespace("gomicro")); err != nil {
-			return nil, err
-		}
-	}
-	if c.policy == nil {
-		if c.policy, err = retry.New(); err != nil {
-			return nil, err
+	if c.stack == nil {
+		var err error
+		if c.stack, err = stack.New(c.stackOps...); err != nil {
+			return nil, fmt.Errorf("gomicro: %w", err)
 		}
 	}
 	return c, nil
+}
+
+// op names a go-micro call for the stack: its circuit and spans are
+// "SERVICE ENDPOINT", its retry method the endpoint.
+func op(req interface {
+	Service() string
+	Endpoint() string
+}, opts []client.CallOption) stack.Op {
+	return stack.Op{Name: req.Service() + " " + req.Endpoint(), Method: req.Endpoint(),
+		Span: []tracing.SpanOption{tracing.Component(component), tracing.PeerService(req.Service())}, Retry: retryOptions(opts)}
 }
 
 // NewClientWrapper returns a go-micro client.Wrapper: per call, a call span,
@@ -121,40 +137,28 @@ type guardClient struct {
 }
 
 func (g *guardClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
-	name := req.Service() + " " + req.Endpoint()
-	ctx, finish := g.c.tg.StartCall(ctx, name, tracing.Component(component), tracing.PeerService(req.Service()))
-	adm, err := g.c.brk.Allow(ctx, name)
-	if err != nil {
-		err = toCaller(err)
-		finish(err)
-		return err
-	}
-	ropts := retryOptions(opts)
+	o := op(req, opts)
 	attempt := func(actx context.Context, rsp interface{}) error {
-		actx, done := g.c.tg.StartAttempt(actx, name, tracing.Component(component))
 		actx = context.WithValue(actx, wrappedKey{}, true)
-		err := FromMicro(g.Client.Call(g.c.outgoing(actx), req, rsp, attemptOptions(actx, opts)...))
-		done(err)
-		return err
+		return FromMicro(g.Client.Call(g.c.outgoing(actx), req, rsp, attemptOptions(actx, opts)...))
 	}
-	if into := reflect.ValueOf(rsp); g.c.policy.Settings(req.Endpoint(), ropts...).HedgeDelay > 0 && into.Kind() == reflect.Pointer && !into.IsNil() {
-		// Side by side: a reply per attempt, the winner's copied into rsp.
-		var won reflect.Value
-		won, err = retry.Hedge(ctx, g.c.policy, req.Endpoint(), func(actx context.Context) (reflect.Value, error) {
-			own := reflect.New(into.Type().Elem())
-			return own, attempt(actx, own.Interface())
-		}, ropts...)
-		if err == nil {
-			into.Elem().Set(won.Elem())
-		}
-	} else {
-		_, err = retry.Run(ctx, g.c.policy, req.Endpoint(), func(actx context.Context) (struct{}, error) {
+	into := reflect.ValueOf(rsp)
+	if into.Kind() != reflect.Pointer || into.IsNil() || g.c.stack.Policy().Settings(o.Method, o.Retry...).HedgeDelay <= 0 {
+		o.NoHedge = true // the attempts share rsp
+		_, err := stack.Do(ctx, g.c.stack, o, func(actx context.Context) (struct{}, error) {
 			return struct{}{}, attempt(actx, rsp)
-		}, ropts...)
+		})
+		return toCaller(err)
 	}
-	err = toCaller(adm.Done(err))
-	finish(err)
-	return err
+	// Side by side: a reply per attempt, the winner's copied into rsp.
+	won, err := stack.Do(ctx, g.c.stack, o, func(actx context.Context) (reflect.Value, error) {
+		own := reflect.New(into.Type().Elem())
+		return own, attempt(actx, own.Interface())
+	})
+	if err == nil {
+		into.Elem().Set(won.Elem())
+	}
+	return toCaller(err)
 }
 
 // retryKey carries per-call retry options in go-micro's call options.
@@ -202,11 +206,12 @@ func attemptOptions(actx context.Context, opts []client.CallOption) []client.Cal
 
 // outgoing writes the attempt span into go-micro's metadata.
 func (c *config) outgoing(ctx context.Context) context.Context {
-	if !c.tg.Enabled() {
+	tg := c.stack.Tracing()
+	if !tg.Enabled() {
 		return ctx
 	}
 	md := metadata.Metadata{}
-	c.tg.Inject(ctx, func(k, v string) { md[k] = v })
+	tg.Inject(ctx, func(k, v string) { md[k] = v })
 	return metadata.MergeContext(ctx, md, true)
 }
 
@@ -229,45 +234,34 @@ func toCaller(err error) error {
 	return &Error{Micro: merrors.New("rpcguard", err.Error(), Code(code)).(*merrors.Error), code: code, cause: err}
 }
 
-// Stream opens a stream under the call span and the breaker, retried only
-// while it opens (no per-attempt timeout: it would end the stream); its
-// span and its breaker slot end when the stream does: an error from Recv
-// or Send (io.EOF is a success), Close, or the caller's context.
+// Stream opens a stream through the stack (stack.Open): retried only while
+// it opens (no per-attempt timeout: it would end the stream); its spans and
+// its breaker slot end when the stream does: an error from Recv or Send
+// (io.EOF is a success), Close, or the caller's context.
 func (g *guardClient) Stream(ctx context.Context, req client.Request, opts ...client.CallOption) (client.Stream, error) {
-	name := req.Service() + " " + req.Endpoint()
-	ctx, finish := g.c.tg.StartCall(ctx, name, tracing.Component(component), tracing.PeerService(req.Service()))
-	adm, err := g.c.brk.Allow(ctx, name)
-	if err != nil {
-		err = toCaller(err)
-		finish(err)
-		return nil, err
-	}
-	st, err := retry.Run(ctx, g.c.policy, req.Endpoint(), func(actx context.Context) (client.Stream, error) {
+	st, end, err := stack.Open(ctx, g.c.stack, op(req, opts), func(actx context.Context) (client.Stream, error) {
 		s, err := g.Client.Stream(g.c.outgoing(actx), req, attemptOptions(actx, opts)...)
 		return s, FromMicro(err)
-	}, append(retryOptions(opts), retry.PerAttemptTimeout(0))...)
+	})
 	if err != nil {
-		err = toCaller(adm.Done(err))
-		finish(err)
-		return nil, err
+		return nil, toCaller(err)
 	}
-	gs := &guardStream{Stream: st}
-	gs.end = func(err error) {
-		gs.once.Do(func() {
-			gs.stop()
-			finish(toCaller(adm.Done(err)))
-		})
-	}
-	gs.stop = context.AfterFunc(ctx, func() { gs.end(ctx.Err()) })
+	gs := &guardStream{Stream: st, end: end}
+	gs.stop = context.AfterFunc(ctx, func() { end(toCaller(ctx.Err())) })
 	return gs, nil
 }
 
-// guardStream ends its call once, when the stream ends.
+// guardStream ends its call when the stream ends (stack.Open's end runs
+// once, whoever calls it first).
 type guardStream struct {
 	client.Stream
-	once sync.Once
 	end  func(error)
 	stop func() bool
+}
+
+func (s *guardStream) finish(err error) {
+	s.stop()
+	s.end(err)
 }
 
 func (s *guardStream) Recv(m interface{}) error {
@@ -275,9 +269,9 @@ func (s *guardStream) Recv(m interface{}) error {
 	switch {
 	case err == nil:
 	case errors.Is(err, io.EOF):
-		s.end(nil)
+		s.finish(nil)
 	default:
-		s.end(FromMicro(err))
+		s.finish(FromMicro(err))
 	}
 	return err
 }
@@ -285,7 +279,7 @@ func (s *guardStream) Recv(m interface{}) error {
 func (s *guardStream) Send(m interface{}) error {
 	err := s.Stream.Send(m)
 	if err != nil && !errors.Is(err, io.EOF) {
-		s.end(FromMicro(err))
+		s.finish(FromMicro(err))
 	}
 	return err
 }
@@ -293,6 +287,6 @@ func (s *guardStream) Send(m interface{}) error {
 // Close ends the stream and its call (a success: the caller was done).
 func (s *guardStream) Close() error {
 	err := s.Stream.Close()
-	s.end(nil)
+	s.finish(nil)
 	return err
 }

@@ -300,8 +300,8 @@ func TestClientWrapperStreams(t *testing.T) {
 		}
 		open := len(rep.GetSpans())
 		_ = s.Close()
-		if len(rep.GetSpans()) != open+1 {
-			t.Fatalf("closing the stream finished %d spans, want its call span", len(rep.GetSpans())-open)
+		if len(rep.GetSpans()) != open+2 {
+			t.Fatalf("closing the stream finished %d spans, want its call span and the span of the attempt that opened it", len(rep.GetSpans())-open)
 		}
 		cancel()
 	}

@@ -1,0 +1,89 @@
+package rpcguard
+
+import (
+	"context"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/rpcguard/rpcguard/internal/grpcx"
+	"github.com/rpcguard/rpcguard/selector"
+	"github.com/rpcguard/rpcguard/stack"
+	"github.com/rpcguard/rpcguard/tracing"
+)
+
+// The gRPC adapter of the one stack (package stack): the call level is
+// stack.Guard (unary) or stack.Begin (streams); between it and the attempt
+// spans runs the retry policy's gRPC adapter, which knows gRPC's own retry
+// headers, pushback and stream shapes.
+
+// UnaryClientInterceptor is the whole client stack of s for unary calls, in
+// one interceptor: call span → breaker → retry → attempt span. NewClient
+// installs it; use it on a client of your own making (with the
+// rpcguard_selector balancer, so that each attempt goes to a node the call
+// has not tried).
+func UnaryClientInterceptor(s *stack.Stack) grpc.UnaryClientInterceptor {
+	return unaryClientInterceptor(s, nil)
+}
+
+// StreamClientInterceptor is UnaryClientInterceptor for streams: retried
+// while they open (see retry.Policy.StreamClientInterceptor), their call
+// span and breaker slot held until they end.
+func StreamClientInterceptor(s *stack.Stack) grpc.StreamClientInterceptor {
+	return streamClientInterceptor(s, nil)
+}
+
+// spanOptions names the component and, for an rpcguard:///SERVICE target,
+// the service, unless the client's options are known already.
+func spanOptions(known []tracing.SpanOption, cc *grpc.ClientConn) []tracing.SpanOption {
+	if known != nil {
+		return known
+	}
+	if svc, ok := strings.CutPrefix(cc.Target(), selector.Scheme+":///"); ok && svc != "" {
+		return []tracing.SpanOption{tracing.Component("gRPC"), tracing.PeerService(svc)}
+	}
+	return []tracing.SpanOption{tracing.Component("gRPC")}
+}
+
+func unaryClientInterceptor(s *stack.Stack, span []tracing.SpanOption) grpc.UnaryClientInterceptor {
+	retry := s.Policy().UnaryClientInterceptor()
+	attempt := s.Tracing().AttemptUnaryClientInterceptor()
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		return s.Guard(ctx, stack.Op{Name: method, Span: spanOptions(span, cc)}, func(ctx context.Context) error {
+			return retry(ctx, method, req, reply, cc, func(actx context.Context, method string, req, reply any, cc *grpc.ClientConn, opts ...grpc.CallOption) error {
+				return attempt(actx, method, req, reply, cc, invoker, opts...)
+			}, opts...)
+		})
+	}
+}
+
+func streamClientInterceptor(s *stack.Stack, span []tracing.SpanOption) grpc.StreamClientInterceptor {
+	retry := s.Policy().StreamClientInterceptor()
+	attempt := s.Tracing().AttemptStreamClientInterceptor()
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (_ grpc.ClientStream, err error) {
+		ctx, end, err := s.Begin(ctx, stack.Op{Name: method, Span: spanOptions(span, cc)})
+		if err != nil {
+			return nil, err
+		}
+		returned := false
+		defer func() {
+			if !returned { // a panic below: the call ends as a failure, the panic goes on
+				end(errPanicked)
+			}
+		}()
+		cs, err := retry(ctx, desc, cc, method, func(actx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+			return attempt(actx, desc, cc, method, streamer, opts...)
+		}, opts...)
+		returned = true
+		if err != nil {
+			end(err)
+			return nil, err
+		}
+		return grpcx.OnEnd(ctx, desc, cs, end), nil
+	}
+}
+
+// errPanicked ends a stream whose opening panicked; the panic goes on.
+var errPanicked = status.Error(codes.Internal, "rpcguard: panic while opening the stream")
