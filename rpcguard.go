@@ -1,7 +1,7 @@
 // Package rpcguard composes the recommended gRPC client stack in one call:
 // nodes from a selector.Source through the rpcguard resolver, the
 // rpcguard_selector balancer (power of two choices, outlier ejection), and
-// the interceptors in their order: the call span, the
+// the one stack of package stack as an interceptor: the call span, the
 // breaker, the retry engine, the attempt spans.
 //
 // It is optional: every part is usable, and configurable, on its own.

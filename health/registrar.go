@@ -52,14 +52,11 @@ type registrarOptions struct {
 // RegistrarOption configures NewRegistrar.
 type RegistrarOption func(*registrarOptions) error
 
-// Defaults: a TTL of 30 s renewed every third of the TTL (10 s: two
-// renewals may fail before the node expires; with WithTTL alone, a third of
-// that TTL), ±10% jitter, no check, a check timeout of 5 s, and a drain of
-// 1 s on Stop.
-const (
-	DefaultTTL      = 30 * time.Second
-	DefaultInterval = 10 * time.Second
-)
+// DefaultTTL is the TTL of a Registrar without WithTTL. The other
+// defaults: renewals every third of the TTL (10 s: two renewals may fail
+// before the node expires), ±10% jitter, no check, a check timeout of 5 s,
+// and a drain of 1 s on Stop.
+const DefaultTTL = 30 * time.Second
 
 // WithTTL sets how long the registry keeps the node without a renewal.
 func WithTTL(d time.Duration) RegistrarOption {

@@ -30,16 +30,16 @@ func (n Node) Validate() error {
 	if n.ID == "" {
 		return fmt.Errorf("selector: node with address %q: empty ID", n.Addr)
 	}
-	if err := ValidateAddr(n.Addr); err != nil {
+	if err := validateAddr(n.Addr); err != nil {
 		return fmt.Errorf("selector: node %q: %w", n.ID, err)
 	}
 	return nil
 }
 
-// ValidateAddr reports whether addr is a dialable "host:port": a host that
+// validateAddr reports whether addr is a dialable "host:port": a host that
 // is an IP address or a DNS name (letters, digits, '-', '_' and '.'; no
 // spaces or control characters) and a numeric port in 1..65535.
-func ValidateAddr(addr string) error {
+func validateAddr(addr string) error {
 	_, err := CanonicalAddr(addr)
 	return err
 }
@@ -71,11 +71,11 @@ func CanonicalAddr(addr string) (string, error) {
 	return net.JoinHostPort(strings.ToLower(host), strconv.Itoa(p)), nil
 }
 
-// ValidateNodes checks every node and that no ID or address appears twice
+// validateNodes checks every node and that no ID or address appears twice
 // (addresses compared in canonical form: "Host:80" and "host:80" are one).
 // An empty set is valid here: a service may have no node for a while; a pick
 // then fails with ErrNoNodes.
-func ValidateNodes(nodes []Node) error {
+func validateNodes(nodes []Node) error {
 	if _, dropped := FilterNodes(nodes); len(dropped) > 0 {
 		return dropped[0]
 	}

@@ -107,11 +107,11 @@ func (s *Selector) Snapshot() []NodeStats {
 func (s *Selector) now() int64 { return int64(time.Since(s.epoch)) + 1 }
 
 // Update replaces the node set. It validates the whole set first (see
-// ValidateNodes) and changes nothing on error. Nodes that stay, unchanged,
+// validateNodes) and changes nothing on error. Nodes that stay, unchanged,
 // keep their load figures, failure counts and ejection; picks that start
 // after Update returns never see a removed node.
 func (s *Selector) Update(nodes []Node) error {
-	if err := ValidateNodes(nodes); err != nil {
+	if err := validateNodes(nodes); err != nil {
 		return err
 	}
 	_, kept := s.update(nodes)

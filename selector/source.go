@@ -37,7 +37,7 @@ type Static struct {
 }
 
 // NewStatic returns a Static source of nodes. It needs at least one node,
-// and validates them (see ValidateNodes).
+// and validates them (see validateNodes).
 func NewStatic(nodes ...Node) (*Static, error) {
 	s := &Static{}
 	if err := s.Update(nodes...); err != nil {
@@ -52,7 +52,7 @@ func (s *Static) Update(nodes ...Node) error {
 	if len(nodes) == 0 {
 		return fmt.Errorf("selector: a static source needs at least one node")
 	}
-	if err := ValidateNodes(nodes); err != nil {
+	if err := validateNodes(nodes); err != nil {
 		return err
 	}
 	s.feed.Push(nodes)

@@ -28,10 +28,13 @@ type Hooks struct {
 	OnDropped func(key string)
 }
 
-// DefaultTraceHeaders are the prefixes of the incoming headers handed to the
-// tracer: Jaeger's, W3C trace context, B3, and the OpenTracing basic
-// tracer's.
-var DefaultTraceHeaders = []string{"uber-trace-id", "uberctx-", "jaeger-debug-id", "jaeger-baggage", "traceparent", "tracestate", "x-b3-", "b3", "ot-tracer-", "ot-baggage-"}
+// DefaultTraceHeaders returns the prefixes of the incoming headers handed
+// to the tracer unless WithTraceHeaders says otherwise: Jaeger's, W3C trace
+// context, B3, and the OpenTracing basic tracer's. (A function, so that no
+// caller can change every Tracing's default by writing to a shared slice.)
+func DefaultTraceHeaders() []string {
+	return []string{"uber-trace-id", "uberctx-", "jaeger-debug-id", "jaeger-baggage", "traceparent", "tracestate", "x-b3-", "b3", "ot-tracer-", "ot-baggage-"}
+}
 
 // Option configures a Tracing.
 type Option func(*Tracing) error
@@ -62,7 +65,7 @@ func WithMaxHeaderBytes(n int) Option {
 }
 
 // WithTraceHeaders sets the prefixes of the incoming headers handed to the
-// tracer (lowercase). Default DefaultTraceHeaders.
+// tracer (lowercase). Default DefaultTraceHeaders().
 func WithTraceHeaders(prefixes ...string) Option {
 	return func(tr *Tracing) error {
 		if len(prefixes) == 0 {
@@ -85,7 +88,7 @@ func WithHooks(h Hooks) Option {
 
 // New builds a Tracing.
 func New(opts ...Option) (*Tracing, error) {
-	t := &Tracing{maxHeader: 8 << 10, prefixes: DefaultTraceHeaders}
+	t := &Tracing{maxHeader: 8 << 10, prefixes: DefaultTraceHeaders()}
 	for _, o := range opts {
 		if o == nil {
 			return nil, fmt.Errorf("tracing: nil Option")
