@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/rpcguard/rpcguard/selector"
+	"github.com/rpcguard/rpcguard/outcome"
 )
 
 // Breaker holds the circuits of one client (or server): one hystrix command
@@ -151,7 +151,7 @@ func (s *sampler) keep(now int64) bool {
 
 // New builds a Breaker. WithNamespace is required.
 func New(opts ...Option) (*Breaker, error) {
-	o := options{defaults: DefaultSettings(), classify: selector.DefaultClassifier}
+	o := options{defaults: DefaultSettings(), classify: outcome.Default}
 	for _, opt := range opts {
 		if opt == nil {
 			return nil, fmt.Errorf("breaker: nil Option")
@@ -322,9 +322,9 @@ func (b *Breaker) exit(ctx context.Context, c *command, start time.Time, err err
 		event = eventTimeout
 	default:
 		switch b.o.classify(err) {
-		case selector.Success:
+		case outcome.Success:
 			event = eventSuccess
-		case selector.Failure:
+		case outcome.Failure:
 			event = eventFailure
 		default:
 			event = eventCanceled

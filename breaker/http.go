@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rpcguard/rpcguard/internal/httpx"
+	"github.com/rpcguard/rpcguard/outcome"
 )
 
 // Middleware breaks per route: the command is "METHOD PATTERN" of the
@@ -48,7 +49,7 @@ func (b *Breaker) Middleware(next http.Handler) http.Handler {
 		switch {
 		case errors.As(err, &re):
 			w.Header().Set("Retry-After", strconv.Itoa(int((re.RetryAfter+time.Second-1)/time.Second)))
-			http.Error(w, err.Error(), httpx.HTTPStatus(status.Code(err))) // 503 open, 429 rejected
+			http.Error(w, err.Error(), outcome.HTTPStatus(status.Code(err))) // 503 open, 429 rejected
 		case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
 			http.Error(w, "breaker: timed out", http.StatusGatewayTimeout)
 		}
@@ -64,7 +65,7 @@ func (e *HTTPStatusError) Error() string {
 	return fmt.Sprintf("HTTP %d %s", e.Code, http.StatusText(e.Code))
 }
 
-// GRPCStatus maps the HTTP status to its gRPC code (httpx.GRPCCode).
+// GRPCStatus maps the HTTP status to its gRPC code (outcome.FromHTTP).
 func (e *HTTPStatusError) GRPCStatus() *status.Status {
-	return status.New(httpx.GRPCCode(e.Code), e.Error())
+	return status.New(outcome.FromHTTP(e.Code), e.Error())
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/afex/hystrix-go/hystrix"
 
-	"github.com/rpcguard/rpcguard/selector"
+	"github.com/rpcguard/rpcguard/outcome"
 )
 
 // Settings configure one command's circuit. A zero field takes its default,
@@ -142,7 +142,7 @@ type options struct {
 	namespace string
 	defaults  Settings
 	commands  map[string]Settings
-	classify  selector.Classifier
+	classify  outcome.Classifier
 	fallback  Fallback
 	hooks     Hooks
 }
@@ -199,9 +199,9 @@ func WithCommandSettings(command string, s Settings) Option {
 
 // WithClassifier sets what counts against the circuit: a Failure counts, a
 // Success is an answer, a Neutral is not reported. Default
-// selector.DefaultClassifier (server-side failures only; cancellation and
+// outcome.Default (server-side failures only; cancellation and
 // ResourceExhausted neutral), the same table the selector ejects nodes by.
-func WithClassifier(c selector.Classifier) Option {
+func WithClassifier(c outcome.Classifier) Option {
 	return func(o *options) error {
 		if c == nil {
 			return fmt.Errorf("breaker: WithClassifier: nil classifier")

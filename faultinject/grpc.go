@@ -3,12 +3,9 @@ package faultinject
 import (
 	"context"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-
-	"github.com/rpcguard/rpcguard/selector"
 )
 
 // split turns "/pkg.Service/Method" into its service and method.
@@ -68,12 +65,13 @@ func (i *Injector) StreamServerInterceptor(node string) grpc.StreamServerInterce
 // interceptor to fault attempts, before it to fault calls.
 func (i *Injector) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		ctx, nf, err := i.clientFaults(ctx, method)
+		svc, m := split(method)
+		md, _ := metadata.FromOutgoingContext(ctx)
+		ctx, after, err := i.AtPick(ctx, svc, m, i.activated(md))
 		if err != nil {
 			return err
 		}
-		err = invoker(ctx, method, req, reply, cc, opts...)
-		return nf.after(ctx, err)
+		return after(ctx, invoker(ctx, method, req, reply, cc, opts...))
 	}
 }
 
@@ -81,56 +79,16 @@ func (i *Injector) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 // Hang and Latency apply to the opening of the stream.
 func (i *Injector) StreamClientInterceptor() grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		ctx, nf, err := i.clientFaults(ctx, method)
+		svc, m := split(method)
+		md, _ := metadata.FromOutgoingContext(ctx)
+		ctx, after, err := i.AtPick(ctx, svc, m, i.activated(md))
 		if err != nil {
 			return nil, err
 		}
 		cs, err := streamer(ctx, desc, cc, method, opts...)
-		if err = nf.after(ctx, err); err != nil {
+		if err = after(ctx, err); err != nil {
 			return nil, err
 		}
 		return cs, nil
 	}
-}
-
-// nodeFault is what a pick decided for the rules with a Node.
-type nodeFault struct {
-	delay time.Duration
-	fault *compiled
-}
-
-// clientFaults applies the rules without a Node and sets the pick check
-// that decides the rules with one.
-func (i *Injector) clientFaults(ctx context.Context, method string) (context.Context, *nodeFault, error) {
-	svc, m := split(method)
-	md, _ := metadata.FromOutgoingContext(ctx)
-	if err := i.Apply(ctx, svc, m, "", i.activated(md)); err != nil {
-		return ctx, nil, err
-	}
-	nf := &nodeFault{}
-	ctx = selector.WithPickCheck(ctx, func(n selector.Node) error {
-		nf.delay, nf.fault = i.decide(svc, m, n.ID, "", true)
-		if f := nf.fault; f != nil && !f.Hang {
-			return errorOf(f)
-		}
-		return nil
-	})
-	return ctx, nf, nil
-}
-
-// after finishes an attempt that a node rule may fault: a fault that failed
-// the pick comes back as its own error (gRPC carried only its status); a
-// Hang and the Latency apply once the node answered.
-func (nf *nodeFault) after(ctx context.Context, err error) error {
-	f := nf.fault
-	if f != nil && !f.Hang {
-		if err != nil {
-			return errorOf(f)
-		}
-		return nil // the pick that failed was not this attempt's last
-	}
-	if ferr := enact(ctx, nf.delay, f); ferr != nil {
-		return ferr
-	}
-	return err
 }

@@ -6,7 +6,7 @@ import (
 
 	"google.golang.org/grpc/status"
 
-	"github.com/rpcguard/rpcguard/internal/httpx"
+	"github.com/rpcguard/rpcguard/outcome"
 )
 
 // Middleware injects the faults of node into an HTTP server: an error
@@ -41,7 +41,7 @@ func (i *Injector) Middleware(node string, next http.Handler) http.Handler {
 			}
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		default:
-			http.Error(w, err.Error(), httpx.HTTPStatus(status.Code(err)))
+			http.Error(w, err.Error(), outcome.HTTPStatus(status.Code(err)))
 		}
 	})
 }

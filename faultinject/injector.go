@@ -13,7 +13,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rpcguard/rpcguard/internal/ctxwait"
-	"github.com/rpcguard/rpcguard/internal/httpx"
+	"github.com/rpcguard/rpcguard/outcome"
+	"github.com/rpcguard/rpcguard/selector"
 )
 
 // Injector applies a set of rules. It is safe for concurrent use; the rules
@@ -254,5 +255,54 @@ func (e *HTTPError) Error() string {
 // Unavailable, 504 DeadlineExceeded, 429 ResourceExhausted, 404 NotFound,
 // other 5xx Internal, ...).
 func (e *HTTPError) GRPCStatus() *status.Status {
-	return status.New(httpx.GRPCCode(e.Status), e.Error())
+	return status.New(outcome.FromHTTP(e.Status), e.Error())
+}
+
+// nodeFault is what a pick decided for the rules with a Node.
+type nodeFault struct {
+	delay time.Duration
+	fault *compiled
+}
+
+// AtPick is the client side of the faults for a transport whose attempts
+// pick their node with rpcguard's selector (the gRPC balancer, a
+// Selector's Pick): it applies now the rules without a Node to a call of
+// service and method (activated as Apply says), and returns ctx with a pick
+// check (selector.WithPickCheck) that decides the rules with a Node for
+// the node the pick chooses: Down, Code, HTTPStatus and Abort fail the pick
+// as a refused connection (the node tried and failed, the attempt never
+// sent). Call after with the attempt's context and error once it is over:
+// a fault that failed the pick comes back as its own error, a node's Hang
+// and Latency apply then.
+func (i *Injector) AtPick(ctx context.Context, service, method, activated string) (_ context.Context, after func(ctx context.Context, err error) error, _ error) {
+	if err := i.Apply(ctx, service, method, "", activated); err != nil {
+		return ctx, nil, err
+	}
+	svc, m := service, method
+	nf := &nodeFault{}
+	ctx = selector.WithPickCheck(ctx, func(n selector.Node) error {
+		nf.delay, nf.fault = i.decide(svc, m, n.ID, "", true)
+		if f := nf.fault; f != nil && !f.Hang {
+			return errorOf(f)
+		}
+		return nil
+	})
+	return ctx, nf.after, nil
+}
+
+// after finishes an attempt that a node rule may fault: a fault that failed
+// the pick comes back as its own error (gRPC carried only its status); a
+// Hang and the Latency apply once the node answered.
+func (nf *nodeFault) after(ctx context.Context, err error) error {
+	f := nf.fault
+	if f != nil && !f.Hang {
+		if err != nil {
+			return errorOf(f)
+		}
+		return nil // the pick that failed was not this attempt's last
+	}
+	if ferr := enact(ctx, nf.delay, f); ferr != nil {
+		return ferr
+	}
+	return err
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/rpcguard/rpcguard/breaker"
 	"github.com/rpcguard/rpcguard/gomicro"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
+	"github.com/rpcguard/rpcguard/outcome"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
 )
@@ -149,7 +150,7 @@ func TestToMicroAndBack(t *testing.T) {
 		codes.Unavailable, codes.Unauthenticated} {
 		err := gomicro.ToMicro("greeter", status.Error(c, "x"))
 		me, ok := merrors.As(err)
-		if !ok || me.Code != gomicro.Code(c) || me.Id != "greeter" || me.Detail != "x" {
+		if !ok || me.Code != outcome.MicroCode(c) || me.Id != "greeter" || me.Detail != "x" {
 			t.Fatalf("ToMicro(%v) = %#v", c, err)
 		}
 		if back := status.Code(gomicro.FromMicro(err)); back != c {
@@ -163,7 +164,7 @@ func TestToMicroAndBack(t *testing.T) {
 	if got := gomicro.ToMicro("other", orig); got != orig {
 		t.Errorf("a go-micro error was rewritten: %v", got)
 	}
-	if gomicro.Code(codes.DeadlineExceeded) != 408 || gomicro.Code(codes.Canceled) != 499 {
+	if outcome.MicroCode(codes.DeadlineExceeded) != 408 || outcome.MicroCode(codes.Canceled) != 499 {
 		t.Error("go-micro's own codes for timeouts and cancellation")
 	}
 }

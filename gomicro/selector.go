@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 
 	"go-micro.dev/v4/registry"
@@ -22,41 +21,41 @@ import (
 // (go-micro's client.Registry re-initializes the selector it finds), and
 // Close it.
 type Selector struct {
-	opts  mselector.Options
 	sopts []selector.Option
-	src   selector.Source
 
-	mu       sync.Mutex
-	services map[string]*followed
-	picks    sync.Map // *registry.Node (each pick's own) -> selector.Picked
-}
-
-type followed struct {
-	sel  *selector.Selector
-	stop func()
+	mu    sync.Mutex
+	opts  mselector.Options
+	group *selector.Group
+	picks sync.Map // *registry.Node (each pick's own) -> selector.Picked
 }
 
 // NewSelector returns a Selector on reg, with rpcguard selector options
 // (default: power of two choices and selector.DefaultEjection; options
-// given replace both, so name them too); each service's rpcguard Selector
-// is named after the service (selector.WithName), which is how a
+// given replace both, so name them too): a selector.Group on Source(reg),
+// each service's rpcguard Selector named after the service, which is how a
 // metrics.Observer's Selector option files it.
 func NewSelector(reg registry.Registry, opts ...selector.Option) (*Selector, error) {
 	if len(opts) == 0 {
 		opts = []selector.Option{selector.WithStrategy(selector.PowerOfTwo), selector.WithEjection(selector.DefaultEjection())}
 	}
-	if err := selector.CheckOptions(opts...); err != nil {
+	s := &Selector{sopts: opts, opts: mselector.Options{Registry: reg, Context: context.Background()}}
+	var err error
+	if s.group, err = s.newGroup(reg); err != nil {
 		return nil, fmt.Errorf("gomicro: NewSelector: %w", err)
 	}
+	return s, nil
+}
+
+func (s *Selector) newGroup(reg registry.Registry) (*selector.Group, error) {
 	src, err := Source(reg)
 	if err != nil {
 		return nil, err
 	}
-	return &Selector{opts: mselector.Options{Registry: reg, Context: context.Background()}, sopts: opts, src: src, services: map[string]*followed{}}, nil
+	return selector.NewGroup(src, s.sopts...)
 }
 
 // Init applies go-micro selector options; a new registry takes effect for
-// the services selected from then on.
+// every service from then on.
 func (s *Selector) Init(opts ...mselector.Option) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -64,38 +63,34 @@ func (s *Selector) Init(opts ...mselector.Option) error {
 	for _, o := range opts {
 		o(&s.opts)
 	}
-	if s.opts.Registry != nil && s.opts.Registry != old {
-		src, err := Source(s.opts.Registry)
-		if err != nil {
-			return err
-		}
-		s.src = src
-		for name, f := range s.services {
-			f.stop()
-			delete(s.services, name)
-		}
+	if s.opts.Registry == nil || s.opts.Registry == old {
+		return nil
 	}
+	g, err := s.newGroup(s.opts.Registry)
+	if err != nil {
+		return err
+	}
+	_ = s.group.Close()
+	s.group = g
 	return nil
 }
 
 // Options returns the go-micro options.
-func (s *Selector) Options() mselector.Options { return s.opts }
+func (s *Selector) Options() mselector.Options {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opts
+}
 
 // Select returns the Next of one call: each node it returns is one the call
 // has not tried (mselector.ErrNoneAvailable once all were), picked by the
 // service's rpcguard Selector. A SelectOptions.Context that carries a
 // per-call record (rpcguard's client wrapper passes each attempt's) makes
 // the picks join it, so attempts of one call across several go-micro calls
-// avoid each other's nodes. Filters and strategies of go-micro's select
-// options do not apply: rpcguard's selector options do.
+// avoid each other's nodes; its deadline bounds the wait for a service's
+// first node set. Filters and strategies of go-micro's select options do
+// not apply: rpcguard's selector options do.
 func (s *Selector) Select(service string, opts ...mselector.SelectOption) (mselector.Next, error) {
-	sel, err := s.forService(service)
-	if err != nil {
-		return nil, err
-	}
-	if len(sel.Nodes()) == 0 {
-		return nil, mselector.ErrNotFound
-	}
 	var so mselector.SelectOptions
 	for _, o := range opts {
 		o(&so)
@@ -104,9 +99,17 @@ func (s *Selector) Select(service string, opts ...mselector.SelectOption) (msele
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	if _, ok := selector.AttemptFrom(ctx); !ok {
-		ctx = selector.NewRecord(ctx) // the call's record
+	s.mu.Lock()
+	g := s.group
+	s.mu.Unlock()
+	sel, err := g.Selector(ctx, service)
+	if err != nil {
+		return nil, err
 	}
+	if len(sel.Nodes()) == 0 {
+		return nil, mselector.ErrNotFound
+	}
+	ctx = selector.JoinRecord(ctx) // the call's record
 	return func() (*registry.Node, error) {
 		pk, err := sel.Pick(ctx)
 		if err != nil {
@@ -130,58 +133,30 @@ func (s *Selector) Mark(_ string, node *registry.Node, err error) {
 		return
 	}
 	err = FromMicro(err)
-	v.(selector.Picked).Finish(err, err == nil || !notSent(err))
-}
-
-// notSent reports whether err says the request never left the client.
-func notSent(err error) bool {
 	var e *Error
-	return errors.As(err, &e) && e.unsent
+	v.(selector.Picked).Finish(err, !errors.As(err, &e) || !e.unsent)
 }
 
 // Reset forgets what was learned of the service's nodes (ejections,
 // latency): its next Select starts afresh.
 func (s *Selector) Reset(service string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if f, ok := s.services[service]; ok {
-		f.stop()
-		delete(s.services, service)
-	}
+	g := s.group
+	s.mu.Unlock()
+	g.Reset(service)
 }
 
-// Close stops following the registry.
+// Close stops following the registry; Select fails after it. Picks never
+// marked are dropped.
 func (s *Selector) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for name, f := range s.services {
-		f.stop()
-		delete(s.services, name)
-	}
-	return nil
+	g := s.group
+	s.mu.Unlock()
+	s.picks.Clear()
+	return g.Close()
 }
 
 // String names the selector.
 func (s *Selector) String() string { return "rpcguard" }
-
-// forService returns the service's Selector, following the registry from
-// the first Select on.
-func (s *Selector) forService(service string) (*selector.Selector, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if f, ok := s.services[service]; ok {
-		return f.sel, nil
-	}
-	sel, err := selector.New(append(slices.Clone(s.sopts), selector.WithName(service))...)
-	if err != nil {
-		return nil, err
-	}
-	stop, err := selector.Follow(context.Background(), s.src, service, sel)
-	if err != nil {
-		return nil, fmt.Errorf("gomicro: follow %q: %w", service, err)
-	}
-	s.services[service] = &followed{sel: sel, stop: stop}
-	return sel, nil
-}
 
 var _ mselector.Selector = (*Selector)(nil)

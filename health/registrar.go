@@ -141,14 +141,9 @@ func NewRegistrar(reg Registry, service string, node selector.Node, opts ...Regi
 	if reg == nil {
 		return nil, fmt.Errorf("health: NewRegistrar: nil registry")
 	}
-	o := registrarOptions{ttl: DefaultTTL, jitter: 0.1, checkTimeout: 5 * time.Second, drain: time.Second}
-	for _, opt := range opts {
-		if opt == nil {
-			return nil, fmt.Errorf("health: nil RegistrarOption")
-		}
-		if err := opt(&o); err != nil {
-			return nil, err
-		}
+	o, err := buildRegistrarOptions(opts)
+	if err != nil {
+		return nil, err
 	}
 	if err := registry.ValidRegistration(service, node, o.ttl); err != nil {
 		return nil, fmt.Errorf("health: %w", err)
@@ -168,6 +163,21 @@ func NewRegistrar(reg Registry, service string, node selector.Node, opts ...Regi
 	r := &Registrar{reg: reg, service: service, node: node, o: o, hs: grpchealth.NewServer()}
 	r.setServing(false)
 	return r, nil
+}
+
+// buildRegistrarOptions applies opts over the defaults; what depends on
+// the TTL is checked by NewRegistrar.
+func buildRegistrarOptions(opts []RegistrarOption) (registrarOptions, error) {
+	o := registrarOptions{ttl: DefaultTTL, jitter: 0.1, checkTimeout: 5 * time.Second, drain: time.Second}
+	for _, opt := range opts {
+		if opt == nil {
+			return o, fmt.Errorf("health: nil RegistrarOption")
+		}
+		if err := opt(&o); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
 }
 
 // HealthServer is the grpc.health.v1 server whose status the registrar

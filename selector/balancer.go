@@ -21,8 +21,9 @@ import (
 )
 
 // BalancerName is the name under which the package registers its gRPC
-// balancer (with no Go options: no hooks, the default classifier). Choose it
-// in the service config:
+// balancer, once (the Go options the service config cannot carry, hooks
+// and a classifier, reach it from the client's resolver:
+// WithSelectorOptions). Choose it in the service config:
 //
 //	{"loadBalancingConfig": [{"rpcguard_selector": {
 //	    "strategy": "round_robin",
@@ -48,24 +49,8 @@ func init() {
 	balancer.Register(&builder{name: BalancerName})
 }
 
-// NewBalancerBuilder returns a gRPC balancer builder named name whose
-// selectors start from opts (hooks and classifier can only be set this way);
-// the service config's fields override the options they name. Register it
-// with balancer.Register before creating clients that name it; gRPC's
-// registry is global, so give each distinct configuration its own name.
-func NewBalancerBuilder(name string, opts ...Option) (balancer.Builder, error) {
-	if name == "" || strings.ToLower(name) != name {
-		return nil, fmt.Errorf("selector: balancer name %q must be non-empty and lowercase (gRPC matches names lowercased)", name)
-	}
-	if _, err := buildOptions(opts); err != nil {
-		return nil, err
-	}
-	return &builder{name: name, opts: slices.Clone(opts)}, nil
-}
-
 type builder struct {
 	name string
-	opts []Option
 }
 
 func (b *builder) Name() string { return b.name }
@@ -117,7 +102,7 @@ func (b *builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingCo
 	for k, v := range cfg.Metadata {
 		cfg.opts = append(cfg.opts, WithFilter(MetadataEquals(k, v)))
 	}
-	if _, err := buildOptions(append(slices.Clone(b.opts), cfg.opts...)); err != nil {
+	if _, err := buildOptions(cfg.opts); err != nil {
 		return nil, fmt.Errorf("%s: service config: %w", b.name, err)
 	}
 	return cfg, nil
@@ -169,7 +154,7 @@ func parseEjection(raw json.RawMessage) (Ejection, error) {
 // health checking) with our picker.
 func (b *builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
 	gb := &grpcBalancer{b: b}
-	gb.sel, _ = New(b.opts...) // validated by NewBalancerBuilder
+	gb.sel, _ = New() // the defaults, until the first update brings the config
 	gb.Balancer = base.NewBalancerBuilder(b.name, gb, base.Config{HealthCheck: true}).
 		Build(&announcer{ClientConn: cc}, opts)
 	return gb
@@ -192,7 +177,7 @@ func (gb *grpcBalancer) UpdateClientConnState(s balancer.ClientConnState) error 
 		if cfg == nil {
 			cfg = gb.cfg
 		}
-		opts := slices.Clone(gb.b.opts)
+		var opts []Option
 		if selOpts != nil {
 			opts = append(opts, selOpts.opts...)
 		}

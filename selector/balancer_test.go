@@ -38,8 +38,6 @@ type harness struct {
 	returns atomic.Int32
 }
 
-var builders atomic.Int32
-
 // newHarness starts n nodes and a client. lbJSON is the balancer's config;
 // extraSC is appended to the service config (e.g. a healthCheckConfig).
 func newHarness(t *testing.T, n int, lbJSON, extraSC string, opts ...grpc.DialOption) *harness {
@@ -62,8 +60,7 @@ func newHarnessMeta(t *testing.T, n int, meta func(i int) map[string]string, inU
 	if h.src, err = selector.NewStatic(ns...); err != nil {
 		t.Fatal(err)
 	}
-	name := fmt.Sprintf("rpcguard_test_%d", builders.Add(1))
-	b, err := selector.NewBalancerBuilder(name, selector.WithHooks(selector.Hooks{
+	hooks := selector.WithSelectorOptions(selector.WithHooks(selector.Hooks{
 		OnEject:  func(selector.Node, time.Duration) { h.ejects.Add(1) },
 		OnReturn: func(selector.Node) { h.returns.Add(1) },
 		OnUpdate: func(ns []selector.Node) {
@@ -72,13 +69,9 @@ func newHarnessMeta(t *testing.T, n int, meta func(i int) map[string]string, inU
 			h.mu.Unlock()
 		},
 	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	balancer.Register(b)
-	sc := fmt.Sprintf(`{"loadBalancingConfig":[{%q:%s}]%s}`, name, lbJSON, extraSC)
+	sc := fmt.Sprintf(`{"loadBalancingConfig":[{%q:%s}]%s}`, selector.BalancerName, lbJSON, extraSC)
 	h.cc = testcluster.Dial(t, "rpcguard:///echo", append([]grpc.DialOption{
-		testcluster.Resolver(t, h.src),
+		testcluster.Resolver(t, h.src, hooks),
 		grpc.WithDefaultServiceConfig(sc),
 	}, opts...)...)
 	h.cc.Connect()
@@ -350,9 +343,6 @@ func TestGRPCBadServiceConfig(t *testing.T) {
 		if !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("config %s: error %q does not contain %q", tc.cfg, err, tc.want)
 		}
-	}
-	if _, err := selector.NewBalancerBuilder("Upper"); err == nil {
-		t.Error("NewBalancerBuilder accepted an uppercase name")
 	}
 }
 

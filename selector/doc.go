@@ -26,9 +26,10 @@
 // config's loadBalancingConfig) and a resolver ([NewResolverBuilder]) that
 // takes nodes from a [Source].
 //
-// selector imports no other rpcguard package (only internal helpers): it is
-// the floor the retry, breaker, tracing, health and go-micro packages stand
-// on. Its Outcome and DefaultClassifier are the one outcome type and code
-// table the breaker uses too. Follow feeds a Selector from a Source outside
-// gRPC.
+// selector imports only package outcome (the one outcome type and code
+// table, which the breaker reads too) and internal helpers: it is the floor
+// the retry, breaker, tracing, health and go-micro packages stand on. Its
+// Record is the per-call record every layer shares. Follow feeds a Selector
+// from a Source outside gRPC, a Group one per service, and Poll makes a
+// Source of any registry that can list a service's nodes.
 package selector

@@ -3,6 +3,8 @@ package selector
 import (
 	"fmt"
 	"time"
+
+	"github.com/rpcguard/rpcguard/outcome"
 )
 
 // Strategy names how a Selector chooses among the eligible nodes.
@@ -113,12 +115,12 @@ type options struct {
 	filters    []Filter
 	ejection   Ejection
 	reuseTried bool
-	classifier Classifier
+	classifier outcome.Classifier
 	hooks      Hooks
 }
 
-// Option configures a Selector (New) or the gRPC balancer
-// (NewBalancerBuilder).
+// Option configures a Selector (New), the Selectors of a Group, or those
+// the gRPC balancer builds (WithSelectorOptions).
 type Option func(*options) error
 
 // WithStrategy sets the strategy. Default RoundRobin.
@@ -165,7 +167,7 @@ func WithReuseTried() Option {
 
 // WithClassifier sets how attempt errors count against nodes. Default
 // DefaultClassifier.
-func WithClassifier(c Classifier) Option {
+func WithClassifier(c outcome.Classifier) Option {
 	return func(o *options) error {
 		if c == nil {
 			return fmt.Errorf("selector: WithClassifier: nil classifier")
@@ -209,7 +211,7 @@ func WithHooks(h Hooks) Option {
 }
 
 func buildOptions(opts []Option) (options, error) {
-	o := options{strategy: RoundRobin, classifier: DefaultClassifier}
+	o := options{strategy: RoundRobin, classifier: outcome.Default}
 	for _, opt := range opts {
 		if opt == nil {
 			return o, fmt.Errorf("selector: nil Option")

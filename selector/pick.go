@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"time"
+
+	"github.com/rpcguard/rpcguard/outcome"
 )
 
 // ewmaWeight is the weight of a new latency sample in a node's EWMA.
@@ -67,10 +69,10 @@ func (s *Selector) pick(ctx context.Context, v *view) (Picked, int, error) {
 		if err := check(ns.node); err != nil {
 			if e.c != nil {
 				e.c.mu.Unlock() // report takes it; the deferred Unlock must find it held
-				p.report(Failure, true, false)
+				p.report(outcome.Failure, true, false)
 				e.c.mu.Lock()
 			} else {
-				p.report(Failure, true, false)
+				p.report(outcome.Failure, true, false)
 			}
 			return Picked{}, -1, err
 		}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rpcguard/rpcguard/outcome"
 )
 
 // Selector chooses nodes for attempts and learns from their outcomes. It is
@@ -263,7 +265,7 @@ func (p Picked) Finish(err error, sent bool) {
 // report feeds an outcome back. used is false for a pick that was never
 // used for an attempt: it is taken back from the call record and counts
 // for nothing. sent says whether the attempt may have reached the node.
-func (p Picked) report(o Outcome, used, sent bool) {
+func (p Picked) report(o outcome.Outcome, used, sent bool) {
 	if p.ns == nil {
 		return
 	}
@@ -284,15 +286,15 @@ func (p Picked) report(o Outcome, used, sent bool) {
 	if !used {
 		return
 	}
-	if o == Neutral {
+	if o == outcome.Neutral {
 		return
 	}
 	var now int64
 	if p.start != 0 {
 		now = s.now()
-		p.ns.observe(float64(now-p.start), o == Failure, now)
+		p.ns.observe(float64(now-p.start), o == outcome.Failure, now)
 	}
-	if o == Success {
+	if o == outcome.Success {
 		p.ns.successes.Add(1)
 		p.ns.consecutive.Store(0)
 		return

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rpcguard/rpcguard/internal/testcluster"
+	"github.com/rpcguard/rpcguard/outcome"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
@@ -254,21 +255,21 @@ func TestEjectionNeverPassesMaxPercent(t *testing.T) {
 func TestClassification(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
-		want selector.Outcome
+		want outcome.Outcome
 	}{
-		{nil, selector.Success},
-		{status.Error(codes.NotFound, "x"), selector.Success},
-		{status.Error(codes.InvalidArgument, "x"), selector.Success},
-		{status.Error(codes.Canceled, "x"), selector.Neutral},
-		{context.Canceled, selector.Neutral},
-		{fmt.Errorf("wrapped: %w", context.Canceled), selector.Neutral},
-		{status.Error(codes.Unavailable, "x"), selector.Failure},
-		{status.Error(codes.Internal, "x"), selector.Failure},
-		{status.Error(codes.DeadlineExceeded, "x"), selector.Failure},
-		{context.DeadlineExceeded, selector.Failure},
-		{errors.New("connection refused"), selector.Failure},
+		{nil, outcome.Success},
+		{status.Error(codes.NotFound, "x"), outcome.Success},
+		{status.Error(codes.InvalidArgument, "x"), outcome.Success},
+		{status.Error(codes.Canceled, "x"), outcome.Neutral},
+		{context.Canceled, outcome.Neutral},
+		{fmt.Errorf("wrapped: %w", context.Canceled), outcome.Neutral},
+		{status.Error(codes.Unavailable, "x"), outcome.Failure},
+		{status.Error(codes.Internal, "x"), outcome.Failure},
+		{status.Error(codes.DeadlineExceeded, "x"), outcome.Failure},
+		{context.DeadlineExceeded, outcome.Failure},
+		{errors.New("connection refused"), outcome.Failure},
 	} {
-		if got := selector.DefaultClassifier(tc.err); got != tc.want {
+		if got := outcome.Default(tc.err); got != tc.want {
 			t.Errorf("DefaultClassifier(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
@@ -40,17 +39,12 @@ func TestGRPCEjectionSurvivesConnectionCycling(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ejects, updates atomic.Int32
-	name := fmt.Sprintf("rpcguard_test_%d", builders.Add(1))
-	b, err := selector.NewBalancerBuilder(name, selector.WithHooks(selector.Hooks{
+	hooks := selector.WithSelectorOptions(selector.WithHooks(selector.Hooks{
 		OnEject:  func(selector.Node, time.Duration) { ejects.Add(1) },
 		OnUpdate: func([]selector.Node) { updates.Add(1) },
 	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	balancer.Register(b)
-	cc := testcluster.Dial(t, "rpcguard:///echo", testcluster.Resolver(t, src), grpc.WithDefaultServiceConfig(
-		fmt.Sprintf(`{"loadBalancingConfig":[{%q:{"strategy":"round_robin","ejection":{"consecutiveFailures":3,"baseTime":"60s"}}}]}`, name)))
+	cc := testcluster.Dial(t, "rpcguard:///echo", testcluster.Resolver(t, src, hooks), grpc.WithDefaultServiceConfig(
+		`{"loadBalancingConfig":[{"rpcguard_selector":{"strategy":"round_robin","ejection":{"consecutiveFailures":3,"baseTime":"60s"}}}]}`))
 	bad := servers[2]
 	bad.SetFault(echo.FailWith(codes.Unavailable))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rpcguard/rpcguard/internal/httpx"
+	"github.com/rpcguard/rpcguard/outcome"
 )
 
 // The HTTP carrier: spans start and finish through the engine (engine.go);
@@ -108,5 +109,5 @@ func statusErr(span opentracing.Span, code int) error {
 	if code < 500 {
 		return nil
 	}
-	return status.Error(httpx.GRPCCode(code), fmt.Sprintf("HTTP %d %s", code, http.StatusText(code)))
+	return status.Error(outcome.FromHTTP(code), fmt.Sprintf("HTTP %d %s", code, http.StatusText(code)))
 }

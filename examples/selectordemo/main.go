@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -64,13 +63,9 @@ func main() {
 	}
 
 	var ejections atomic.Int32
-	b, err := selector.NewBalancerBuilder("rpcguard_demo", selector.WithHooks(selector.Hooks{
+	hooks := selector.WithSelectorOptions(selector.WithHooks(selector.Hooks{
 		OnEject: func(selector.Node, time.Duration) { ejections.Add(1) }, // counted per row below
 	}))
-	if err != nil {
-		log.Fatal(err)
-	}
-	balancer.Register(b)
 
 	fmt.Printf("3 nodes on 127.0.0.1; %s answers every call with Unavailable; %d calls each run.\n\n", bad.ID, calls)
 	// One retry policy (and so one budget) per client.
@@ -90,11 +85,11 @@ func main() {
 	}
 	rows := []row{
 		{"grpc round_robin + grpc retry", `"round_robin":{}`, grpcRetry, nil},
-		{"rpcguard random, no call record + grpc retry", `"rpcguard_demo":{"strategy":"random"}`, grpcRetry, nil},
-		{"rpcguard random + call record + grpc retry", `"rpcguard_demo":{"strategy":"random"}`, grpcRetry, record},
-		{"rpcguard random + ejection + grpc retry", `"rpcguard_demo":{"strategy":"random","ejection":{"consecutiveFailures":5,"baseTime":"30s"}}`, grpcRetry, record},
-		{"rpcguard random + rpcguard retry (default budget)", `"rpcguard_demo":{"strategy":"random"}`, "", rpcguardRetry()},
-		{"rpcguard random + ejection + rpcguard retry", `"rpcguard_demo":{"strategy":"random","ejection":{"consecutiveFailures":5,"baseTime":"30s"}}`, "", rpcguardRetry()},
+		{"rpcguard random, no call record + grpc retry", `"rpcguard_selector":{"strategy":"random"}`, grpcRetry, nil},
+		{"rpcguard random + call record + grpc retry", `"rpcguard_selector":{"strategy":"random"}`, grpcRetry, record},
+		{"rpcguard random + ejection + grpc retry", `"rpcguard_selector":{"strategy":"random","ejection":{"consecutiveFailures":5,"baseTime":"30s"}}`, grpcRetry, record},
+		{"rpcguard random + rpcguard retry (default budget)", `"rpcguard_selector":{"strategy":"random"}`, "", rpcguardRetry()},
+		{"rpcguard random + ejection + rpcguard retry", `"rpcguard_selector":{"strategy":"random","ejection":{"consecutiveFailures":5,"baseTime":"30s"}}`, "", rpcguardRetry()},
 	}
 	var out []string
 	for _, r := range rows {
@@ -104,7 +99,7 @@ func main() {
 		for _, n := range nodes {
 			total -= n.Calls()
 		}
-		ok := run(src, fmt.Sprintf(`{"loadBalancingConfig":[{%s}]%s}`, r.lb, r.retryPolicy), r.interceptor)
+		ok := run(src, hooks, fmt.Sprintf(`{"loadBalancingConfig":[{%s}]%s}`, r.lb, r.retryPolicy), r.interceptor)
 		for _, n := range nodes {
 			total += n.Calls()
 		}
@@ -120,8 +115,8 @@ func main() {
 }
 
 // run makes the calls through a fresh client and returns how many succeeded.
-func run(src selector.Source, serviceConfig string, interceptor grpc.UnaryClientInterceptor) int {
-	rb, err := selector.NewResolverBuilder(src)
+func run(src selector.Source, hooks selector.ResolverOption, serviceConfig string, interceptor grpc.UnaryClientInterceptor) int {
+	rb, err := selector.NewResolverBuilder(src, hooks) // the hooks reach the rpcguard_selector balancer
 	if err != nil {
 		log.Fatal(err)
 	}

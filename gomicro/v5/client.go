@@ -18,6 +18,7 @@ import (
 
 	"github.com/rpcguard/rpcguard/breaker"
 	"github.com/rpcguard/rpcguard/faultinject"
+	"github.com/rpcguard/rpcguard/outcome"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/stack"
 	"github.com/rpcguard/rpcguard/tracing"
@@ -102,12 +103,12 @@ func build(opts []Option) (*config, error) {
 
 // op names a go-micro call for the stack: its circuit and spans are
 // "SERVICE ENDPOINT", its retry method the endpoint.
-func op(req interface {
-	Service() string
-	Endpoint() string
-}, opts []client.CallOption) stack.Op {
-	return stack.Op{Name: req.Service() + " " + req.Endpoint(), Method: req.Endpoint(),
-		Span: []tracing.SpanOption{tracing.Component(component), tracing.PeerService(req.Service())}, Retry: retryOptions(opts)}
+func (c *config) op(req client.Request, opts []client.CallOption) stack.Op {
+	o := stack.Op{Name: req.Service() + " " + req.Endpoint(), Method: req.Endpoint(), Retry: retryOptions(opts)}
+	if c.stack.Tracing().Enabled() { // span options cost allocations; the no-op tracer reads none
+		o.Span = []tracing.SpanOption{tracing.Component(component), tracing.PeerService(req.Service())}
+	}
+	return o
 }
 
 // NewClientWrapper returns a go-micro client.Wrapper: per call, a call span,
@@ -137,7 +138,7 @@ type guardClient struct {
 }
 
 func (g *guardClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
-	o := op(req, opts)
+	o := g.c.op(req, opts)
 	attempt := func(actx context.Context, rsp interface{}) error {
 		actx = context.WithValue(actx, wrappedKey{}, true)
 		return FromMicro(g.Client.Call(g.c.outgoing(actx), req, rsp, attemptOptions(actx, opts)...))
@@ -231,7 +232,7 @@ func toCaller(err error) error {
 		return &Error{Micro: ge.Micro, code: status.Code(err), cause: err}
 	}
 	code := status.Code(err)
-	return &Error{Micro: merrors.New("rpcguard", err.Error(), Code(code)).(*merrors.Error), code: code, cause: err}
+	return &Error{Micro: merrors.New("rpcguard", err.Error(), outcome.MicroCode(code)).(*merrors.Error), code: code, cause: err}
 }
 
 // Stream opens a stream through the stack (stack.Open): retried only while
@@ -239,7 +240,7 @@ func toCaller(err error) error {
 // its breaker slot end when the stream does: an error from Recv or Send
 // (io.EOF is a success), Close, or the caller's context.
 func (g *guardClient) Stream(ctx context.Context, req client.Request, opts ...client.CallOption) (client.Stream, error) {
-	st, end, err := stack.Open(ctx, g.c.stack, op(req, opts), func(actx context.Context) (client.Stream, error) {
+	st, end, err := stack.Open(ctx, g.c.stack, g.c.op(req, opts), func(actx context.Context) (client.Stream, error) {
 		s, err := g.Client.Stream(g.c.outgoing(actx), req, attemptOptions(actx, opts)...)
 		return s, FromMicro(err)
 	})

@@ -11,17 +11,18 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/rpcguard/rpcguard/internal/httpx"
+	"github.com/rpcguard/rpcguard/outcome"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
 // go-micro's error codes are HTTP statuses: the one table between them and
-// gRPC's codes is internal/httpx's (400 InvalidArgument, 404 NotFound, 408
-// DeadlineExceeded, 429 ResourceExhausted, 499 Canceled, 500 Internal, 501
-// Unimplemented, 502 and 503 Unavailable, 504 DeadlineExceeded, other 4xx
-// FailedPrecondition, other 5xx Internal). This file adds what only
-// go-micro's own client errors say, in their Id and Detail.
+// gRPC's codes is package outcome's (FromHTTP and MicroCode: 400
+// InvalidArgument, 404 NotFound, 408 DeadlineExceeded, 429
+// ResourceExhausted, 499 Canceled, 500 Internal, 501 Unimplemented, 502 and
+// 503 Unavailable, 504 DeadlineExceeded, other 4xx FailedPrecondition,
+// other 5xx Internal). This file adds what only go-micro's own client
+// errors say, in their Id and Detail.
 
 // Error is a go-micro error as rpcguard hands it on: errors.FromError,
 // errors.As and errors.Parse of go-micro keep working (its text is
@@ -68,11 +69,11 @@ func FromMicro(err error) error {
 	}
 	if _, ok := merrors.As(err); !ok {
 		if st, ok := status.FromError(err); ok {
-			return &Error{Micro: merrors.New("rpcguard", st.Message(), Code(st.Code())).(*merrors.Error), code: st.Code(), cause: err}
+			return &Error{Micro: merrors.New("rpcguard", st.Message(), outcome.MicroCode(st.Code())).(*merrors.Error), code: st.Code(), cause: err}
 		}
 	}
 	me := merrors.FromError(err)
-	code := httpx.GRPCCode(int(me.Code))
+	code := outcome.FromHTTP(int(me.Code))
 	if me.Code == 0 {
 		code = codes.Unknown // not a go-micro error: a plain error counts as Unknown
 	}
@@ -115,18 +116,5 @@ func ToMicro(id string, err error) error {
 	if me, ok := merrors.As(err); ok {
 		return me
 	}
-	return merrors.New(id, status.Convert(err).Message(), Code(status.Code(err)))
-}
-
-// Code is the go-micro code of a gRPC code: the HTTP status of its meaning,
-// with go-micro's own conventions for the two it names differently (408 for
-// DeadlineExceeded, as errors.Timeout; 499 for Canceled).
-func Code(c codes.Code) int32 {
-	switch c {
-	case codes.DeadlineExceeded:
-		return 408
-	case codes.Canceled:
-		return 499
-	}
-	return int32(httpx.HTTPStatus(c))
+	return merrors.New(id, status.Convert(err).Message(), outcome.MicroCode(status.Code(err)))
 }

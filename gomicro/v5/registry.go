@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"sync"
 	"time"
 
@@ -41,17 +40,11 @@ const DefaultRegisterTTL = 90 * time.Second
 // (registry.WatchService is required). ListServices is not supported:
 // rpcguard's registries are read by service name.
 type Registry struct {
-	reg   health.Registry
-	ropts []health.RegistrarOption
-	opts  registry.Options
+	reg  health.Registry
+	keep *health.Keeper
 
 	mu   sync.Mutex
-	held map[string]*heldNode // "SERVICE/NODE ID"
-}
-
-type heldNode struct {
-	node selector.Node
-	r    *health.Registrar
+	opts registry.Options
 }
 
 var _ registry.Registry = (*Registry)(nil)
@@ -59,19 +52,13 @@ var _ registry.Registry = (*Registry)(nil)
 // NewRegistry returns reg as a go-micro registry whose registrations are
 // kept by Registrars built with ropts (health.WithInterval, WithJitter,
 // WithCheck, WithDrain, WithRegistrarHooks; a health.WithTTL there wins
-// over go-micro's TTL).
+// over go-micro's TTL), through a health.Keeper.
 func NewRegistry(reg health.Registry, ropts ...health.RegistrarOption) (*Registry, error) {
-	if reg == nil {
-		return nil, fmt.Errorf("gomicro: NewRegistry: nil registry")
-	}
-	// The options alone, checked now: what depends on go-micro's TTL is
-	// checked at Register.
-	if _, err := health.NewRegistrar(reg, "check", selector.Node{ID: "check", Addr: "127.0.0.1:1"},
-		append([]health.RegistrarOption{health.WithTTL(time.Hour)}, ropts...)...); err != nil {
+	keep, err := health.NewKeeper(reg, ropts...)
+	if err != nil {
 		return nil, fmt.Errorf("gomicro: NewRegistry: %w", err)
 	}
-	return &Registry{reg: reg, ropts: ropts, held: map[string]*heldNode{},
-		opts: registry.Options{Context: context.Background(), Timeout: 10 * time.Second}}, nil
+	return &Registry{reg: reg, keep: keep, opts: registry.Options{Context: context.Background(), Timeout: 10 * time.Second}}, nil
 }
 
 // Init applies go-micro registry options (Timeout bounds each registry call).
@@ -128,40 +115,11 @@ func (m *Registry) Register(s *registry.Service, opts ...registry.RegisterOption
 			errs = append(errs, fmt.Errorf("gomicro: Register %q: nil node", s.Name))
 			continue
 		}
-		errs = append(errs, m.hold(ctx, s.Name, rpcguardNode(s.Version, n), ttl))
+		if err := m.keep.Hold(ctx, s.Name, rpcguardNode(s.Version, n, true), health.WithTTL(ttl)); err != nil {
+			errs = append(errs, fmt.Errorf("gomicro: Register %q: %w", s.Name, err))
+		}
 	}
 	return errors.Join(errs...)
-}
-
-func rpcguardNode(version string, n *registry.Node) selector.Node {
-	md := maps.Clone(n.Metadata)
-	if version != "" {
-		if md == nil {
-			md = map[string]string{}
-		}
-		md["version"] = version
-	}
-	return selector.Node{ID: n.Id, Addr: n.Address, Metadata: md}
-}
-
-// hold keeps node registered under a Registrar of its own.
-func (m *Registry) hold(ctx context.Context, service string, node selector.Node, ttl time.Duration) error {
-	key := service + "/" + node.ID
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if h, ok := m.held[key]; ok {
-		if h.node.Equal(node) {
-			return nil // go-micro's re-registration: the Registrar renews
-		}
-		h.r.Halt() // a new registration of the node replaces the old one
-		delete(m.held, key)
-	}
-	r, err := health.NewRegistrar(m.reg, service, node, append([]health.RegistrarOption{health.WithTTL(ttl)}, m.ropts...)...)
-	if err != nil {
-		return fmt.Errorf("gomicro: Register %q: %w", service, err)
-	}
-	m.held[key] = &heldNode{node: node, r: r}
-	return r.Start(ctx)
 }
 
 // Deregister stops the Registrars of s's nodes: each node is deregistered,
@@ -179,18 +137,8 @@ func (m *Registry) Deregister(s *registry.Service, opts ...registry.DeregisterOp
 	defer cancel()
 	var errs []error
 	for _, n := range s.Nodes {
-		if n == nil {
-			continue
-		}
-		key := s.Name + "/" + n.Id
-		m.mu.Lock()
-		h, ok := m.held[key]
-		delete(m.held, key)
-		m.mu.Unlock()
-		if ok {
-			errs = append(errs, h.r.Stop(ctx))
-		} else {
-			errs = append(errs, m.reg.Deregister(ctx, s.Name, n.Id))
+		if n != nil {
+			errs = append(errs, m.keep.Release(ctx, s.Name, n.Id))
 		}
 	}
 	return errors.Join(errs...)
@@ -198,17 +146,9 @@ func (m *Registry) Deregister(s *registry.Service, opts ...registry.DeregisterOp
 
 // Close stops every Registrar still running (their nodes deregistered).
 func (m *Registry) Close() error {
-	m.mu.Lock()
-	held := m.held
-	m.held = map[string]*heldNode{}
-	m.mu.Unlock()
 	ctx, cancel := m.context(context.Background())
 	defer cancel()
-	var errs []error
-	for _, h := range held {
-		errs = append(errs, h.r.Stop(ctx))
-	}
-	return errors.Join(errs...)
+	return m.keep.Close(ctx)
 }
 
 func (m *Registry) GetService(name string, opts ...registry.GetOption) ([]*registry.Service, error) {
@@ -273,15 +213,15 @@ func (m *Registry) Watch(opts ...registry.WatchOption) (registry.Watcher, error)
 	if err != nil {
 		return nil, err
 	}
-	return &microWatcher{w: w, service: wo.Service, last: map[string]selector.Node{}}, nil
+	return &microWatcher{w: w, service: wo.Service}, nil
 }
 
 // microWatcher turns the complete node sets of an rpcguard watch into
-// go-micro's create, update and delete events.
+// go-micro's create, update and delete events (selector.Diff).
 type microWatcher struct {
 	w       selector.Watcher
 	service string
-	last    map[string]selector.Node
+	last    []selector.Node
 	pending []*registry.Result
 }
 
@@ -294,32 +234,18 @@ func (mw *microWatcher) Next() (*registry.Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		now := make(map[string]selector.Node, len(nodes))
-		for _, n := range nodes {
-			now[n.ID] = n
-			old, ok := mw.last[n.ID]
-			switch {
-			case !ok:
-				mw.pending = append(mw.pending, mw.result("create", n))
-			case !old.Equal(n):
-				mw.pending = append(mw.pending, mw.result("update", n))
+		added, changed, removed := selector.Diff(mw.last, nodes)
+		for i, ns := range [][]selector.Node{added, changed, removed} {
+			for _, n := range ns {
+				mw.pending = append(mw.pending, &registry.Result{Action: [...]string{"create", "update", "delete"}[i],
+					Service: &registry.Service{Name: mw.service, Version: n.Metadata["version"], Nodes: []*registry.Node{microNode(n)}}})
 			}
 		}
-		gone := slices.Sorted(maps.Keys(mw.last))
-		for _, id := range gone {
-			if _, ok := now[id]; !ok {
-				mw.pending = append(mw.pending, mw.result("delete", mw.last[id]))
-			}
-		}
-		mw.last = now
+		mw.last = nodes
 	}
 	r := mw.pending[0]
 	mw.pending = mw.pending[1:]
 	return r, nil
-}
-
-func (mw *microWatcher) result(action string, n selector.Node) *registry.Result {
-	return &registry.Result{Action: action, Service: &registry.Service{Name: mw.service, Version: n.Metadata["version"], Nodes: []*registry.Node{microNode(n)}}}
 }
 
 func (mw *microWatcher) Stop() { mw.w.Stop() }

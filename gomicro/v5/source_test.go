@@ -66,7 +66,7 @@ func TestSourceFollowsARegistry(t *testing.T) {
 	if err := reg.Register(service("v1", &registry.Node{Id: "a", Address: "127.0.0.1:1"}, &registry.Node{Id: "b", Address: "127.0.0.1:2"})); err != nil {
 		t.Fatal(err)
 	}
-	src, err := gomicro.Source(reg, gomicro.WithResync(50*time.Millisecond))
+	src, err := gomicro.Source(reg, selector.PollEvery(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,8 +34,8 @@ import (
 // client wrapper, the plain function), and the outcome the caller and the
 // breaker see must be identical.
 
-// outcome is what a case observed on one transport.
-type outcome struct {
+// observed is what a case observed on one transport.
+type observed struct {
 	code                    codes.Code
 	open, budget, canceled  bool // errors.Is breaker.ErrOpen, retry.ErrBudgetExhausted, context.Canceled
 	panicked                bool
@@ -54,7 +54,7 @@ type stackCase struct {
 	// repeat calls until the caller sees this (the circuit opens after its
 	// window fills, on hystrix's own goroutine), within 5 s.
 	until func(error) bool
-	want  outcome
+	want  observed
 }
 
 func waitCtx(ctx context.Context) error {
@@ -69,20 +69,20 @@ func waitCtx(ctx context.Context) error {
 var stackCases = []stackCase{
 	{name: "breaker timeout", settings: breaker.Settings{Timeout: 50 * time.Millisecond, MaxConcurrent: 1},
 		below: func(ctx context.Context, _ int) error { return waitCtx(ctx) },
-		want:  outcome{code: codes.DeadlineExceeded, belowCalls: 1, timeouts: 1, afterOK: true}},
+		want:  observed{code: codes.DeadlineExceeded, belowCalls: 1, timeouts: 1, afterOK: true}},
 	{name: "panic below", settings: breaker.Settings{MaxConcurrent: 1},
 		below: func(context.Context, int) error { panic("below") },
-		want:  outcome{panicked: true, belowCalls: 1, failures: 1, afterOK: true}},
+		want:  observed{panicked: true, belowCalls: 1, failures: 1, afterOK: true}},
 	{name: "cancel mid-call", settings: breaker.Settings{MaxConcurrent: 1}, cancelIn: 50 * time.Millisecond,
 		below: func(ctx context.Context, _ int) error { return waitCtx(ctx) },
-		want:  outcome{code: codes.Canceled, canceled: true, belowCalls: 1, cxl: 1, afterOK: true}},
+		want:  observed{code: codes.Canceled, canceled: true, belowCalls: 1, cxl: 1, afterOK: true}},
 	{name: "breaker open", settings: breaker.Settings{VolumeThreshold: 4, ErrorPercent: 50, SleepWindow: time.Minute, MetricsRate: -1},
 		below: func(context.Context, int) error { return status.Error(codes.Unavailable, "down") },
 		until: func(err error) bool { return errors.Is(err, breaker.ErrOpen) },
-		want:  outcome{code: codes.Unavailable, open: true}},
+		want:  observed{code: codes.Unavailable, open: true}},
 	{name: "budget spent", budget: &retry.Budget{},
 		below: func(context.Context, int) error { return status.Error(codes.Unavailable, "down") },
-		want:  outcome{code: codes.Unavailable, budget: true, belowCalls: 1, failures: 1, afterOK: true}},
+		want:  observed{code: codes.Unavailable, budget: true, belowCalls: 1, failures: 1, afterOK: true}},
 }
 
 // stackTransport makes a client of a transport on the stack s whose attempts
@@ -165,7 +165,7 @@ func TestStackSameOnEveryTransport(t *testing.T) {
 	transports := stackTransports(t)
 	for _, tc := range stackCases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := map[string]outcome{}
+			got := map[string]observed{}
 			for _, tr := range transports {
 				got[tr.name] = runStackCase(t, tr, tc)
 			}
@@ -178,7 +178,7 @@ func TestStackSameOnEveryTransport(t *testing.T) {
 	}
 }
 
-func runStackCase(t *testing.T, tr stackTransport, tc stackCase) outcome {
+func runStackCase(t *testing.T, tr stackTransport, tc stackCase) observed {
 	settings := tc.settings
 	if settings == (breaker.Settings{}) {
 		settings = breaker.DefaultSettings()
@@ -229,7 +229,7 @@ func runStackCase(t *testing.T, tr stackTransport, tc stackCase) outcome {
 		calls = 0
 		err, panicked = once() // refused: nothing reaches the layer below
 	}
-	var o outcome
+	var o observed
 	o.code, o.panicked, o.belowCalls = status.Code(err), panicked, calls
 	if panicked {
 		o.code = codes.OK

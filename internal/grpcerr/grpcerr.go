@@ -1,6 +1,6 @@
 // Package grpcerr holds the sentinel error type that rpcguard's packages
 // share: an error value that carries a gRPC code. (Classification lives in
-// selector.DefaultClassifier: one outcome type, one code table.)
+// outcome.Default: one outcome type, one code table.)
 package grpcerr
 
 import (

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-
-	"google.golang.org/grpc/codes"
 )
 
 // StatusWriter records the status a handler wrote, and keeps Flusher and
@@ -115,70 +113,4 @@ func Method(m string) string {
 		return m
 	}
 	return "OTHER"
-}
-
-// GRPCCode maps an HTTP status to the gRPC code of its meaning, as gRPC's
-// HTTP mapping does: the one table for every rpcguard HTTP adapter.
-func GRPCCode(status int) codes.Code {
-	switch status {
-	case http.StatusBadRequest:
-		return codes.InvalidArgument
-	case http.StatusUnauthorized:
-		return codes.Unauthenticated
-	case http.StatusForbidden:
-		return codes.PermissionDenied
-	case http.StatusNotFound:
-		return codes.NotFound
-	case http.StatusRequestTimeout:
-		return codes.DeadlineExceeded
-	case http.StatusConflict:
-		return codes.Aborted
-	case 499: // client closed request
-		return codes.Canceled
-	case http.StatusTooManyRequests:
-		return codes.ResourceExhausted
-	case http.StatusNotImplemented:
-		return codes.Unimplemented
-	case http.StatusBadGateway, http.StatusServiceUnavailable:
-		return codes.Unavailable
-	case http.StatusGatewayTimeout:
-		return codes.DeadlineExceeded
-	}
-	switch {
-	case status >= 500:
-		return codes.Internal
-	case status >= 400:
-		return codes.FailedPrecondition
-	}
-	return codes.OK
-}
-
-// HTTPStatus maps a gRPC code to the HTTP status an HTTP server answers
-// with: the other direction of GRPCCode.
-func HTTPStatus(c codes.Code) int {
-	switch c {
-	case codes.OK:
-		return http.StatusOK
-	case codes.InvalidArgument, codes.OutOfRange:
-		return http.StatusBadRequest
-	case codes.Unauthenticated:
-		return http.StatusUnauthorized
-	case codes.PermissionDenied:
-		return http.StatusForbidden
-	case codes.NotFound:
-		return http.StatusNotFound
-	case codes.Aborted, codes.AlreadyExists:
-		return http.StatusConflict
-	case codes.ResourceExhausted:
-		return http.StatusTooManyRequests
-	case codes.Unimplemented:
-		return http.StatusNotImplemented
-	case codes.Unavailable:
-		return http.StatusServiceUnavailable
-	case codes.DeadlineExceeded:
-		return http.StatusGatewayTimeout
-	case codes.FailedPrecondition:
-		return http.StatusPreconditionFailed
-	}
-	return http.StatusInternalServerError
 }
