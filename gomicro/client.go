@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"reflect"
 	"time"
 
 	"go-micro.dev/v4/client"
@@ -136,28 +135,10 @@ type guardClient struct {
 }
 
 func (g *guardClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
-	o := g.c.op(req, opts)
-	attempt := func(actx context.Context, rsp interface{}) error {
+	return toCaller(stack.DoInto(ctx, g.c.stack, g.c.op(req, opts), rsp, func(actx context.Context, rsp any) error {
 		actx = context.WithValue(actx, wrappedKey{}, true)
 		return FromMicro(g.Client.Call(g.c.outgoing(actx), req, rsp, attemptOptions(actx, opts)...))
-	}
-	into := reflect.ValueOf(rsp)
-	if into.Kind() != reflect.Pointer || into.IsNil() || g.c.stack.Policy().Settings(o.Method, o.Retry...).HedgeDelay <= 0 {
-		o.NoHedge = true // the attempts share rsp
-		_, err := stack.Do(ctx, g.c.stack, o, func(actx context.Context) (struct{}, error) {
-			return struct{}{}, attempt(actx, rsp)
-		})
-		return toCaller(err)
-	}
-	// Side by side: a reply per attempt, the winner's copied into rsp.
-	won, err := stack.Do(ctx, g.c.stack, o, func(actx context.Context) (reflect.Value, error) {
-		own := reflect.New(into.Type().Elem())
-		return own, attempt(actx, own.Interface())
-	})
-	if err == nil {
-		into.Elem().Set(won.Elem())
-	}
-	return toCaller(err)
+	}))
 }
 
 // retryKey carries per-call retry options in go-micro's call options.
@@ -245,40 +226,27 @@ func (g *guardClient) Stream(ctx context.Context, req client.Request, opts ...cl
 	if err != nil {
 		return nil, toCaller(err)
 	}
-	gs := &guardStream{Stream: st, end: end}
-	gs.stop = context.AfterFunc(ctx, func() { end(toCaller(ctx.Err())) })
-	return gs, nil
+	return &guardStream{Stream: st, end: end}, nil
 }
 
-// guardStream ends its call when the stream ends (stack.Open's end runs
-// once, whoever calls it first).
+// guardStream ends its call when the stream ends.
 type guardStream struct {
 	client.Stream
-	end  func(error)
-	stop func() bool
-}
-
-func (s *guardStream) finish(err error) {
-	s.stop()
-	s.end(err)
+	end func(error)
 }
 
 func (s *guardStream) Recv(m interface{}) error {
 	err := s.Stream.Recv(m)
-	switch {
-	case err == nil:
-	case errors.Is(err, io.EOF):
-		s.finish(nil)
-	default:
-		s.finish(FromMicro(err))
+	if err != nil {
+		s.end(FromMicro(eofIsSuccess(err)))
 	}
 	return err
 }
 
 func (s *guardStream) Send(m interface{}) error {
 	err := s.Stream.Send(m)
-	if err != nil && !errors.Is(err, io.EOF) {
-		s.finish(FromMicro(err))
+	if err != nil && !errors.Is(err, io.EOF) { // io.EOF: the status waits in Recv
+		s.end(FromMicro(err))
 	}
 	return err
 }
@@ -286,6 +254,13 @@ func (s *guardStream) Send(m interface{}) error {
 // Close ends the stream and its call (a success: the caller was done).
 func (s *guardStream) Close() error {
 	err := s.Stream.Close()
-	s.finish(nil)
+	s.end(nil)
+	return err
+}
+
+func eofIsSuccess(err error) error {
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
 	return err
 }

@@ -3,6 +3,7 @@ package stack
 import (
 	"context"
 	"fmt"
+	"reflect"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -89,6 +90,28 @@ func Do[T any](ctx context.Context, s *Stack, op Op, attempt func(ctx context.Co
 		return err
 	})
 	return v, err
+}
+
+// DoInto is Do for a transport whose attempts decode into a reply the
+// caller passed (a non-nil pointer): where the policy hedges op's method,
+// each attempt decodes into a new value of the reply's type and the
+// winner's is copied into reply; otherwise the attempts share reply, one at
+// a time.
+func DoInto(ctx context.Context, s *Stack, op Op, reply any, attempt func(ctx context.Context, reply any) error) error {
+	into := reflect.ValueOf(reply)
+	if into.Kind() != reflect.Pointer || into.IsNil() || s.policy.Settings(op.method(), op.Retry...).HedgeDelay <= 0 {
+		op.NoHedge = true
+		_, err := Do(ctx, s, op, func(actx context.Context) (struct{}, error) { return struct{}{}, attempt(actx, reply) })
+		return err
+	}
+	won, err := Do(ctx, s, op, func(actx context.Context) (reflect.Value, error) {
+		own := reflect.New(into.Type().Elem())
+		return own, attempt(actx, own.Interface())
+	})
+	if err == nil {
+		into.Elem().Set(won.Elem())
+	}
+	return err
 }
 
 // traced runs one attempt under its attempt span, which ends even when the

@@ -29,10 +29,11 @@ func (s *Stack) Begin(ctx context.Context, op Op) (_ context.Context, end func(e
 
 // Open opens a stream through the stack: Begin, then rpcguard's retry engine
 // while the stream is opening (never once open: the stream is the caller's
-// then), each opening attempt under an attempt span. Call end exactly when
-// the stream ends, with its outcome (nil for a stream that ended well);
-// the span of the attempt that opened it ends then too. If open panics, the
-// call ends as a failure and the panic goes on.
+// then), each opening attempt under an attempt span. Call end when the
+// stream ends, with its outcome (nil for a stream that ended well; later
+// calls do nothing); it also runs, with ctx's error, when ctx ends first.
+// The span of the attempt that opened the stream ends with it. If open
+// panics, the call ends as a failure and the panic goes on.
 func Open[T any](ctx context.Context, s *Stack, op Op, open func(ctx context.Context) (T, error)) (_ T, end func(error), _ error) {
 	var zero T
 	ctx, endCall, err := s.Begin(ctx, op)
@@ -69,10 +70,16 @@ func Open[T any](ctx context.Context, s *Stack, op Op, open func(ctx context.Con
 		return zero, nil, err
 	}
 	var once sync.Once
-	return v, func(err error) {
+	var stop func() bool
+	end = func(err error) {
 		once.Do(func() {
+			if stop != nil {
+				stop()
+			}
 			endAttempt(err)
 			endCall(err)
 		})
-	}, nil
+	}
+	stop = context.AfterFunc(ctx, func() { end(ctx.Err()) })
+	return v, end, nil
 }
