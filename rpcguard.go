@@ -113,13 +113,7 @@ func WithServiceConfig(js string) Option {
 // rpcguard_selector balancer through the client's resolver
 // (selector.WithSelectorOptions); the balancer's JSON config still applies.
 func WithSelectorOptions(opts ...selector.Option) Option {
-	return func(c *config) error {
-		if err := selector.CheckOptions(opts...); err != nil {
-			return fmt.Errorf("rpcguard: WithSelectorOptions: %w", err)
-		}
-		c.selOpts = append(c.selOpts, opts...)
-		return nil
-	}
+	return func(c *config) error { c.selOpts = append(c.selOpts, opts...); return nil } // checked by the resolver's builder
 }
 
 // WithDialOptions adds gRPC dial options: transport credentials (required

@@ -36,7 +36,7 @@ func NewGroup(src Source, opts ...Option) (*Group, error) {
 	if isNil(src) {
 		return nil, fmt.Errorf("selector: NewGroup: nil Source")
 	}
-	if err := CheckOptions(opts...); err != nil {
+	if err := checkOptions(opts...); err != nil {
 		return nil, fmt.Errorf("selector: NewGroup: %w", err)
 	}
 	return &Group{src: src, opts: slices.Clone(opts), members: map[string]*member{}}, nil

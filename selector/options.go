@@ -191,10 +191,9 @@ func WithOnNew(f func(*Selector)) Option {
 	}
 }
 
-// CheckOptions reports whether opts are valid, as New would, without
-// building a Selector (so without running WithOnNew's function): for
-// adapters that take selector options and check them up front.
-func CheckOptions(opts ...Option) error {
+// checkOptions reports whether opts are valid, as New would, without
+// building a Selector (so without running WithOnNew's function).
+func checkOptions(opts ...Option) error {
 	_, err := buildOptions(opts)
 	return err
 }

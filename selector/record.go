@@ -201,17 +201,6 @@ func (c *Record) Tried() []Node {
 	return out
 }
 
-// Last returns the node of the call's most recent new pick, and false
-// before any pick.
-func (c *Record) Last() (Node, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.tried) == 0 {
-		return Node{}, false
-	}
-	return *c.tried[len(c.tried)-1].node, true
-}
-
 // The methods below are the pick's; they run with c.mu held.
 
 func (c *Record) index(s *Selector, id string) int {

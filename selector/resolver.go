@@ -103,7 +103,7 @@ type selectorOptionsKey struct{}
 // the service config's fields override the options they name.
 func WithSelectorOptions(opts ...Option) ResolverOption {
 	return func(b *resolverBuilder) error {
-		if err := CheckOptions(opts...); err != nil {
+		if err := checkOptions(opts...); err != nil {
 			return fmt.Errorf("selector: WithSelectorOptions: %w", err)
 		}
 		if b.selOpts == nil {

@@ -65,8 +65,8 @@ func tagNode(span opentracing.Span, n selector.Node) {
 // tagLastNode tags a call span with the node of the call's last pick.
 func tagLastNode(span opentracing.Span, ctx context.Context) {
 	if c := selector.RecordFrom(ctx); c != nil {
-		if n, ok := c.Last(); ok {
-			tagNode(span, n)
+		if tried := c.Tried(); len(tried) > 0 {
+			tagNode(span, tried[len(tried)-1])
 		}
 	}
 }
