@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -181,56 +182,61 @@ func TestMetadataFilter(t *testing.T) {
 	}
 }
 
+// Ejection on a fake clock (testing/synctest): a node that fails 5 times
+// in a row is out for exactly BaseTime, back at once after it, and out for
+// twice as long the second time.
 func TestEjectionAndReturn(t *testing.T) {
-	var ejected, returned atomic.Int32
-	var ejectedFor atomic.Int64
-	e := selector.Ejection{ConsecutiveFailures: 5, BaseTime: 80 * time.Millisecond, MaxTime: time.Second, MaxPercent: 50}
-	s := newSelector(t, nodes(3), selector.WithEjection(e), selector.WithHooks(selector.Hooks{
-		OnEject:  func(n selector.Node, d time.Duration) { ejected.Add(1); ejectedFor.Store(int64(d)) },
-		OnReturn: func(selector.Node) { returned.Add(1) },
-	}))
-	pickDone := func(failOn string) string {
-		p, err := s.Pick(context.Background())
-		if err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		var ejected, returned atomic.Int32
+		var ejectedFor atomic.Int64
+		e := selector.Ejection{ConsecutiveFailures: 5, BaseTime: 30 * time.Second, MaxTime: 300 * time.Second, MaxPercent: 50}
+		s := newSelector(t, nodes(3), selector.WithEjection(e), selector.WithHooks(selector.Hooks{
+			OnEject:  func(n selector.Node, d time.Duration) { ejected.Add(1); ejectedFor.Store(int64(d)) },
+			OnReturn: func(selector.Node) { returned.Add(1) },
+		}))
+		pickDone := func(failOn string) string {
+			p, err := s.Pick(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Node.ID == failOn {
+				p.Done(status.Error(codes.Unavailable, "down"))
+			} else {
+				p.Done(nil)
+			}
+			return p.Node.ID
 		}
-		if p.Node.ID == failOn {
-			p.Done(status.Error(codes.Unavailable, "down"))
-		} else {
-			p.Done(nil)
+		eject := func(n int32) {
+			for i := 0; ejected.Load() < n; i++ {
+				if i > 100 {
+					t.Fatal("n1 failing every pick was never ejected")
+				}
+				pickDone("n1")
+			}
 		}
-		return p.Node.ID
-	}
-	var ejectedAt time.Time // no later than the ejection
-	for ejected.Load() == 0 {
-		ejectedAt = time.Now()
-		pickDone("n1")
-	}
-	if d := time.Duration(ejectedFor.Load()); d != e.BaseTime {
-		t.Fatalf("first ejection lasts %v, want BaseTime %v", d, e.BaseTime)
-	}
-	for returned.Load() == 0 {
-		if id := pickDone(""); id == "n1" && returned.Load() == 0 {
-			t.Fatalf("ejected node picked before its return")
+		eject(1)
+		if d := time.Duration(ejectedFor.Load()); d != e.BaseTime {
+			t.Fatalf("first ejection lasts %v, want BaseTime %v", d, e.BaseTime)
 		}
-	}
-	if since := time.Since(ejectedAt); since < e.BaseTime {
-		t.Fatalf("node returned after %v, before its ejection time %v", since, e.BaseTime)
-	}
-	seen := false
-	for range 3 {
-		seen = seen || pickDone("") == "n1"
-	}
-	if !seen {
-		t.Fatal("returned node got no pick in a round")
-	}
-	// Second ejection: twice the base time.
-	for ejected.Load() == 1 {
-		pickDone("n1")
-	}
-	if d := time.Duration(ejectedFor.Load()); d != 2*e.BaseTime {
-		t.Fatalf("second ejection lasts %v, want 2 × BaseTime", d)
-	}
+		time.Sleep(e.BaseTime - time.Millisecond)
+		for range 30 {
+			if pickDone("") == "n1" {
+				t.Fatal("the ejected node was picked before its time was up")
+			}
+		}
+		time.Sleep(time.Millisecond)
+		seen := false
+		for range 3 {
+			seen = pickDone("") == "n1" || seen
+		}
+		if !seen || returned.Load() != 1 {
+			t.Fatalf("at BaseTime: n1 picked %v, OnReturn ran %d times; want a pick in the round and 1", seen, returned.Load())
+		}
+		eject(2)
+		if d := time.Duration(ejectedFor.Load()); d != 2*e.BaseTime {
+			t.Fatalf("second ejection lasts %v, want 2 × BaseTime", d)
+		}
+	})
 }
 
 func TestEjectionNeverPassesMaxPercent(t *testing.T) {
@@ -487,4 +493,37 @@ func triedIDs(ctx context.Context) []string {
 		ids = append(ids, n.ID)
 	}
 	return ids
+}
+
+// Power of two choices on a fake clock: a slow node gets only the probes
+// (one pick per 5 s) while it is slow, and once it recovered a probe's fresh
+// sample wins it back its share within 5 s.
+func TestPowerOfTwoWinsBackARecoveredNodeOnTheClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newSelector(t, nodes(2), selector.WithStrategy(selector.PowerOfTwo))
+		latency := map[string]time.Duration{"n0": 200 * time.Millisecond, "n1": time.Millisecond}
+		window := func(d time.Duration) (n0, all int) {
+			for end := time.Now().Add(d); time.Now().Before(end); all++ {
+				p, err := s.Pick(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(latency[p.Node.ID])
+				p.Done(nil)
+				if p.Node.ID == "n0" {
+					n0++
+				}
+			}
+			return n0, all
+		}
+		window(time.Second) // both sampled
+		if n0, all := window(20 * time.Second); n0 > 5 {
+			t.Fatalf("the slow node got %d of %d picks in 20 s, want only the probes (one per 5 s)", n0, all)
+		}
+		latency["n0"] = time.Millisecond
+		window(5 * time.Second)
+		if n0, all := window(5 * time.Second); n0*4 < all {
+			t.Fatalf("5 to 10 s after it recovered the node got %d of %d picks, want at least a quarter", n0, all)
+		}
+	})
 }
