@@ -133,3 +133,43 @@ func TestConcurrencyLimitQuietsAfterFiveSeconds(t *testing.T) {
 		}
 	})
 }
+
+// A panic in an attempt reaches the caller's goroutine, whether the
+// attempts run one at a time or side by side (a hedge's goroutine must not
+// crash the process), and gives back its concurrency slot: the limit,
+// turned on by a server's ResourceExhausted, still admits healthy calls.
+func TestPanicInAnAttemptReachesTheCallerAndFreesItsSlot(t *testing.T) {
+	for _, hedged := range []bool{false, true} {
+		opts := []retry.Option{retry.WithIdempotent("*")}
+		if hedged {
+			opts = append(opts, retry.WithHedging(time.Millisecond, "*"))
+		}
+		p := mustPolicy(t, opts...)
+		sel := plainNodes(t, 3)
+		// A server's refusal turns the limit on.
+		_ = p.Do(context.Background(), sel, func(context.Context, selector.Node) error {
+			return status.Error(codes.ResourceExhausted, "full")
+		}, retry.MaxAttempts(1))
+		for range 8 {
+			func() {
+				defer func() {
+					if r := recover(); r != "boom" {
+						t.Fatalf("hedged %v: recovered %v, want the attempt's panic", hedged, r)
+					}
+				}()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = p.Do(ctx, sel, func(context.Context, selector.Node) error { panic("boom") })
+			}()
+		}
+		if in := p.Snapshot().InFlight; in != 0 {
+			t.Fatalf("hedged %v: %d attempts in flight after 8 panics, want 0", hedged, in)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := p.Do(ctx, sel, func(context.Context, selector.Node) error { return nil })
+		cancel()
+		if err != nil {
+			t.Fatalf("hedged %v: a healthy call after the panics: %v", hedged, err)
+		}
+	}
+}

@@ -41,7 +41,19 @@ func run[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(ctx
 		tries  []FailedAttempt
 		delay  time.Duration
 		reason error
+		// An attempt that panics gives back its concurrency slot and its
+		// timer; the panic goes on to the caller.
+		holding bool
+		cancel  context.CancelFunc
 	)
+	defer func() {
+		if holding {
+			p.limit.release(false, false)
+			if cancel != nil {
+				cancel()
+			}
+		}
+	}()
 	for n := 1; ; n++ {
 		if err := ctx.Err(); err != nil { // no attempt after the caller gave up
 			return zero, p.failure(tries, reason, ctxError{err})
@@ -49,13 +61,16 @@ func run[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(ctx
 		if err := p.limit.acquire(ctx); err != nil { // waits only while the fleet is full
 			return zero, p.failure(tries, reason, ctxError{err})
 		}
+		holding = true
 		call.StartAttempt(n, delay)
-		actx, cancel := ctx, context.CancelFunc(nil)
+		actx := ctx
+		cancel = nil
 		if cc.perAttempt > 0 {
 			actx, cancel = context.WithTimeout(ctx, cc.perAttempt)
 		}
 		start := time.Now()
 		v, err := attempt(actx)
+		holding = false
 		out := outcomeOf(actx, err)
 		p.limit.release(out.overloaded(), out.err == nil)
 		if cancel != nil {

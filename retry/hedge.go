@@ -6,10 +6,15 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/rpcguard/rpcguard/selector"
 )
+
+// errPanicked is the error of a hedged attempt that panicked (its panic
+// goes on in the caller's goroutine).
+var errPanicked = status.Error(codes.Internal, "retry: the attempt panicked")
 
 // hedge runs the attempts of one idempotent call side by side: a new attempt
 // starts when the others have not answered within the hedge delay, or at
@@ -19,10 +24,11 @@ import (
 // attempt: hedging is opt-in and concurrent by nature.
 func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(ctx context.Context) (T, outcome)) (T, error) {
 	type result struct {
-		n    int
-		v    T
-		out  outcome
-		took time.Duration
+		n        int
+		v        T
+		out      outcome
+		took     time.Duration
+		panicked any // the attempt panicked with this: it goes on in the caller's goroutine
 	}
 	var (
 		zero     T
@@ -34,6 +40,7 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 		start    = time.Now()
 		launched int
 		running  int
+		panicked any
 	)
 	launch := func() {
 		launched++
@@ -53,12 +60,20 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 				results <- result{n: n, out: outcome{err: status.FromContextError(err).Err()}, took: time.Since(t0)}
 				return
 			}
+			returned := false
+			defer func() {
+				if !returned { // recovered here, re-panicked by hedge on the caller's goroutine
+					p.limit.release(false, false)
+					results <- result{n: n, out: outcome{err: errPanicked}, took: time.Since(t0), panicked: recover()}
+				}
+			}()
 			v, out := attempt(tctx)
+			returned = true
 			p.limit.release(out.overloaded(), out.err == nil)
 			if cc.perAttempt > 0 {
 				out.timedOut = out.timedOut || ownTimeout(tctx, ctx, out.err)
 			}
-			results <- result{n, v, out, time.Since(t0)}
+			results <- result{n: n, v: v, out: out, took: time.Since(t0)}
 		}()
 	}
 	stopAll := func() {
@@ -74,9 +89,15 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 		for running > 0 {
 			r := <-results // every attempt has sent its result by now
 			running--
+			if r.panicked != nil && panicked == nil {
+				panicked = r.panicked
+			}
 			tries = append(tries, FailedAttempt{Number: r.n, Hedge: r.n > 1, Node: r.out.node, Err: r.out.err, Duration: r.took})
 		}
 		slices.SortFunc(tries, func(a, b FailedAttempt) int { return a.Number - b.Number })
+		if panicked != nil {
+			panic(panicked) // an attempt panicked while the call was ending: on the caller's goroutine
+		}
 	}
 	hedgeNow := func() bool {
 		if launched >= cc.maxAttempts {
@@ -101,6 +122,10 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 		select {
 		case r := <-results:
 			running--
+			if r.panicked != nil {
+				collect()
+				panic(r.panicked)
+			}
 			if r.out.err == nil {
 				stopAll()
 				p.budget.deposit()
