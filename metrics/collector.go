@@ -1,6 +1,9 @@
 package metrics
 
 import (
+	"strings"
+	"unicode/utf8"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -42,10 +45,10 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.o.Snapshot()
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+		send(ch, d, prometheus.GaugeValue, v, labels)
 	}
 	counter := func(d *prometheus.Desc, v int64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+		send(ch, d, prometheus.CounterValue, float64(v), labels)
 	}
 	for _, cl := range s.Clients {
 		for _, n := range cl.Nodes {
@@ -89,4 +92,21 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// send makes one metric; a label value that is not valid UTF-8 (names and
+// IDs may come from a registry the program does not control) is repaired
+// rather than let Prometheus panic in a scrape, and a metric that still
+// cannot be made is reported as an invalid metric, never a panic.
+func send(ch chan<- prometheus.Metric, d *prometheus.Desc, t prometheus.ValueType, v float64, labels []string) {
+	for i, l := range labels {
+		if !utf8.ValidString(l) {
+			labels[i] = strings.ToValidUTF8(l, "\uFFFD")
+		}
+	}
+	m, err := prometheus.NewConstMetric(d, t, v, labels...)
+	if err != nil {
+		m = prometheus.NewInvalidMetric(d, err)
+	}
+	ch <- m
 }

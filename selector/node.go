@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Node is one instance of a service: where to reach it and what it says about
@@ -24,14 +26,37 @@ type Node struct {
 // String returns "id@addr".
 func (n Node) String() string { return n.ID + "@" + n.Addr }
 
-// Validate reports whether n has an ID and an address that parses as
-// host:port with a numeric port in 1..65535.
+// MaxIDLen is the longest node ID, in bytes.
+const MaxIDLen = 256
+
+// Validate reports whether n has a valid ID and an address that parses as
+// host:port with a numeric port in 1..65535. An ID is valid UTF-8 of 1 to
+// MaxIDLen bytes, without '/', white space or control characters: it names
+// a registry key, a metric label and a span tag, wherever it came from.
+// The selector, the resolver and every registry check nodes with it.
 func (n Node) Validate() error {
-	if n.ID == "" {
-		return fmt.Errorf("selector: node with address %q: empty ID", n.Addr)
+	if err := validateID(n.ID); err != nil {
+		return fmt.Errorf("selector: node with address %q: %w", n.Addr, err)
 	}
 	if err := validateAddr(n.Addr); err != nil {
 		return fmt.Errorf("selector: node %q: %w", n.ID, err)
+	}
+	return nil
+}
+
+func validateID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("empty ID")
+	case len(id) > MaxIDLen:
+		return fmt.Errorf("ID of %d bytes (%q...), at most %d", len(id), id[:32], MaxIDLen)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("ID %q is not valid UTF-8", id)
+	}
+	for _, c := range id {
+		if c == '/' || unicode.IsSpace(c) || unicode.IsControl(c) || c == utf8.RuneError {
+			return fmt.Errorf("ID %q must not contain '/', white space or control characters", id)
+		}
 	}
 	return nil
 }

@@ -39,21 +39,10 @@ func ValidRegistration(service string, node selector.Node, ttl time.Duration) er
 	return nil
 }
 
-// ValidNode checks a node as the registries store it: valid for the
-// selector, and an ID that can be part of a key (no '/', no spaces or
-// control characters). Register refuses other nodes, and a registry skips
-// such entries when it reads them.
-func ValidNode(n selector.Node) error {
-	if err := n.Validate(); err != nil {
-		return err
-	}
-	for _, c := range n.ID {
-		if c == '/' || c <= ' ' || c == 0x7f {
-			return fmt.Errorf("node ID %q must not contain '/', spaces or control characters", n.ID)
-		}
-	}
-	return nil
-}
+// ValidNode checks a node as the registries store it: the one validation
+// of nodes (selector.Node.Validate). Register refuses other nodes, and a
+// registry skips such entries when it reads them.
+func ValidNode(n selector.Node) error { return n.Validate() }
 
 // record is how a node is stored: JSON {"id", "addr", "metadata"}.
 type record struct {
