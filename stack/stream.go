@@ -70,16 +70,12 @@ func Open[T any](ctx context.Context, s *Stack, op Op, open func(ctx context.Con
 		return zero, nil, err
 	}
 	var once sync.Once
-	var stop func() bool
-	end = func(err error) {
+	finish := func(err error) {
 		once.Do(func() {
-			if stop != nil {
-				stop()
-			}
 			endAttempt(err)
 			endCall(err)
 		})
 	}
-	stop = context.AfterFunc(ctx, func() { end(ctx.Err()) })
-	return v, end, nil
+	stop := context.AfterFunc(ctx, func() { finish(ctx.Err()) }) // may run at once, on its own goroutine
+	return v, func(err error) { stop(); finish(err) }, nil
 }

@@ -1,0 +1,192 @@
+package gomicro_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	jaegerclient "github.com/uber/jaeger-client-go"
+	"go-micro.dev/v4/registry"
+	"go-micro.dev/v4/server"
+
+	"github.com/rpcguard/rpcguard/breaker"
+	"github.com/rpcguard/rpcguard/gomicro"
+	"github.com/rpcguard/rpcguard/selector"
+	"github.com/rpcguard/rpcguard/tracing"
+	"github.com/rpcguard/rpcguard/tracing/jaeger"
+)
+
+// Attacks on the go-micro adapter: what a remote peer, a registry or a
+// careless caller can do must neither crash, wedge nor grow it.
+
+// within fails the test if f does not return within 10 s: a call that
+// never returns is the bug.
+func within(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: still blocked after 10 s", what)
+	}
+}
+
+// A service with no node answers at once; healthy calls beside it and the
+// selector's Close are never held up (the selector used to wait for a
+// first node set under its lock).
+func TestNoNodeServiceNeverWedgesTheSelector(t *testing.T) {
+	f := newFleet(t, 1, nil)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if _, err := hello(f.cli, "nobody", "x"); err == nil {
+				t.Error("a call to a service with no node succeeded")
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if _, err := f.call("x"); err != nil {
+				t.Errorf("a healthy call beside it: %v", err)
+			}
+		}()
+	}
+	within(t, "calls to a service with no node and healthy calls", wg.Wait)
+}
+
+// Close stops the selector for good: Select fails after it (it used to
+// start following the registry again and leak its goroutines), and a
+// second Close is harmless.
+func TestSelectorUseAfterClose(t *testing.T) {
+	f := newFleet(t, 1, nil)
+	sel, err := gomicro.NewSelector(f.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sel.Select("greeter"); err != nil {
+		t.Fatal(err)
+	}
+	within(t, "Close", func() { _ = sel.Close() })
+	if _, err := sel.Select("greeter"); !errors.Is(err, selector.ErrClosed) {
+		t.Fatalf("Select after Close: %v, want selector.ErrClosed", err)
+	}
+	if err := sel.Close(); err != nil {
+		t.Fatalf("a second Close: %v", err)
+	}
+}
+
+// A registry that lists two entries with one ID, in map order, changes no
+// node set while it does not change (the sets flipped between the two
+// addresses every list).
+func TestDuplicateIDsDoNotFlipTheNodeSet(t *testing.T) {
+	reg := newMicroRegistry()
+	for i, addr := range []string{"127.0.0.1:7001", "127.0.0.1:7002"} {
+		svc := &registry.Service{Name: "greeter", Version: []string{"v1", "v2"}[i], Nodes: []*registry.Node{{Id: "greeter-1", Address: addr}}}
+		if err := reg.Register(svc, registry.RegisterTTL(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, err := gomicro.Source(reg, selector.PollEvery(10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second) // about 100 lists
+	defer cancel()
+	w, err := src.Watch(ctx, "greeter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	sets := 0
+	for {
+		if _, err := w.Next(); err != nil {
+			break // the watch's context ended
+		}
+		sets++
+	}
+	if sets != 1 {
+		t.Fatalf("an unchanged registry delivered %d node sets in 1 s, want 1", sets)
+	}
+}
+
+// A stream whose context ends as it opens, or while it is open, ends its
+// call once: no crash, no race (-race), its breaker slot given back.
+func TestStreamCancelledAsItOpens(t *testing.T) {
+	brk, err := breaker.New(breaker.WithNamespace(namespace()), breaker.WithSettings(breaker.Settings{MaxConcurrent: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFleetOf(t, grpcKind, 1, []gomicro.Option{gomicro.WithBreaker(brk)})
+	for i := range 100 {
+		ctx, cancel := context.WithCancel(context.Background())
+		if i%2 == 0 {
+			go cancel() // while it opens
+		} else {
+			ctx, cancel = context.WithTimeout(ctx, time.Duration(i)*100*time.Microsecond) // while it is open
+		}
+		if s, err := f.cli.Stream(ctx, f.cli.NewRequest("greeter", "Greeter.Chat", &Req{})); err == nil {
+			var rsp Rsp
+			for s.Send(&Req{Name: "x"}) == nil && s.Recv(&rsp) == nil {
+			}
+			_ = s.Close()
+		}
+		cancel()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := f.cli.Stream(ctx, f.cli.NewRequest("greeter", "Greeter.Chat", &Req{}))
+	if err != nil {
+		t.Fatalf("a stream after 100 cancelled ones: %v (a slot leaked?)", err)
+	}
+	_ = s.Close()
+}
+
+// A handler that panics ends its server span and gives back its breaker
+// slot; go-micro's server recovers the panic and the next call is served.
+func TestHandlerPanicEndsItsSpanAndSlot(t *testing.T) {
+	rep := jaegerclient.NewInMemoryReporter()
+	tr, closer, err := jaeger.New("gomicro-panic", jaeger.WithInMemoryReporter(rep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	tg, err := tracing.New(tracing.WithTracer(tr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	brk, err := breaker.New(breaker.WithNamespace(namespace()), breaker.WithSettings(breaker.Settings{MaxConcurrent: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hw, err := gomicro.NewHandlerWrapper(gomicro.WithTracing(tg), gomicro.WithBreaker(brk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var panicking atomic.Bool
+	panicking.Store(true)
+	bug := func(h server.HandlerFunc) server.HandlerFunc {
+		return func(ctx context.Context, req server.Request, rsp interface{}) error {
+			if panicking.Load() {
+				panic("a bug in the handler")
+			}
+			return h(ctx, req, rsp)
+		}
+	}
+	f := newFleet(t, 1, nil, server.WrapHandler(hw), server.WrapHandler(bug))
+	if _, err := f.call("x"); err == nil {
+		t.Fatal("a call to a panicking handler succeeded")
+	}
+	spans := rep.GetSpans()
+	if len(spans) != 1 || spans[0].(*jaegerclient.Span).Tags()["error"] != true {
+		t.Fatalf("finished server spans after the panic: %d, want 1 marked error", len(spans))
+	}
+	panicking.Store(false)
+	if _, err := f.call("x"); err != nil {
+		t.Fatalf("the next call: %v (its breaker slot leaked?)", err)
+	}
+}
