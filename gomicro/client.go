@@ -184,15 +184,25 @@ func attemptOptions(actx context.Context, opts []client.CallOption) []client.Cal
 	return out
 }
 
-// outgoing writes the attempt span into go-micro's metadata.
+// outgoing writes the attempt span into go-micro's metadata, in place of
+// any trace header already there: go-micro relays a request's headers into
+// its handler's context, and a remote peer's (non-ASCII baggage, a second
+// Uber-Trace-Id of another case) must not reach, or break, a call the
+// handler makes.
 func (c *config) outgoing(ctx context.Context) context.Context {
 	tg := c.stack.Tracing()
 	if !tg.Enabled() {
 		return ctx
 	}
-	md := metadata.Metadata{}
+	in, _ := metadata.FromContext(ctx)
+	md := make(metadata.Metadata, len(in)+2)
+	for k, v := range in {
+		if !tg.IsTraceHeader(k) {
+			md[k] = v
+		}
+	}
 	tg.Inject(ctx, func(k, v string) { md[k] = v })
-	return metadata.MergeContext(ctx, md, true)
+	return metadata.NewContext(ctx, md)
 }
 
 // toCaller makes a call's error one a go-micro caller reads as its own: the

@@ -78,6 +78,11 @@ func FromMicro(err error) error {
 	e := &Error{Micro: me, code: code}
 	if cause := neverSent(me); cause != nil {
 		e.code, e.unsent, e.cause = codes.Unavailable, true, cause
+	} else if me.Id == "go.micro.client.transport" {
+		// A broken connection (a node that crashed under a pooled
+		// connection: broken pipe, unexpected EOF, reset): a transport
+		// failure, not the server's Internal. It may have been sent.
+		e.code = codes.Unavailable
 	}
 	return e
 }

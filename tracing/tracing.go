@@ -122,8 +122,13 @@ func (t *Tracing) tracerFor() (opentracing.Tracer, bool) {
 	return tr, true
 }
 
-// isTraceHeader reports whether a lowercase key is one the tracer reads.
-func (t *Tracing) isTraceHeader(k string) bool {
+// IsTraceHeader reports whether key (of any case) is a trace header this
+// Tracing reads and writes (WithTraceHeaders): a carrier that relays a
+// request's headers (go-micro's metadata) drops these before Inject writes
+// the span's own, so that a remote peer's trace headers never reach an
+// outgoing call.
+func (t *Tracing) IsTraceHeader(key string) bool {
+	k := strings.ToLower(key)
 	for _, p := range t.prefixes {
 		if strings.HasPrefix(k, p) {
 			return true
@@ -138,7 +143,7 @@ func (t *Tracing) isTraceHeader(k string) bool {
 func (t *Tracing) extract(tr opentracing.Tracer, each func(yield func(k, v string) bool)) opentracing.SpanContext {
 	size := 0
 	each(func(k, v string) bool {
-		if t.isTraceHeader(strings.ToLower(k)) {
+		if t.IsTraceHeader(strings.ToLower(k)) {
 			size += len(k) + len(v)
 		}
 		return true
@@ -168,7 +173,7 @@ type filtered struct {
 func (f filtered) ForeachKey(handler func(key, val string) error) error {
 	var err error
 	f.each(func(k, v string) bool {
-		if k = strings.ToLower(k); f.t.isTraceHeader(k) {
+		if k = strings.ToLower(k); f.t.IsTraceHeader(k) {
 			err = handler(k, v)
 		}
 		return err == nil

@@ -53,12 +53,13 @@ func TestFromMicro(t *testing.T) {
 		want codes.Code
 	}{
 		{"dial failure", merrors.New("go.micro.client", "connection error: dial tcp 127.0.0.1:1: connect: connection refused", 500), codes.Unavailable},
+		{"a crashed node under a pooled connection", merrors.New("go.micro.client.transport", "write tcp 127.0.0.1:5->127.0.0.1:6: write: broken pipe", 500), codes.Unavailable},
+		{"a pooled connection cut mid-answer", merrors.New("go.micro.client.transport", "unexpected EOF", 500), codes.Unavailable},
 		{"service not found", merrors.New("go.micro.client", "service greeter: not found", 500), codes.Unavailable},
 		{"no node left to pick", merrors.New("go.micro.client", "error getting next greeter node: none available", 500), codes.Unavailable},
 		{"no node left to pick, grpc client", merrors.New("go.micro.client", "error selecting greeter node: none available", 500), codes.Unavailable},
 		{"an error with a gRPC status", status.Error(codes.ResourceExhausted, "slow down"), codes.ResourceExhausted},
 		{"grpc plugin dial failure", merrors.New("go.micro.client", "rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing\"", 503), codes.Unavailable},
-		{"broken pipe", merrors.New("go.micro.client.transport", "write: broken pipe", 500), codes.Internal},
 		{"timeout", merrors.Timeout("go.micro.client", "call timeout"), codes.DeadlineExceeded},
 		{"400", merrors.BadRequest("svc", "bad"), codes.InvalidArgument},
 		{"401", merrors.Unauthorized("svc", "who"), codes.Unauthenticated},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	jaegerclient "github.com/uber/jaeger-client-go"
+	"go-micro.dev/v5/metadata"
 	"go-micro.dev/v5/registry"
 	"go-micro.dev/v5/server"
 
@@ -190,5 +191,31 @@ func TestHandlerPanicEndsItsSpanAndSlot(t *testing.T) {
 	panicking.Store(false)
 	if _, err := f.call("x"); err != nil {
 		t.Fatalf("the next call: %v (its breaker slot leaked?)", err)
+	}
+}
+
+// A remote client's trace headers that go-micro relays into a handler's
+// context (a non-ASCII Jaeger-Baggage, a second Uber-Trace-Id of another
+// case) never reach, or break, the calls the handler makes over the grpc
+// plugin: the wrapper writes its own trace headers in their place; other
+// headers go on as go-micro relays them.
+func TestRelayedTraceHeadersNeverBreakACall(t *testing.T) {
+	rep := jaegerclient.NewInMemoryReporter()
+	tr, closer, err := jaeger.New("gomicro-relay", jaeger.WithInMemoryReporter(rep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	tg, err := tracing.New(tracing.WithTracer(tr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFleetOf(t, grpcKind, 1, []gomicro.Option{gomicro.WithTracing(tg)})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ctx = metadata.NewContext(ctx, metadata.Metadata{"Jaeger-Baggage": "user=José", "Jaeger-Debug-Id": "Ω", "Uber-Trace-Id": "not-a-trace", "X-Tenant": "a"})
+	var rsp Rsp
+	if err := f.cli.Call(ctx, f.cli.NewRequest("greeter", "Greeter.Hello", &Req{Name: "x"}), &rsp); err != nil {
+		t.Fatalf("a call with a remote peer's trace headers in its context: %v", err)
 	}
 }
