@@ -52,11 +52,12 @@ func (b *Breaker) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 }
 
 // StreamServerInterceptor breaks per full method on the server; streams
-// have no timeout.
+// have no timeout. Calls served by grpc.UnknownServiceHandler (methods a
+// remote client made up) share one circuit, "(unknown method)".
 func (b *Breaker) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		ctx := ss.Context()
-		a, err := b.Allow(ctx, info.FullMethod)
+		a, err := b.Allow(ctx, grpcx.ServerMethod(srv, info))
 		if err != nil {
 			return err
 		}

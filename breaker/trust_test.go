@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/rpcguard/rpcguard/breaker"
 	"github.com/rpcguard/rpcguard/echo"
@@ -314,5 +315,38 @@ func TestDoRefusesNilFunction(t *testing.T) {
 	b := newBreaker(t, nil)
 	if err := b.Do(context.Background(), "cmd", nil); err == nil || !strings.Contains(err.Error(), "nil function") {
 		t.Fatalf("Do(nil) = %v, want a nil function error", err)
+	}
+}
+
+// A gRPC proxy (grpc.UnknownServiceHandler) behind the breaker's server
+// interceptor: methods that remote clients make up share one circuit, the
+// registered ones keep theirs (300 made-up methods made 300 circuits).
+func TestMadeUpGRPCMethodsShareOneCircuit(t *testing.T) {
+	b := newBreaker(t, nil)
+	proxy := func(_ any, ss grpc.ServerStream) error { return status.Error(codes.Unimplemented, "no upstream here") }
+	node, err := echo.Start("proxy", grpc.StreamInterceptor(b.StreamServerInterceptor()), grpc.UnaryInterceptor(b.UnaryServerInterceptor()),
+		grpc.UnknownServiceHandler(proxy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(node.Kill)
+	cc := testcluster.Dial(t, "passthrough:///"+node.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 300 {
+		err := cc.Invoke(ctx, fmt.Sprintf("/made.up.Service%d/Method%d", i, i), &emptypb.Empty{}, &emptypb.Empty{})
+		if status.Code(err) != codes.Unimplemented {
+			t.Fatalf("made-up method %d: %v", i, err)
+		}
+	}
+	if _, err := echo.Unary(ctx, cc); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range b.Snapshot() {
+		names = append(names, c.Command)
+	}
+	if len(names) != 2 || names[0] != "(unknown method)" {
+		t.Fatalf("circuits after 300 made-up methods and one real: %v, want (unknown method) and the real one", names)
 	}
 }

@@ -249,7 +249,7 @@ func traceAcross(t *testing.T, k kind) {
 		js := s.(*jaegerclient.Span)
 		spans[js.OperationName()+" "+fmt.Sprint(js.Tags()["span.kind"])] = js
 	}
-	call, attempt, srv := spans["greeter Greeter.Hello client"], spans["greeter Greeter.Hello attempt client"], spans["greeter Greeter.Hello server"]
+	call, attempt, srv := spans["greeter Greeter.Hello client"], spans["greeter Greeter.Hello attempt client"], spans["Greeter.Hello server"]
 	if call == nil || attempt == nil || srv == nil {
 		t.Fatalf("spans %v: want the call, attempt and server spans", spans)
 	}

@@ -13,13 +13,18 @@ import (
 
 // NewHandlerWrapper returns a go-micro server.HandlerWrapper: the server
 // stack (stack.Serve): a server span (child of the caller's attempt span,
-// from go-micro's metadata), the breaker per "SERVICE ENDPOINT" (a handler
-// whose dependency keeps failing sheds load: 503 when its circuit is open,
-// 429 past a concurrency limit; with a Timeout, the handler's context ends
-// at it), and errors that leave as go-micro errors with the code of their
+// from go-micro's metadata), the breaker per endpoint (a handler whose
+// dependency keeps failing sheds load: 503 when its circuit is open, 429
+// past a concurrency limit; with a Timeout, the handler's context ends at
+// it), and errors that leave as go-micro errors with the code of their
 // meaning (ToMicro); with WithFaults, the faults of the node it serves as,
 // before the handler. A panicking handler releases its slot, ends its span
-// and panics on.
+// and panics on. Circuits and spans are named by the endpoint go-micro
+// routed the request to ("Greeter.Hello", a handler the server registered),
+// never by the service name the client sent (mucp takes it from the
+// client's header: a remote client could make circuits at will). With a
+// server Router of your own, routing comes after the wrappers: name only
+// known endpoints there.
 func NewHandlerWrapper(opts ...Option) (server.HandlerWrapper, error) {
 	c, err := build(opts)
 	if err != nil {
@@ -29,7 +34,7 @@ func NewHandlerWrapper(opts ...Option) (server.HandlerWrapper, error) {
 	return func(h server.HandlerFunc) server.HandlerFunc {
 		return func(ctx context.Context, req server.Request, rsp interface{}) error {
 			md, _ := metadata.FromContext(ctx)
-			err := c.stack.Serve(ctx, stack.ServerOp{Name: req.Service() + " " + req.Endpoint(), Span: span, Stream: req.Stream(),
+			err := c.stack.Serve(ctx, stack.ServerOp{Name: req.Endpoint(), Span: span, Stream: req.Stream(),
 				Headers: func(yield func(k, v string) bool) {
 					for k, v := range md {
 						if !yield(strings.ToLower(k), v) {

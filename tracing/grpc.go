@@ -122,13 +122,14 @@ func (t *Tracing) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 }
 
 // StreamServerInterceptor makes the server span of a stream; it ends when
-// the handler returns.
+// the handler returns. Calls served by grpc.UnknownServiceHandler are
+// named "(unknown method)": remote clients must not make span names.
 func (t *Tracing) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		if !t.Enabled() {
 			return handler(srv, ss)
 		}
-		ctx, finish := t.startServer(ss.Context(), info.FullMethod)
+		ctx, finish := t.startServer(ss.Context(), grpcx.ServerMethod(srv, info))
 		err := handler(srv, &serverStream{ServerStream: ss, ctx: ctx})
 		finish(err)
 		return err

@@ -5,12 +5,14 @@ package gomicro_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	jaegerclient "github.com/uber/jaeger-client-go"
+	"go-micro.dev/v5/client"
 	"go-micro.dev/v5/metadata"
 	"go-micro.dev/v5/registry"
 	"go-micro.dev/v5/server"
@@ -217,5 +219,39 @@ func TestRelayedTraceHeadersNeverBreakACall(t *testing.T) {
 	var rsp Rsp
 	if err := f.cli.Call(ctx, f.cli.NewRequest("greeter", "Greeter.Hello", &Req{Name: "x"}), &rsp); err != nil {
 		t.Fatalf("a call with a remote peer's trace headers in its context: %v", err)
+	}
+}
+
+// A remote client that sends made-up service names (mucp's Micro-Service
+// header) to a server makes no circuit: the handler wrapper names circuits
+// by the endpoint go-micro routed to (300 names made 300 circuits, and
+// hystrix two goroutines each, for ever).
+func TestMadeUpServiceNamesMakeNoCircuits(t *testing.T) {
+	brk, err := breaker.New(breaker.WithNamespace(namespace()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hw, err := gomicro.NewHandlerWrapper(gomicro.WithBreaker(brk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFleet(t, 1, nil, server.WrapHandler(hw))
+	svcs, err := f.reg.GetService("greeter")
+	if err != nil || len(svcs) == 0 || len(svcs[0].Nodes) == 0 {
+		t.Fatalf("the server is not registered: %v", err)
+	}
+	addr := svcs[0].Nodes[0].Address
+	remote := mucp.client(client.Registry(f.reg), client.Broker(f.brk), client.ContentType(mucp.contentType), client.PoolSize(0))
+	for i := range 300 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var rsp Rsp
+		err := remote.Call(ctx, remote.NewRequest(fmt.Sprintf("made-up-%d", i), "Greeter.Hello", &Req{Name: "x"}), &rsp, client.WithAddress(addr))
+		cancel()
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	if cmds := brk.Snapshot(); len(cmds) != 1 || cmds[0].Command != "Greeter.Hello" {
+		t.Fatalf("circuits after 300 made-up service names: %d (%v), want 1, Greeter.Hello", len(cmds), cmds[:min(len(cmds), 3)])
 	}
 }

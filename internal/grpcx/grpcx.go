@@ -80,3 +80,18 @@ func (s *endStream) broken(err error) {
 		s.end(err)
 	}
 }
+
+// UnknownMethod names, in circuits, spans and metrics, every call a server
+// serves through grpc.UnknownServiceHandler: their methods come from remote
+// clients, which must not make state at will.
+const UnknownMethod = "(unknown method)"
+
+// ServerMethod is the name a server-side wrapper gives a stream call: its
+// full method if the server registered it, UnknownMethod if not (gRPC hands
+// a stream interceptor a nil service for the unknown-service handler).
+func ServerMethod(srv any, info *grpc.StreamServerInfo) string {
+	if srv == nil {
+		return UnknownMethod
+	}
+	return info.FullMethod
+}
