@@ -182,10 +182,11 @@ func unit(seed, rule, n uint64) float64 {
 
 // Errors of injected faults; errors.Is finds them in what Apply and the
 // client interceptors return (a server's answer crosses the wire as a gRPC
-// status only). A Down fault never reached the node: its error also
-// answers errors.Is(err, syscall.ECONNREFUSED), so that rpcguard's retry
-// treats it as a refused connection and retries even a call that is not
-// idempotent. Every injected error answers status.Code.
+// status only). A Down fault on a client never reached the node: its error
+// also answers errors.Is(err, syscall.ECONNREFUSED), so that rpcguard's
+// retry treats it as a refused connection and retries even a call that is
+// not idempotent (on a server, see Rule.Down). Every injected error answers
+// status.Code.
 var (
 	ErrDown    = errors.New("faultinject: node down (injected)")
 	ErrAborted = errors.New("faultinject: connection aborted (injected)")

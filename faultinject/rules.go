@@ -27,8 +27,16 @@ type Rule struct {
 
 	// What happens, at most one of: an error with Code (gRPC) or
 	// HTTPStatus (HTTP); Hang (accept and never answer: a black hole);
-	// Abort (the connection is cut); Down (the node is down: nothing
-	// answers, the call never reaches it).
+	// Abort (the connection is cut); Down (the node is down). Where Down
+	// acts decides what the client sees. On a client (a rule with Node,
+	// through rpcguard's selector; Apply in a plain-API attempt) the call
+	// never reaches the node: it fails as a refused connection, and even a
+	// call that is not idempotent goes to another node. On a server the
+	// request has arrived before any interceptor runs, so Down answers
+	// Unavailable, as a node whose service is down behind a listener that
+	// still accepts: to the client the call may have been sent, and only an
+	// idempotent one is retried. For a node that refuses every client,
+	// stop its server or put the rule on the clients.
 	Code       codes.Code
 	HTTPStatus int
 	Hang       bool

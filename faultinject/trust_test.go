@@ -97,3 +97,47 @@ func TestPlainDownNodeIsRetried(t *testing.T) {
 		}
 	}
 }
+
+// A server-side Down answers Unavailable after the request arrived (its
+// doc says so): an idempotent call goes to another node, a call that is
+// not idempotent fails with Unavailable rather than run twice.
+func TestServerDownIsUnavailableAfterTheRequestArrived(t *testing.T) {
+	inj := mustNew(t, 1, []faultinject.Rule{{Node: "down-0", Rate: 1, Down: true}})
+	down, err := echo.Start("down-0", grpc.UnaryInterceptor(inj.UnaryServerInterceptor("down-0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(down.Kill)
+	up, err := echo.Start("up-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.Kill)
+	src, err := selector.NewStatic(selector.Node{ID: down.ID, Addr: down.Addr}, selector.Node{ID: up.ID, Addr: up.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, idempotent := range []bool{true, false} {
+		policy, err := retry.New(retry.WithBudget(retry.Budget{Off: true}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc := testcluster.Dial(t, "rpcguard:///echo", testcluster.Resolver(t, src),
+			grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"rpcguard_selector":{"strategy":"round_robin"}}]}`),
+			grpc.WithChainUnaryInterceptor(policy.UnaryClientInterceptor()))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		failed := 0
+		for range 20 {
+			if _, err := echo.Unary(ctx, cc, grpc.WaitForReady(true), retry.Idempotent(idempotent)); err != nil {
+				if status.Code(err) != codes.Unavailable {
+					t.Fatalf("idempotent %v: %v, want Unavailable", idempotent, err)
+				}
+				failed++
+			}
+		}
+		cancel()
+		if idempotent && failed != 0 || !idempotent && (failed == 0 || failed == 20) {
+			t.Fatalf("idempotent %v: %d of 20 failed; want none when idempotent, about half otherwise", idempotent, failed)
+		}
+	}
+}
