@@ -102,3 +102,64 @@ func TestFailingCheckOnTheClock(t *testing.T) {
 		}
 	})
 }
+
+// stallingRegistry is the real memory registry, except that registering
+// node "slow" waits until release is closed or its context ends: a registry
+// that hangs on one call.
+type stallingRegistry struct {
+	*health.Memory
+	release chan struct{}
+}
+
+func (r *stallingRegistry) Register(ctx context.Context, service string, node selector.Node, ttl time.Duration) error {
+	if node.ID == "slow" {
+		select {
+		case <-r.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return r.Memory.Register(ctx, service, node, ttl)
+}
+
+// A Keeper never holds a lock across a registry call: while one node's
+// registration hangs, other nodes are held and released, and a second Hold
+// of the hanging node waits only for that node.
+func TestKeeperNeverWaitsOnAnotherNodesRegistryCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := &stallingRegistry{Memory: memoryOnTheClock(t), release: make(chan struct{})}
+		k, err := health.NewKeeper(reg, health.WithTTL(3*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		slowDone := make(chan error, 1)
+		go func() {
+			slowDone <- k.Hold(context.Background(), "greeter", selector.Node{ID: "slow", Addr: "127.0.0.1:7001"})
+		}()
+		synctest.Wait() // the slow registration is hanging
+		ctx := context.Background()
+		start := time.Now() // the fake clock: it moves only if every goroutine waits
+		if err := k.Hold(ctx, "greeter", selector.Node{ID: "fast", Addr: "127.0.0.1:7002"}); err != nil {
+			t.Fatal(err)
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Fatalf("holding another node waited %v for the hanging registration", waited)
+		}
+		close(reg.release)
+		if err := <-slowDone; err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Release(ctx, "greeter", "fast"); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Close(ctx); err != nil {
+			t.Fatalf("a second Close: %v", err)
+		}
+		if err := k.Hold(ctx, "greeter", selector.Node{ID: "late", Addr: "127.0.0.1:7003"}); !errors.Is(err, selector.ErrClosed) {
+			t.Fatalf("Hold after Close: %v, want selector.ErrClosed", err)
+		}
+	})
+}
