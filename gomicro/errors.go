@@ -65,7 +65,12 @@ func FromMicro(err error) error {
 	if errors.As(err, &ge) {
 		return err
 	}
-	if _, ok := merrors.As(err); !ok {
+	// Only an error the client made itself can say the request never left:
+	// mucp hands a server's answer over as a string (go-micro's JSON), and
+	// a server that relays its own dependency's "connection error" must not
+	// pass for a dial that failed here (the call would run twice).
+	_, clientMade := merrors.As(err)
+	if !clientMade {
 		if st, ok := status.FromError(err); ok {
 			return &Error{Micro: merrors.New("rpcguard", st.Message(), outcome.MicroCode(st.Code())).(*merrors.Error), code: st.Code(), cause: err}
 		}
@@ -76,7 +81,7 @@ func FromMicro(err error) error {
 		code = codes.Unknown // not a go-micro error: a plain error counts as Unknown
 	}
 	e := &Error{Micro: me, code: code}
-	if cause := neverSent(me); cause != nil {
+	if cause := neverSent(me); cause != nil && clientMade {
 		e.code, e.unsent, e.cause = codes.Unavailable, true, cause
 	} else if me.Id == "go.micro.client.transport" {
 		// A broken connection (a node that crashed under a pooled

@@ -11,6 +11,7 @@ import (
 
 	jaegerclient "github.com/uber/jaeger-client-go"
 	"go-micro.dev/v4/client"
+	merrors "go-micro.dev/v4/errors"
 	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/registry"
 	"go-micro.dev/v4/server"
@@ -251,5 +252,26 @@ func TestMadeUpServiceNamesMakeNoCircuits(t *testing.T) {
 	}
 	if cmds := brk.Snapshot(); len(cmds) != 1 || cmds[0].Command != "Greeter.Hello" {
 		t.Fatalf("circuits after 300 made-up service names: %d (%v), want 1, Greeter.Hello", len(cmds), cmds[:min(len(cmds), 3)])
+	}
+}
+
+// A server that relays its own dependency's dial failure as it is (a
+// go-micro error with Id go.micro.client and "connection error") answered
+// a call that reached it: a call that is not idempotent runs its handler
+// once, never again on another node.
+func TestRelayedDialFailureIsNotNeverSent(t *testing.T) {
+	f := newFleet(t, 3, nil)
+	for _, g := range f.servers {
+		g.failWith(merrors.InternalServerError("go.micro.client", "connection error: dial tcp 127.0.0.1:1: connect: connection refused"))
+	}
+	if _, err := f.call("x"); err == nil {
+		t.Fatal("the relayed error came back as a success")
+	}
+	var calls int64
+	for _, g := range f.servers {
+		calls += g.calls.Load()
+	}
+	if calls != 1 {
+		t.Fatalf("a call that is not idempotent reached %d handlers, want 1", calls)
 	}
 }

@@ -76,6 +76,7 @@ func TestFromMicro(t *testing.T) {
 		{"504", merrors.New("svc", "late", 504), codes.DeadlineExceeded},
 		{"599", merrors.New("svc", "odd", 599), codes.Internal},
 		{"json from a server", errors.New(`{"id":"svc","code":404,"detail":"none","status":"Not Found"}`), codes.NotFound},
+		{"a server relaying its dependency's dial failure", errors.New(`{"id":"go.micro.client","code":500,"detail":"connection error: dial tcp 127.0.0.1:1: connect: connection refused","status":"Internal Server Error"}`), codes.Internal},
 		{"plain error", errors.New("boom"), codes.Unknown},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
