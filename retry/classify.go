@@ -5,8 +5,10 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/rpcguard/rpcguard/selector"
@@ -36,7 +38,7 @@ func (p *Policy) byDefault(err error) bool {
 		return true
 	}
 	if s, ok := status.FromError(err); ok {
-		return p.cfg.codes[s.Code()]
+		return p.cfg.codes[s.Code()] && !localLimit(err)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
@@ -50,4 +52,18 @@ func (p *Policy) byDefault(err error) bool {
 // a server.
 func neverSent(err error) bool {
 	return pickFailed(err) || isNotSent(err) || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// localLimit reports whether err is a ResourceExhausted that the client's
+// own gRPC library made (a message over the size limit, received or to
+// send), not a server's overload: the same request would fail the same way
+// on any node, and it says nothing about the fleet's load.
+func localLimit(err error) bool {
+	s, ok := status.FromError(err)
+	if !ok || s.Code() != codes.ResourceExhausted {
+		return false
+	}
+	m := s.Message()
+	return strings.HasPrefix(m, "grpc: received message") || strings.HasPrefix(m, "grpc: message after decompression") ||
+		strings.HasPrefix(m, "grpc: message too large") || strings.HasPrefix(m, "trying to send message larger than max")
 }

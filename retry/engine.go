@@ -26,7 +26,7 @@ type outcome struct {
 // overloaded reports whether a server refused the attempt with
 // ResourceExhausted: the fleet is full.
 func (o outcome) overloaded() bool {
-	return o.sent && status.Code(o.err) == codes.ResourceExhausted
+	return o.sent && status.Code(o.err) == codes.ResourceExhausted && !localLimit(o.err)
 }
 
 // run is the retry loop shared by every transport, one attempt at a time.
@@ -196,6 +196,6 @@ func (p *Policy) failure(tries []FailedAttempt, reason, cause error) error {
 // errors.Is(err, context.Canceled) and status.Code(err) == codes.Canceled.
 type ctxError struct{ err error }
 
-func (e ctxError) Error() string              { return e.err.Error() }
+func (e ctxError) Error() string              { return status.FromContextError(e.err).Err().Error() }
 func (e ctxError) Unwrap() error              { return e.err }
 func (e ctxError) GRPCStatus() *status.Status { return status.FromContextError(e.err) }

@@ -36,8 +36,10 @@ type FailedAttempt struct {
 
 // Error is the error of a call that made more than one attempt, or that
 // stopped for a reason of its own (budget, attempts). Err is the last error
-// that came from an attempt; status.Code(err) and errors.Is/As see through
-// to it, and errors.Is also finds Reason.
+// that came from an attempt: its text is the call's (what a caller would
+// have seen without retries), status.Code(err) and errors.Is/As see
+// through to it, and errors.Is also finds Reason. errors.As gives the whole
+// story: Attempts, Reason, and Summary for a log line.
 type Error struct {
 	Attempts []FailedAttempt
 	Err      error
@@ -45,6 +47,16 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Err.Error() // what the caller would have seen without retries
+	}
+	return e.Reason.Error()
+}
+
+// Summary tells the call's story for a log line: how many attempts, why
+// retries stopped, the last error, and each attempt's node, code and
+// duration.
+func (e *Error) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "retry: %d attempt", len(e.Attempts))
 	if len(e.Attempts) != 1 {

@@ -2,12 +2,17 @@ package retry
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"reflect"
 	"strconv"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -56,38 +61,140 @@ func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		if p.Settings(method, u.ropts...).HedgeDelay > 0 {
 			return p.hedgeUnary(ctx, method, req, reply, cc, invoker, opts, u.ropts)
 		}
-		u.opts = append(append(u.buf[:0], opts...), grpc.Trailer(&u.trailer))
+		// grpc.OnFinish runs once per RPC, as without retries: with the
+		// call's outcome, not with each attempt's.
+		u.opts = append(u.buf[:0], opts...)
+		var finish []func(error)
+		u.opts, finish = withoutOnFinish(u.opts)
+		u.opts = append(u.opts, grpc.Trailer(&u.trailer))
 		_, err := Run(ctx, p, method, func(actx context.Context) (struct{}, error) {
 			u.trailer = nil
 			err := invoker(withPreviousAttempts(actx), method, req, reply, cc, u.opts...)
 			return struct{}{}, withPushback(err, u.trailer)
 		}, u.ropts...)
+		for _, f := range finish {
+			f(err)
+		}
 		return err
 	}
 }
 
-// hedgeUnary hedges a unary call: every attempt decodes into a new message
-// of the reply's type, and the winner's is committed into reply.
-func (p *Policy) hedgeUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts []grpc.CallOption, ropts []CallOption) error {
-	msg, ok := reply.(proto.Message)
-	if !ok {
-		return status.Errorf(codes.Internal, "retry: hedging %s needs a protobuf reply, got %T", method, reply)
-	}
-	winner, err := Hedge(ctx, p, method, func(actx context.Context) (proto.Message, error) {
-		var trailer metadata.MD
-		r := msg.ProtoReflect().New().Interface()
-		err := invoker(withPreviousAttempts(actx), method, req, r, cc, append(opts[:len(opts):len(opts)], grpc.Trailer(&trailer))...)
-		if err != nil {
-			return nil, withPushback(err, trailer)
+// withoutOnFinish takes the grpc.OnFinish options out of opts (in place)
+// and returns their functions.
+func withoutOnFinish(opts []grpc.CallOption) ([]grpc.CallOption, []func(error)) {
+	var finish []func(error)
+	kept := opts[:0]
+	for _, o := range opts {
+		if f, ok := o.(grpc.OnFinishCallOption); ok {
+			finish = append(finish, f.OnFinish)
+			continue
 		}
-		return r, nil
-	}, ropts...)
-	if err != nil {
-		return err
+		kept = append(kept, o)
 	}
-	proto.Reset(msg)
-	proto.Merge(msg, winner)
-	return nil
+	return kept, finish
+}
+
+// hedged is what one hedged attempt received: its own reply, header,
+// trailer and peer, so that attempts side by side never write the
+// caller's; the winner's (or, for a failed call, the attempt whose error it
+// returns) are committed into the caller's.
+type hedged struct {
+	reply           any
+	header, trailer metadata.MD
+	peer            peer.Peer
+	err             error
+}
+
+// hedgeUnary hedges a unary call. The caller's grpc.Header, grpc.Trailer
+// and grpc.Peer options are not handed to the attempts: each attempt
+// receives its own, and the committed attempt's are written into the
+// caller's once the call is over; grpc.OnFinish runs once, with the call's
+// outcome.
+func (p *Policy) hedgeUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts []grpc.CallOption, ropts []CallOption) error {
+	newReply, commitReply, err := replyPerAttempt(reply)
+	if err != nil {
+		return status.Errorf(codes.Internal, "retry: hedging %s: %v", method, err)
+	}
+	var (
+		header, trailer *metadata.MD
+		pr              *peer.Peer
+		finish          []func(error)
+		attemptOpts     []grpc.CallOption
+	)
+	for _, o := range opts {
+		switch o := o.(type) {
+		case grpc.HeaderCallOption:
+			header = o.HeaderAddr
+		case grpc.TrailerCallOption:
+			trailer = o.TrailerAddr
+		case grpc.PeerCallOption:
+			pr = o.PeerAddr
+		case grpc.OnFinishCallOption:
+			finish = append(finish, o.OnFinish)
+		default:
+			attemptOpts = append(attemptOpts, o)
+		}
+	}
+	var (
+		mu     sync.Mutex
+		failed []*hedged
+	)
+	winner, err := Hedge(ctx, p, method, func(actx context.Context) (*hedged, error) {
+		h := &hedged{reply: newReply()}
+		err := invoker(withPreviousAttempts(actx), method, req, h.reply, cc,
+			append(attemptOpts[:len(attemptOpts):len(attemptOpts)], grpc.Header(&h.header), grpc.Trailer(&h.trailer), grpc.Peer(&h.peer))...)
+		if err != nil {
+			h.err = err
+			mu.Lock()
+			failed = append(failed, h)
+			mu.Unlock()
+			return nil, withPushback(err, h.trailer)
+		}
+		return h, nil
+	}, ropts...)
+	commit := winner
+	if err == nil {
+		commitReply(winner.reply)
+	} else {
+		mu.Lock()
+		for _, h := range failed {
+			if errors.Is(err, h.err) {
+				commit = h
+			}
+		}
+		mu.Unlock()
+	}
+	if commit != nil {
+		if header != nil {
+			*header = commit.header
+		}
+		if trailer != nil {
+			*trailer = commit.trailer
+		}
+		if pr != nil {
+			*pr = commit.peer
+		}
+	}
+	for _, f := range finish {
+		f(err)
+	}
+	return err
+}
+
+// replyPerAttempt makes a new reply for each hedged attempt and commits the
+// winner's into reply: a protobuf message by its reflection, any other
+// pointer (a codec of another format) by copying the value.
+func replyPerAttempt(reply any) (newReply func() any, commit func(any), err error) {
+	if msg, ok := reply.(proto.Message); ok {
+		return func() any { return msg.ProtoReflect().New().Interface() },
+			func(w any) { proto.Reset(msg); proto.Merge(msg, w.(proto.Message)) }, nil
+	}
+	v := reflect.ValueOf(reply)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return nil, nil, fmt.Errorf("the reply must be a non-nil pointer, got %T", reply)
+	}
+	return func() any { return reflect.New(v.Type().Elem()).Interface() },
+		func(w any) { v.Elem().Set(reflect.ValueOf(w).Elem()) }, nil
 }
 
 // retryOptions appends the retry CallOptions among opts to buf.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,14 +30,93 @@ func (p *Policy) StreamClientInterceptor() grpc.StreamClientInterceptor {
 			return nil, set.Err
 		}
 		ctx = selector.JoinRecord(ctx)
-		if desc.ClientStreams || !desc.ServerStreams {
-			// An attempt's timeout would end the stream it opens. (Run
-			// never hedges: a hedge would too.)
-			return Run(ctx, p, method, func(actx context.Context) (grpc.ClientStream, error) {
-				return streamer(actx, desc, cc, method, opts...)
+		opts, fin := onFinishOnce(opts)
+		if desc.ClientStreams || !desc.ServerStreams || !set.Idempotent {
+			// Opened now, as without retries, and retried only while it
+			// opens: an attempt's timeout would end the stream it opens
+			// (Run never hedges: a hedge would too), and a call that is
+			// not idempotent is never sent twice anyway.
+			var last *attemptEnd
+			cs, err := Run(ctx, p, method, func(actx context.Context) (grpc.ClientStream, error) {
+				aopts, end := fin.forAttempt(opts)
+				cs, err := streamer(actx, desc, cc, method, aopts...)
+				last = end
+				return cs, err
 			}, append(ropts, PerAttemptTimeout(0))...)
+			fin.settle(last, err)
+			return cs, err
 		}
-		return &serverStream{p: p, firstMsg: set.PerAttempt, ropts: ropts, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts}, nil
+		return &serverStream{p: p, firstMsg: set.PerAttempt, ropts: ropts, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: opts, fin: fin}, nil
+	}
+}
+
+// onFinishOnce takes the caller's grpc.OnFinish options out of a stream's
+// options, so that they run once, for the stream handed to the caller (or
+// with the call's error when no attempt was), not for every attempt.
+func onFinishOnce(opts []grpc.CallOption) ([]grpc.CallOption, *finishOnce) {
+	for _, o := range opts {
+		if _, ok := o.(grpc.OnFinishCallOption); ok {
+			kept, fns := withoutOnFinish(append([]grpc.CallOption(nil), opts...))
+			return kept, &finishOnce{fns: fns}
+		}
+	}
+	return opts, nil
+}
+
+// finishOnce holds a stream call's OnFinish functions; nil: none.
+type finishOnce struct{ fns []func(error) }
+
+// attemptEnd is one attempt's OnFinish: held until the attempt is known to
+// be the one handed to the caller, dropped otherwise.
+type attemptEnd struct {
+	mu            sync.Mutex
+	handed, ended bool
+	err           error
+	fns           []func(error)
+}
+
+// forAttempt returns an attempt's options with its own OnFinish.
+func (f *finishOnce) forAttempt(opts []grpc.CallOption) ([]grpc.CallOption, *attemptEnd) {
+	if f == nil {
+		return opts, nil
+	}
+	a := &attemptEnd{fns: f.fns}
+	return append(opts[:len(opts):len(opts)], grpc.OnFinish(a.end)), a
+}
+
+func (a *attemptEnd) end(err error) {
+	a.mu.Lock()
+	handed := a.handed
+	a.ended, a.err = true, err
+	a.mu.Unlock()
+	if handed {
+		for _, f := range a.fns {
+			f(err)
+		}
+	}
+}
+
+// settle says how the call came out: the stream of last was handed to the
+// caller (its OnFinish runs now if it ended already, else when it ends), or
+// err ended the call (the caller's OnFinish runs with it).
+func (f *finishOnce) settle(last *attemptEnd, err error) {
+	if f == nil {
+		return
+	}
+	if err != nil || last == nil {
+		for _, fn := range f.fns {
+			fn(err)
+		}
+		return
+	}
+	last.mu.Lock()
+	last.handed = true
+	ended, aerr := last.ended, last.err
+	last.mu.Unlock()
+	if ended {
+		for _, fn := range f.fns {
+			fn(aerr)
+		}
 	}
 }
 
@@ -54,6 +134,8 @@ type serverStream struct {
 	method   string
 	streamer grpc.Streamer
 	opts     []grpc.CallOption
+	fin      *finishOnce
+	last     *attemptEnd // the OnFinish of the attempt being opened
 
 	req        any
 	closedSend bool
@@ -163,10 +245,13 @@ func (s *serverStream) establish(m any) error {
 		cancel()
 		err = withPushback(err, trailer)
 		if state.Load() == 2 && s.ctx.Err() == nil {
-			err = Retryable(err) // the attempt's own timeout: try again
+			// The attempt's own timeout (its stream was cancelled by the
+			// timer): a deadline, as a unary attempt's, tried again.
+			err = Retryable(status.Error(codes.DeadlineExceeded, "retry: no first message within the per-attempt timeout"))
 		}
 		return struct{}{}, err
 	}, append(s.ropts, PerAttemptTimeout(0))...)
+	s.fin.settle(s.last, s.err)
 	if s.err == nil && s.empty {
 		return io.EOF
 	}
@@ -177,7 +262,9 @@ func (s *serverStream) establish(m any) error {
 // the send side if the caller did, and wait for the first message into m (or
 // the header). io.EOF with a stream means the server sent no message.
 func (s *serverStream) open(ctx context.Context, m any) (grpc.ClientStream, error) {
-	cs, err := s.streamer(ctx, s.desc, s.cc, s.method, s.opts...)
+	aopts, end := s.fin.forAttempt(s.opts)
+	s.last = end
+	cs, err := s.streamer(ctx, s.desc, s.cc, s.method, aopts...)
 	if err != nil {
 		return nil, err
 	}
