@@ -185,13 +185,18 @@ func (p *Policy) hedgeUnary(ctx context.Context, method string, req, reply any, 
 // winner's into reply: a protobuf message by its reflection, any other
 // pointer (a codec of another format) by copying the value.
 func replyPerAttempt(reply any) (newReply func() any, commit func(any), err error) {
+	v := reflect.ValueOf(reply)
+	if !v.IsValid() || (v.Kind() == reflect.Pointer && v.IsNil()) {
+		// Nothing to decode into (a call whose reply the caller drops):
+		// every attempt gets the same, as the bare call would.
+		return func() any { return reply }, func(any) {}, nil
+	}
 	if msg, ok := reply.(proto.Message); ok {
 		return func() any { return msg.ProtoReflect().New().Interface() },
 			func(w any) { proto.Reset(msg); proto.Merge(msg, w.(proto.Message)) }, nil
 	}
-	v := reflect.ValueOf(reply)
-	if v.Kind() != reflect.Pointer || v.IsNil() {
-		return nil, nil, fmt.Errorf("the reply must be a non-nil pointer, got %T", reply)
+	if v.Kind() != reflect.Pointer {
+		return nil, nil, fmt.Errorf("the reply must be a pointer, got %T", reply)
 	}
 	return func() any { return reflect.New(v.Type().Elem()).Interface() },
 		func(w any) { v.Elem().Set(reflect.ValueOf(w).Elem()) }, nil
