@@ -40,9 +40,11 @@ type interopFatal struct{ msg string }
 // everything below Error is dropped.
 type fatalLogger struct{ grpclog.LoggerV2 }
 
-func (fatalLogger) Fatal(args ...any)                 { panic(interopFatal{fmt.Sprint(args...)}) }
-func (fatalLogger) Fatalln(args ...any)               { panic(interopFatal{fmt.Sprintln(args...)}) }
-func (fatalLogger) Fatalf(format string, args ...any) { panic(interopFatal{fmt.Sprintf(format, args...)}) }
+func (fatalLogger) Fatal(args ...any)   { panic(interopFatal{fmt.Sprint(args...)}) }
+func (fatalLogger) Fatalln(args ...any) { panic(interopFatal{fmt.Sprintln(args...)}) }
+func (fatalLogger) Fatalf(format string, args ...any) {
+	panic(interopFatal{fmt.Sprintf(format, args...)})
+}
 
 func init() {
 	grpclog.SetLoggerV2(fatalLogger{grpclog.NewLoggerV2(io.Discard, io.Discard, os.Stderr)})
