@@ -218,6 +218,7 @@ func (s *serverStream) establish(m any) error {
 		if firstMsgTimeout > 0 {
 			timer = time.AfterFunc(firstMsgTimeout, func() {
 				if state.CompareAndSwap(0, 2) {
+					selector.Expire(actx) // a failure of the node, not the Canceled gRPC will report
 					cancel()
 				}
 			})

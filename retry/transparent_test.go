@@ -19,6 +19,7 @@ import (
 	"github.com/rpcguard/rpcguard/echo"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	"github.com/rpcguard/rpcguard/retry"
+	"github.com/rpcguard/rpcguard/selector"
 )
 
 // What a caller observes of an RPC stays as a bare client would see it,
@@ -211,5 +212,31 @@ func TestServerStreamTiming(t *testing.T) {
 	defer cancel2()
 	if _, err := echo.ServerStream(ctx2, c2.cc, 2); status.Code(err) != codes.DeadlineExceeded {
 		t.Fatalf("a first message slower than the per-attempt timeout: %v, want DeadlineExceeded", err)
+	}
+}
+
+// A node that opens server streams but sends no first message within the
+// per-attempt timeout is failing (the engine cancels the attempt, which
+// gRPC reports as Canceled): it is ejected, and calls go elsewhere.
+func TestStallingStreamNodeIsEjected(t *testing.T) {
+	p := mustPolicy(t, retry.WithIdempotent("*"), retry.WithPerAttemptTimeout(50*time.Millisecond))
+	cluster := testcluster.Start(t, 2)
+	var ejected atomic.Int32
+	hooks := selector.WithSelectorOptions(selector.WithHooks(selector.Hooks{OnEject: func(selector.Node, time.Duration) { ejected.Add(1) }}))
+	cc := testcluster.Dial(t, "rpcguard:///echo", testcluster.Resolver(t, cluster.Source(t), hooks),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"rpcguard_selector":{"strategy":"round_robin","ejection":{"consecutiveFailures":2}}}]}`),
+		grpc.WithStreamInterceptor(p.StreamClientInterceptor()))
+	stalling := cluster.Nodes[0]
+	stalling.SetFault(echo.Delay(time.Second))
+	for i := range 10 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := echo.ServerStream(ctx, cc, 1, grpc.WaitForReady(true))
+		cancel()
+		if err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+	}
+	if ejected.Load() == 0 {
+		t.Fatal("the node that never sent a first message in time was not ejected")
 	}
 }

@@ -54,6 +54,9 @@ type Attempt struct {
 	// (gRPC reports whether any byte was sent); Picked.Done assumes true,
 	// Picked.Finish says.
 	Sent bool
+	// Expired: the retry engine ended the attempt at its own timeout (Expire):
+	// the node failed it, whatever error the transport reports.
+	Expired bool
 }
 
 // attemptScope gives one of several concurrent attempts (hedges) its own
@@ -161,6 +164,20 @@ func AttemptFrom(ctx context.Context) (Attempt, bool) {
 	return *a, true
 }
 
+// Expire marks ctx's current attempt as ended by the retry engine's own
+// timeout, before the engine cancels it: the node's outcome is then a
+// failure (a stream that sent no first message in time is cancelled, and
+// gRPC reports that as Canceled, which says nothing about the node).
+func Expire(ctx context.Context) {
+	c, a := scope(ctx)
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	a.Expired = true
+	c.mu.Unlock()
+}
+
 // StartAttempt begins the call's next attempt when attempts run one at a
 // time: the record's current Attempt is reset to number and delay.
 func (c *Record) StartAttempt(number int, delay time.Duration) {
@@ -220,7 +237,7 @@ func (c *Record) has(s *Selector, id string) bool { return c.index(s, id) >= 0 }
 // Untried.
 func (c *Record) mark(slot *Attempt, s *Selector, n *Node, size int) bool {
 	c.lastOwner, c.lastSize = s, size
-	*slot = Attempt{Number: slot.Number, Hedge: slot.Hedge, Delay: slot.Delay, Picked: true, Node: *n}
+	*slot = Attempt{Number: slot.Number, Hedge: slot.Hedge, Delay: slot.Delay, Picked: true, Node: *n, Expired: slot.Expired}
 	if c.index(s, n.ID) >= 0 {
 		return false
 	}

@@ -280,6 +280,9 @@ func (p Picked) report(o outcome.Outcome, used, sent bool) {
 			p.slot.Picked = false
 		} else {
 			p.slot.Done, p.slot.Sent = true, sent
+			if p.slot.Expired {
+				o = outcome.Failure // the engine's own timeout ended it, whatever the transport says
+			}
 		}
 		p.c.mu.Unlock()
 	}
