@@ -56,10 +56,10 @@ func run[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(ctx
 	}()
 	for n := 1; ; n++ {
 		if err := ctx.Err(); err != nil { // no attempt after the caller gave up
-			return zero, p.failure(tries, reason, ctxError{err})
+			return zero, p.failure(tries, reason, ctxError{err: err})
 		}
 		if err := p.limit.acquire(ctx); err != nil { // waits only while the fleet is full
-			return zero, p.failure(tries, reason, ctxError{err})
+			return zero, p.failure(tries, reason, ctxError{err: err})
 		}
 		holding = true
 		call.StartAttempt(n, delay)
@@ -84,8 +84,10 @@ func run[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(ctx
 		tries = append(tries, FailedAttempt{Number: n, Node: out.node, Err: out.err, Delay: delay, Duration: time.Since(start)})
 		if err := callerEnded(ctx); err != nil && endedBy(out.err) {
 			// The caller gave up during the attempt: the call's error is
-			// the caller's, whenever it landed.
-			return zero, p.failure(tries, reason, ctxError{err})
+			// the caller's, whenever it landed, in gRPC's words when they
+			// explain more (waiting for a connection: the last connection
+			// error).
+			return zero, p.failure(tries, reason, ctxError{err, out.err})
 		}
 		if ctx.Err() != nil || !(out.timedOut || p.retryable(out.err)) {
 			break
@@ -111,7 +113,7 @@ func run[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(ctx
 			h(ctx, RetryInfo{Method: cc.method, Attempt: n + 1, Delay: delay, Err: out.err, Node: out.node})
 		}
 		if err := ctxwait.Sleep(ctx, delay); err != nil {
-			return zero, p.failure(tries, reason, ctxError{err})
+			return zero, p.failure(tries, reason, ctxError{err: err})
 		}
 	}
 	return zero, p.failure(tries, reason, nil)
@@ -193,9 +195,20 @@ func (p *Policy) failure(tries []FailedAttempt, reason, cause error) error {
 }
 
 // ctxError is the caller's cancellation or deadline, answering both
-// errors.Is(err, context.Canceled) and status.Code(err) == codes.Canceled.
-type ctxError struct{ err error }
+// errors.Is(err, context.Canceled) and status.Code(err) == codes.Canceled,
+// in gRPC's words: the attempt's own status when the transport reported the
+// same end (its message may explain more), else the context's.
+type ctxError struct {
+	err     error
+	attempt error // the attempt's error that the caller's end caused, or nil
+}
 
-func (e ctxError) Error() string              { return status.FromContextError(e.err).Err().Error() }
-func (e ctxError) Unwrap() error              { return e.err }
-func (e ctxError) GRPCStatus() *status.Status { return status.FromContextError(e.err) }
+func (e ctxError) Error() string { return e.GRPCStatus().Err().Error() }
+func (e ctxError) Unwrap() error { return e.err }
+func (e ctxError) GRPCStatus() *status.Status {
+	st := status.FromContextError(e.err)
+	if as, ok := status.FromError(e.attempt); ok && e.attempt != nil && as.Code() == st.Code() {
+		return as
+	}
+	return st
+}

@@ -134,7 +134,7 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 			tries = append(tries, FailedAttempt{Number: r.n, Hedge: r.n > 1, Node: r.out.node, Err: r.out.err, Duration: r.took})
 			if err := callerEnded(ctx); err != nil {
 				collect()
-				return zero, p.failure(tries, reason, ctxError{err})
+				return zero, p.failure(tries, reason, ctxError{err: err, attempt: r.out.err})
 			}
 			if !(r.out.timedOut || p.retryable(r.out.err)) {
 				collect()
@@ -150,7 +150,7 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 			}
 		case <-ctx.Done():
 			collect()
-			return zero, p.failure(tries, reason, ctxError{ctx.Err()})
+			return zero, p.failure(tries, reason, ctxError{err: ctx.Err()})
 		}
 	}
 }

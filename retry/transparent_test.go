@@ -240,3 +240,31 @@ func TestStallingStreamNodeIsEjected(t *testing.T) {
 		t.Fatal("the node that never sent a first message in time was not ejected")
 	}
 }
+
+// A wait-for-ready call to a node that refuses connections ends at the
+// caller's deadline with gRPC's explanation (the last connection error), as
+// a bare client's does, and still answers errors.Is(context.DeadlineExceeded).
+func TestWaitForReadyKeepsGRPCsExplanation(t *testing.T) {
+	src, err := selector.NewStatic(selector.Node{ID: "down", Addr: testcluster.DeadAddr(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare := testcluster.Dial(t, "rpcguard:///echo", testcluster.Resolver(t, src),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
+	p := mustPolicy(t)
+	guarded := testcluster.Dial(t, "rpcguard:///echo", testcluster.Resolver(t, src),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"rpcguard_selector":{}}]}`), grpc.WithUnaryInterceptor(p.UnaryClientInterceptor()))
+	call := func(cc *grpc.ClientConn) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		_, err := echo.Unary(ctx, cc, grpc.WaitForReady(true))
+		return err
+	}
+	want, got := call(bare), call(guarded)
+	if status.Code(got) != status.Code(want) || !errors.Is(got, context.DeadlineExceeded) {
+		t.Fatalf("rpcguard: %v; bare: %v", got, want)
+	}
+	if strings.Contains(want.Error(), "connection refused") && !strings.Contains(got.Error(), "connection refused") {
+		t.Fatalf("rpcguard lost gRPC's explanation: %q; bare: %q", got, want)
+	}
+}
