@@ -26,7 +26,7 @@ type Selector struct {
 	mu    sync.Mutex
 	opts  mselector.Options
 	group *selector.Group
-	picks sync.Map // *registry.Node (each pick's own) -> selector.Picked
+	picks sync.Map // *registry.Node (each pick's own) -> pick
 }
 
 // NewSelector returns a Selector on reg, with rpcguard selector options
@@ -119,7 +119,7 @@ func (s *Selector) Select(service string, opts ...mselector.SelectOption) (msele
 			return nil, mselector.ErrNoneAvailable
 		}
 		n := &registry.Node{Id: pk.Node.ID, Address: pk.Node.Addr, Metadata: pk.Node.Metadata}
-		s.picks.Store(n, pk)
+		s.picks.Store(n, pick{service, pk})
 		return n, nil
 	}, nil
 }
@@ -134,7 +134,7 @@ func (s *Selector) Mark(_ string, node *registry.Node, err error) {
 	}
 	err = FromMicro(err)
 	var e *Error
-	v.(selector.Picked).Finish(err, !errors.As(err, &e) || !e.unsent)
+	v.(pick).Finish(err, !errors.As(err, &e) || !e.unsent)
 }
 
 // Reset forgets what was learned of the service's nodes (ejections,
@@ -144,6 +144,18 @@ func (s *Selector) Reset(service string) {
 	g := s.group
 	s.mu.Unlock()
 	g.Reset(service)
+	s.picks.Range(func(k, v any) bool { // picks never marked: forgotten with the service
+		if v.(pick).service == service {
+			s.picks.Delete(k)
+		}
+		return true
+	})
+}
+
+// pick is a node handed out by Next, until Mark reports on it.
+type pick struct {
+	service string
+	selector.Picked
 }
 
 // Close stops following the registry; Select fails after it. Picks never
