@@ -24,7 +24,6 @@ import (
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
 	"github.com/rpcguard/rpcguard/tracing"
-	"github.com/rpcguard/rpcguard/tracing/jaeger"
 )
 
 var namespaces atomic.Int64
@@ -226,16 +225,7 @@ func TestTraceAcrossAGoMicroCall(t *testing.T) {
 }
 
 func traceAcross(t *testing.T, k kind) {
-	rep := jaegerclient.NewInMemoryReporter()
-	tr, closer, err := jaeger.New("gomicro-test", jaeger.WithInMemoryReporter(rep))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closer.Close()
-	tg, err := tracing.New(tracing.WithTracer(tr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tg, rep := inMemoryTracing(t, "gomicro-test")
 	hw, err := gomicro.NewHandlerWrapper(gomicro.WithTracing(tg))
 	if err != nil {
 		t.Fatal(err)
@@ -265,16 +255,7 @@ func traceAcross(t *testing.T, k kind) {
 // given back then: with a concurrency limit of one, streams opened one
 // after another all open.
 func TestClientWrapperStreams(t *testing.T) {
-	rep := jaegerclient.NewInMemoryReporter()
-	tr, closer, err := jaeger.New("gomicro-stream", jaeger.WithInMemoryReporter(rep))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closer.Close()
-	tg, err := tracing.New(tracing.WithTracer(tr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tg, rep := inMemoryTracing(t, "gomicro-stream")
 	brk, err := breaker.New(breaker.WithNamespace(namespace()), breaker.WithSettings(breaker.Settings{MaxConcurrent: 1}))
 	if err != nil {
 		t.Fatal(err)

@@ -179,16 +179,7 @@ func (c *cancelAfterOpen) Stream(ctx context.Context, req client.Request, opts .
 // A handler that panics ends its server span and gives back its breaker
 // slot; go-micro's server recovers the panic and the next call is served.
 func TestHandlerPanicEndsItsSpanAndSlot(t *testing.T) {
-	rep := jaegerclient.NewInMemoryReporter()
-	tr, closer, err := jaeger.New("gomicro-panic", jaeger.WithInMemoryReporter(rep))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closer.Close()
-	tg, err := tracing.New(tracing.WithTracer(tr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tg, rep := inMemoryTracing(t, "gomicro-panic")
 	brk, err := breaker.New(breaker.WithNamespace(namespace()), breaker.WithSettings(breaker.Settings{MaxConcurrent: 1}))
 	if err != nil {
 		t.Fatal(err)
@@ -227,16 +218,7 @@ func TestHandlerPanicEndsItsSpanAndSlot(t *testing.T) {
 // plugin: the wrapper writes its own trace headers in their place; other
 // headers go on as go-micro relays them.
 func TestRelayedTraceHeadersNeverBreakACall(t *testing.T) {
-	rep := jaegerclient.NewInMemoryReporter()
-	tr, closer, err := jaeger.New("gomicro-relay", jaeger.WithInMemoryReporter(rep))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closer.Close()
-	tg, err := tracing.New(tracing.WithTracer(tr))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tg, _ := inMemoryTracing(t, "gomicro-relay")
 	f := newFleetOf(t, grpcKind, 1, []gomicro.Option{gomicro.WithTracing(tg)})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -300,4 +282,21 @@ func TestRelayedDialFailureIsNotNeverSent(t *testing.T) {
 	if calls != 1 {
 		t.Fatalf("a call that is not idempotent reached %d handlers, want 1", calls)
 	}
+}
+
+// inMemoryTracing is a real jaeger-client-go tracer that reports its
+// finished spans to rep, closed when the test ends.
+func inMemoryTracing(t *testing.T, service string) (*tracing.Tracing, *jaegerclient.InMemoryReporter) {
+	t.Helper()
+	rep := jaegerclient.NewInMemoryReporter()
+	tr, closer, err := jaeger.New(service, jaeger.WithInMemoryReporter(rep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = closer.Close() })
+	tg, err := tracing.New(tracing.WithTracer(tr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg, rep
 }
