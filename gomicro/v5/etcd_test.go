@@ -158,7 +158,7 @@ func TestFrozenNodeLeavesThroughTheRegistrarsCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var self atomic.Pointer[string] // the node's address, once it listens
+	var self atomic.Pointer[string]                                                        // the node's address, once it listens
 	probe := grpcKind.client(client.ContentType(grpcKind.contentType), client.PoolSize(0)) // grpc: see TestGoMicroV5OnItsEtcdRegistry
 	check := func(ctx context.Context) error {
 		a := self.Load()
