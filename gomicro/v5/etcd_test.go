@@ -158,8 +158,9 @@ func TestFrozenNodeLeavesThroughTheRegistrarsCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var self atomic.Pointer[string]                                                        // the node's address, once it listens
-	probe := grpcKind.client(client.ContentType(grpcKind.contentType), client.PoolSize(0)) // grpc: see TestGoMicroV5OnItsEtcdRegistry
+	var self atomic.Pointer[string] // the node's address, once it listens
+	// The grpc transport, as in TestGoMicroV5OnItsEtcdRegistry.
+	probe := grpcKind.client(client.ContentType(grpcKind.contentType), client.PoolSize(0))
 	check := func(ctx context.Context) error {
 		a := self.Load()
 		if a == nil {
