@@ -74,17 +74,31 @@ func (s *Stack) Guard(ctx context.Context, op Op, fn func(ctx context.Context) e
 // the trace headers with s.Tracing().Inject. It returns the value of the
 // attempt that succeeded.
 func Do[T any](ctx context.Context, s *Stack, op Op, attempt func(ctx context.Context) (T, error)) (T, error) {
-	var v T
 	if attempt == nil {
-		return v, fmt.Errorf("stack: Do(%q): nil attempt function", op.Name)
+		var zero T
+		return zero, fmt.Errorf("stack: Do(%q): nil attempt function", op.Name)
 	}
+	if op.NoHedge {
+		return doOne(ctx, s, op, attempt)
+	}
+	var v T
 	err := s.Guard(ctx, op, func(ctx context.Context) error {
 		var err error
-		run := retry.Hedge[T]
-		if op.NoHedge {
-			run = retry.Run[T]
-		}
-		v, err = run(ctx, s.policy, op.method(), func(actx context.Context) (T, error) {
+		v, err = retry.Hedge(ctx, s.policy, op.method(), func(actx context.Context) (T, error) {
+			return traced(actx, s, op, attempt)
+		}, op.Retry...)
+		return err
+	})
+	return v, err
+}
+
+// doOne is Do one attempt at a time (retry.Run): nothing it is given has to
+// leave the stack, as a hedge's goroutines would make it.
+func doOne[T any](ctx context.Context, s *Stack, op Op, attempt func(ctx context.Context) (T, error)) (T, error) {
+	var v T
+	err := s.Guard(ctx, op, func(ctx context.Context) error {
+		var err error
+		v, err = retry.Run(ctx, s.policy, op.method(), func(actx context.Context) (T, error) {
 			return traced(actx, s, op, attempt)
 		}, op.Retry...)
 		return err
@@ -100,8 +114,7 @@ func Do[T any](ctx context.Context, s *Stack, op Op, attempt func(ctx context.Co
 func DoInto(ctx context.Context, s *Stack, op Op, reply any, attempt func(ctx context.Context, reply any) error) error {
 	into := reflect.ValueOf(reply)
 	if into.Kind() != reflect.Pointer || into.IsNil() || s.policy.Settings(op.method(), op.Retry...).HedgeDelay <= 0 {
-		op.NoHedge = true
-		_, err := Do(ctx, s, op, func(actx context.Context) (struct{}, error) { return struct{}{}, attempt(actx, reply) })
+		_, err := doOne(ctx, s, op, func(actx context.Context) (struct{}, error) { return struct{}{}, attempt(actx, reply) })
 		return err
 	}
 	won, err := Do(ctx, s, op, func(actx context.Context) (reflect.Value, error) {
