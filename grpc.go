@@ -48,6 +48,11 @@ func spanOptions(known []tracing.SpanOption, cc *grpc.ClientConn) []tracing.Span
 }
 
 func unaryClientInterceptor(s *stack.Stack, span []tracing.SpanOption) grpc.UnaryClientInterceptor {
+	if s == nil {
+		return func(context.Context, string, any, any, *grpc.ClientConn, grpc.UnaryInvoker, ...grpc.CallOption) error {
+			return errNilStack
+		}
+	}
 	retry := s.Policy().UnaryClientInterceptor()
 	attempt := s.Tracing().AttemptUnaryClientInterceptor()
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
@@ -60,6 +65,11 @@ func unaryClientInterceptor(s *stack.Stack, span []tracing.SpanOption) grpc.Unar
 }
 
 func streamClientInterceptor(s *stack.Stack, span []tracing.SpanOption) grpc.StreamClientInterceptor {
+	if s == nil {
+		return func(context.Context, *grpc.StreamDesc, *grpc.ClientConn, string, grpc.Streamer, ...grpc.CallOption) (grpc.ClientStream, error) {
+			return nil, errNilStack
+		}
+	}
 	retry := s.Policy().StreamClientInterceptor()
 	attempt := s.Tracing().AttemptStreamClientInterceptor()
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (_ grpc.ClientStream, err error) {
@@ -84,6 +94,9 @@ func streamClientInterceptor(s *stack.Stack, span []tracing.SpanOption) grpc.Str
 		return grpcx.OnEnd(ctx, desc, cs, end), nil
 	}
 }
+
+// errNilStack fails every call of an interceptor made from a nil Stack.
+var errNilStack = status.Error(codes.Internal, "rpcguard: interceptor of a nil *stack.Stack")
 
 // errPanicked ends a stream whose opening panicked; the panic goes on.
 var errPanicked = status.Error(codes.Internal, "rpcguard: panic while opening the stream")

@@ -131,3 +131,15 @@ func TestNewClientComposesServiceConfigAndSelectorOptions(t *testing.T) {
 		t.Fatal("the selector's OnUpdate hook never ran")
 	}
 }
+
+// An interceptor of a nil stack fails its calls with a clear error instead
+// of panicking.
+func TestNilStackInterceptorsAreErrors(t *testing.T) {
+	err := rpcguard.UnaryClientInterceptor(nil)(context.Background(), "/x.Y/Z", nil, nil, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "nil *stack.Stack") {
+		t.Fatalf("unary: %v", err)
+	}
+	if _, err := rpcguard.StreamClientInterceptor(nil)(context.Background(), &grpc.StreamDesc{}, nil, "/x.Y/Z", nil); err == nil {
+		t.Fatal("stream: no error")
+	}
+}

@@ -50,8 +50,8 @@ var errPanicked = status.Error(codes.Internal, "stack: panic in the call")
 // rpcguard's retry engine inside; transports whose retries need their own
 // adapter (gRPC's) use Guard directly.
 func (s *Stack) Guard(ctx context.Context, op Op, fn func(ctx context.Context) error) error {
-	if fn == nil {
-		return fmt.Errorf("stack: Guard(%q): nil function", op.Name)
+	if s == nil || fn == nil {
+		return fmt.Errorf("stack: Guard(%q): nil Stack or function", op.Name)
 	}
 	ctx, finish := s.tg.StartCall(ctx, op.Name, op.Span...)
 	returned := false
@@ -112,6 +112,9 @@ func doOne[T any](ctx context.Context, s *Stack, op Op, attempt func(ctx context
 // winner's is copied into reply; otherwise the attempts share reply, one at
 // a time.
 func DoInto(ctx context.Context, s *Stack, op Op, reply any, attempt func(ctx context.Context, reply any) error) error {
+	if s == nil || attempt == nil {
+		return fmt.Errorf("stack: DoInto(%q): nil Stack or attempt function", op.Name)
+	}
 	into := reflect.ValueOf(reply)
 	if into.Kind() != reflect.Pointer || into.IsNil() || s.policy.Settings(op.method(), op.Retry...).HedgeDelay <= 0 {
 		_, err := doOne(ctx, s, op, func(actx context.Context) (struct{}, error) { return struct{}{}, attempt(actx, reply) })

@@ -58,3 +58,14 @@ func ExampleStack_Guard() {
 	}
 	// Output: Unavailable circuit open
 }
+
+// A nil Stack or function is a clear error, never a panic.
+func ExampleStack_Guard_nil() {
+	var s *stack.Stack
+	fmt.Println(s.Guard(context.Background(), stack.Op{Name: "x"}, func(context.Context) error { return nil }))
+	_, err := stack.Do[int](context.Background(), nil, stack.Op{Name: "x"}, nil)
+	fmt.Println(err)
+	// Output:
+	// stack: Guard("x"): nil Stack or function
+	// stack: Do("x"): nil attempt function
+}

@@ -32,8 +32,8 @@ type ServerOp struct {
 // is released and counted as a failure, the span ends, and the panic goes
 // on, for the transport's own recovery.
 func (s *Stack) Serve(ctx context.Context, op ServerOp, handler func(ctx context.Context) error) error {
-	if handler == nil {
-		return fmt.Errorf("stack: Serve(%q): nil handler", op.Name)
+	if s == nil || handler == nil {
+		return fmt.Errorf("stack: Serve(%q): nil Stack or handler", op.Name)
 	}
 	headers := op.Headers
 	if headers == nil {

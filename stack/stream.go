@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/rpcguard/rpcguard/retry"
@@ -15,6 +16,9 @@ import (
 // Open is Begin with rpcguard's retry engine opening the stream; transports
 // whose streams need their own retry adapter (gRPC's) use Begin directly.
 func (s *Stack) Begin(ctx context.Context, op Op) (_ context.Context, end func(error), _ error) {
+	if s == nil {
+		return ctx, nil, fmt.Errorf("stack: Begin(%q): nil Stack", op.Name)
+	}
 	ctx, finish := s.tg.StartCall(ctx, op.Name, op.Span...)
 	adm, err := s.brk.Allow(ctx, op.Name)
 	if err != nil {
@@ -36,6 +40,9 @@ func (s *Stack) Begin(ctx context.Context, op Op) (_ context.Context, end func(e
 // panics, the call ends as a failure and the panic goes on.
 func Open[T any](ctx context.Context, s *Stack, op Op, open func(ctx context.Context) (T, error)) (_ T, end func(error), _ error) {
 	var zero T
+	if open == nil {
+		return zero, nil, fmt.Errorf("stack: Open(%q): nil open function", op.Name)
+	}
 	ctx, endCall, err := s.Begin(ctx, op)
 	if err != nil {
 		return zero, nil, err
