@@ -72,23 +72,13 @@ func streamClientInterceptor(s *stack.Stack, span []tracing.SpanOption) grpc.Str
 	}
 	retry := s.Policy().StreamClientInterceptor()
 	attempt := s.Tracing().AttemptStreamClientInterceptor()
-	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (_ grpc.ClientStream, err error) {
-		ctx, end, err := s.Begin(ctx, stack.Op{Name: method, Span: spanOptions(span, cc)})
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		cs, end, err := stack.Begin(ctx, s, stack.Op{Name: method, Span: spanOptions(span, cc)}, func(ctx context.Context) (grpc.ClientStream, error) {
+			return retry(ctx, desc, cc, method, func(actx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+				return attempt(actx, desc, cc, method, streamer, opts...)
+			}, opts...)
+		})
 		if err != nil {
-			return nil, err
-		}
-		returned := false
-		defer func() {
-			if !returned { // a panic below: the call ends as a failure, the panic goes on
-				end(errPanicked)
-			}
-		}()
-		cs, err := retry(ctx, desc, cc, method, func(actx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-			return attempt(actx, desc, cc, method, streamer, opts...)
-		}, opts...)
-		returned = true
-		if err != nil {
-			end(err)
 			return nil, err
 		}
 		return grpcx.OnEnd(ctx, desc, cs, end), nil
@@ -97,6 +87,3 @@ func streamClientInterceptor(s *stack.Stack, span []tracing.SpanOption) grpc.Str
 
 // errNilStack fails every call of an interceptor made from a nil Stack.
 var errNilStack = status.Error(codes.Internal, "rpcguard: interceptor of a nil *stack.Stack")
-
-// errPanicked ends a stream whose opening panicked; the panic goes on.
-var errPanicked = status.Error(codes.Internal, "rpcguard: panic while opening the stream")
