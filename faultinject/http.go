@@ -28,7 +28,7 @@ func (i *Injector) Middleware(node string, next http.Handler) http.Handler {
 		if r.Context().Err() != nil {
 			return // the client is gone (a Hang, or it gave up during the latency)
 		}
-		var he *HTTPError
+		var he *httpError
 		switch {
 		case errors.As(err, &he):
 			http.Error(w, err.Error(), he.Status)

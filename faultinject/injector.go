@@ -211,7 +211,7 @@ func errorOf(f *compiled) error {
 	case f.Abort:
 		return &injected{status.New(codes.Unavailable, ErrAborted.Error()), []error{ErrAborted}}
 	case f.HTTPStatus != 0:
-		return &HTTPError{Status: f.HTTPStatus, Rule: f.Name}
+		return &httpError{Status: f.HTTPStatus, Rule: f.Name}
 	}
 	return status.Errorf(f.Code, "faultinject: %s (injected by rule %q)", f.Code, f.Name)
 }
@@ -242,20 +242,20 @@ func enact(ctx context.Context, delay time.Duration, f *compiled) error {
 	return errorOf(f)
 }
 
-// HTTPError is an injected HTTP status.
-type HTTPError struct {
+// httpError is an injected HTTP status (the HTTP middleware writes it).
+type httpError struct {
 	Status int
 	Rule   string
 }
 
-func (e *HTTPError) Error() string {
+func (e *httpError) Error() string {
 	return fmt.Sprintf("faultinject: HTTP %d (injected by rule %q)", e.Status, e.Rule)
 }
 
 // GRPCStatus maps the status to the gRPC code of its meaning (503
 // Unavailable, 504 DeadlineExceeded, 429 ResourceExhausted, 404 NotFound,
 // other 5xx Internal, ...).
-func (e *HTTPError) GRPCStatus() *status.Status {
+func (e *httpError) GRPCStatus() *status.Status {
 	return status.New(outcome.FromHTTP(e.Status), e.Error())
 }
 

@@ -115,7 +115,7 @@ func TestRegistryAdapterForGoMicro(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEvent(t, ch, "create greeter-greeter-1")
-	if got := listed(mem, "greeter"); !slices.Equal(got, []string{"greeter-greeter-0", "greeter-greeter-1"}) {
+	if got := listed(mem, "greeter"); !slices.Equal(got, []string{"greeter-greeter-1", "greeter-greeter-0"}) { // newest first
 		t.Fatalf("rpcguard's registry lists %v", got)
 	}
 	svcs, err := reg.GetService("greeter")

@@ -3,7 +3,6 @@ package gomicro_test
 import (
 	"context"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,7 +63,7 @@ func TestSourceFollowsARegistry(t *testing.T) {
 	if err := reg.Register(service("v1", &registry.Node{Id: "a", Address: "127.0.0.1:1"}, &registry.Node{Id: "b", Address: "127.0.0.1:2"})); err != nil {
 		t.Fatal(err)
 	}
-	src, err := gomicro.Source(reg, selector.PollEvery(50*time.Millisecond))
+	src, err := gomicro.Source(reg, 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,19 +106,21 @@ func TestNewClientOnAGoMicroRegistry(t *testing.T) {
 	if err := reg.Register(service("v1", nodes...)); err != nil {
 		t.Fatal(err)
 	}
-	src, err := gomicro.Source(reg)
+	src, err := gomicro.Source(reg, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dropped atomic.Int32
-	sel, _ := selector.New()
-	stop, err := selector.Follow(context.Background(), src, "greeter", sel, selector.WithOnDropped(func(string, error) { dropped.Add(1) }))
+	g, err := selector.NewGroup(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
-	if len(sel.Nodes()) != 2 || dropped.Load() != 1 {
-		t.Fatalf("selector holds %v, %d dropped; want the 2 good nodes and the bad one dropped", sel.Nodes(), dropped.Load())
+	defer g.Close()
+	sel, err := g.Selector(context.Background(), "greeter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sel.Nodes()) != 2 {
+		t.Fatalf("selector holds %v; want the 2 good nodes, the bad one dropped", sel.Nodes())
 	}
 	cc, err := rpcguard.NewClient("greeter", src, rpcguard.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials())))
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rpcguard/rpcguard/internal/feed"
 	"github.com/rpcguard/rpcguard/internal/registry"
 	"github.com/rpcguard/rpcguard/selector"
 )
@@ -15,12 +16,11 @@ import (
 // their TTL. Close it to stop its expiry goroutine.
 type Memory struct {
 	tick     time.Duration
-	hooks    MemoryHooks
 	seq      int64 // registrations so far; guarded by mu
 	closed   sync.Once
 	mu       sync.Mutex
 	services map[string]map[string]memEntry
-	feeds    map[string]*selector.Feed // per service, created by Watch
+	feeds    map[string]*feed.Feed[selector.Node] // per service, created by Watch
 	stop     chan struct{}
 	done     chan struct{}
 }
@@ -28,18 +28,6 @@ type Memory struct {
 type memEntry struct {
 	registry.Entry
 	expires time.Time
-}
-
-// MemoryHooks observe a Memory registry. Each may be nil and must not block.
-type MemoryHooks struct {
-	// OnDropped runs when a node is left out of the service's node set: it
-	// shares its address with a node registered after it (see Registry).
-	OnDropped func(service string, node selector.Node, err error)
-}
-
-// WithMemoryHooks sets the hooks.
-func WithMemoryHooks(h MemoryHooks) MemoryOption {
-	return func(m *Memory) error { m.hooks = h; return nil }
 }
 
 // MemoryOption configures NewMemory.
@@ -59,7 +47,7 @@ func WithTick(d time.Duration) MemoryOption {
 // NewMemory starts an in-memory registry.
 func NewMemory(opts ...MemoryOption) (*Memory, error) {
 	m := &Memory{tick: 100 * time.Millisecond, services: map[string]map[string]memEntry{},
-		feeds: map[string]*selector.Feed{}, stop: make(chan struct{}), done: make(chan struct{})}
+		feeds: map[string]*feed.Feed[selector.Node]{}, stop: make(chan struct{}), done: make(chan struct{})}
 	for _, o := range opts {
 		if o == nil {
 			return nil, fmt.Errorf("health: NewMemory: nil MemoryOption")
@@ -173,7 +161,7 @@ func (m *Memory) Watch(ctx context.Context, service string) (selector.Watcher, e
 	defer m.mu.Unlock()
 	f := m.feeds[service]
 	if f == nil {
-		f = &selector.Feed{}
+		f = &feed.Feed[selector.Node]{}
 		f.Push(m.snapshotLocked(service))
 		m.feeds[service] = f
 	}
@@ -185,11 +173,7 @@ func (m *Memory) snapshotLocked(service string) []selector.Node {
 	for id, e := range m.services[service] {
 		entries[id] = e.Entry
 	}
-	return registry.Resolve(entries, func(lost, won selector.Node) {
-		if h := m.hooks.OnDropped; h != nil {
-			h(service, lost, fmt.Errorf("health: service %q: node %q shares the address %q with %q, registered after it", service, lost.ID, lost.Addr, won.ID))
-		}
-	})
+	return registry.Resolve(entries)
 }
 
 func (m *Memory) notifyLocked(service string) {

@@ -46,19 +46,18 @@ type registrarOptions struct {
 	jitter                             float64
 	check                              func(ctx context.Context) error
 	hooks                              RegistrarHooks
-	healthNames                        []string
 }
 
-// RegistrarOption configures NewRegistrar.
+// RegistrarOption configures NewRegistrar. The defaults: a TTL of 30 s,
+// renewals every third of the TTL (10 s: two renewals may fail before the
+// node expires), ±10% jitter, no check, a check timeout of 5 s, and a drain
+// of 1 s on Stop.
 type RegistrarOption func(*registrarOptions) error
 
-// DefaultTTL is the TTL of a Registrar without WithTTL. The other
-// defaults: renewals every third of the TTL (10 s: two renewals may fail
-// before the node expires), ±10% jitter, no check, a check timeout of 5 s,
-// and a drain of 1 s on Stop.
-const DefaultTTL = 30 * time.Second
+const defaultTTL = 30 * time.Second
 
 // WithTTL sets how long the registry keeps the node without a renewal.
+// Default 30 s.
 func WithTTL(d time.Duration) RegistrarOption {
 	return func(o *registrarOptions) error {
 		if d <= 0 {
@@ -123,13 +122,6 @@ func WithDrain(d time.Duration) RegistrarOption {
 	}
 }
 
-// WithHealthNames sets the service names whose grpc.health.v1 status the
-// registrar sets, besides "" (the server as a whole). Default: the
-// registered service's name.
-func WithHealthNames(names ...string) RegistrarOption {
-	return func(o *registrarOptions) error { o.healthNames = names; return nil }
-}
-
 // WithRegistrarHooks sets the hooks.
 func WithRegistrarHooks(h RegistrarHooks) RegistrarOption {
 	return func(o *registrarOptions) error { o.hooks = h; return nil }
@@ -157,9 +149,6 @@ func NewRegistrar(reg Registry, service string, node selector.Node, opts ...Regi
 	if float64(o.interval)*(1+o.jitter) >= float64(o.ttl) {
 		return nil, fmt.Errorf("health: the interval (%v) with ±%.0f%% jitter reaches the TTL (%v); use a shorter interval or less jitter", o.interval, o.jitter*100, o.ttl)
 	}
-	if o.healthNames == nil {
-		o.healthNames = []string{service}
-	}
 	r := &Registrar{reg: reg, service: service, node: node, o: o, hs: grpchealth.NewServer()}
 	r.setServing(false)
 	return r, nil
@@ -168,7 +157,7 @@ func NewRegistrar(reg Registry, service string, node selector.Node, opts ...Regi
 // buildRegistrarOptions applies opts over the defaults; what depends on
 // the TTL is checked by NewRegistrar.
 func buildRegistrarOptions(opts []RegistrarOption) (registrarOptions, error) {
-	o := registrarOptions{ttl: DefaultTTL, jitter: 0.1, checkTimeout: 5 * time.Second, drain: time.Second}
+	o := registrarOptions{ttl: defaultTTL, jitter: 0.1, checkTimeout: 5 * time.Second, drain: time.Second}
 	for _, opt := range opts {
 		if opt == nil {
 			return o, fmt.Errorf("health: nil RegistrarOption")
@@ -181,7 +170,8 @@ func buildRegistrarOptions(opts []RegistrarOption) (registrarOptions, error) {
 }
 
 // HealthServer is the grpc.health.v1 server whose status the registrar
-// sets: SERVING while registered, NOT_SERVING before Start, while the check
+// sets, for "" (the server as a whole) and the registered service's name:
+// SERVING while registered, NOT_SERVING before Start, while the check
 // fails and from the start of Stop. Register it on the gRPC server with
 // healthpb.RegisterHealthServer.
 func (r *Registrar) HealthServer() *grpchealth.Server { return r.hs }
@@ -192,9 +182,7 @@ func (r *Registrar) setServing(ok bool) {
 		st = healthpb.HealthCheckResponse_SERVING
 	}
 	r.hs.SetServingStatus("", st)
-	for _, n := range r.o.healthNames {
-		r.hs.SetServingStatus(n, st)
-	}
+	r.hs.SetServingStatus(r.service, st)
 }
 
 // Start registers the node (running the check first, if any) and starts

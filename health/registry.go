@@ -16,11 +16,11 @@ type Registry interface {
 	// Deregister removes the node now. Removing an unknown node is not an
 	// error.
 	Deregister(ctx context.Context, service, nodeID string) error
-	// List returns the service's live nodes, ordered by ID, one per
-	// address: when two registrations share an address, the newer wins (a
+	// List returns the service's live nodes: every registration (several
+	// may share an address: go-micro's broker registers one per
+	// subscription), the newest first. Where two share an address (a
 	// process restarted under a new ID on the same port before its old
-	// entry expired), and the other is reported through the registry's
-	// hooks.
+	// entry expired), a selector keeps the first, the newer.
 	List(ctx context.Context, service string) ([]selector.Node, error)
 	// Watch streams the service's complete node sets (see selector.Watcher).
 	Watch(ctx context.Context, service string) (selector.Watcher, error)

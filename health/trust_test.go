@@ -38,12 +38,13 @@ func (r *reports) all() []string {
 }
 
 // A node restarted under a new ID on the same port, within its old entry's
-// TTL: the registry lists both entries at one address. The newer
-// registration wins, the ghost is dropped and reported, and the rest of the
-// set is used: calls reach node-late, and none reaches the deregistered
-// node-1.
+// TTL: the registry lists both entries at one address, the newer first. The
+// client's selector keeps node-late, drops the ghost and reports it, and uses
+// the rest of the set: calls reach node-late, and none reaches the
+// deregistered node-1.
 func TestSharedAddressNewerRegistrationWins(t *testing.T) {
-	run := func(t *testing.T, reg health.Registry, rep *reports) {
+	run := func(t *testing.T, reg health.Registry) {
+		var rep reports
 		ctx := context.Background()
 		c := testcluster.Start(t, 2)
 		late, err := echo.Start("node-late")
@@ -61,7 +62,8 @@ func TestSharedAddressNewerRegistrationWins(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		cc := dialService(t, reg)
+		cc := testcluster.Dial(t, "rpcguard:///echo", testcluster.Resolver(t, reg, selector.WithOnDropped(func(_ string, err error) { rep.add(err.Error()) })),
+			grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"rpcguard_selector":{"strategy":"round_robin"}}]}`))
 		testcluster.WaitFor(t, 10*time.Second, "calls on node-late", func() bool {
 			_, _ = echo.Unary(ctx, cc, grpc.WaitForReady(true))
 			return late.Calls() > 0
@@ -70,7 +72,7 @@ func TestSharedAddressNewerRegistrationWins(t *testing.T) {
 			t.Fatal(err)
 		}
 		testcluster.WaitFor(t, 10*time.Second, "node-1 out of the listing", func() bool {
-			return slices.Equal(listed(t, reg), []string{"node-0", "node-late"})
+			return slices.Equal(listed(t, reg), []string{"node-late", "ghost", "node-0"})
 		})
 		// The client's set follows the listing: node-1 stops getting calls.
 		testcluster.WaitFor(t, 10*time.Second, "the client to drop node-1", func() bool {
@@ -90,24 +92,20 @@ func TestSharedAddressNewerRegistrationWins(t *testing.T) {
 			t.Fatalf("20 calls did not reach both node-0 and node-late")
 		}
 		got := rep.all()
-		if len(got) == 0 || !strings.Contains(got[0], `"ghost" shares the address`) || !strings.Contains(got[0], `with "node-late"`) {
+		if len(got) == 0 || !strings.Contains(got[0], `"node-late" and "ghost" share the address`) {
 			t.Fatalf("reports %q, want the ghost dropped for node-late", got)
 		}
 	}
 	t.Run("memory", func(t *testing.T) {
-		var rep reports
-		m, err := health.NewMemory(health.WithTick(20*time.Millisecond), health.WithMemoryHooks(health.MemoryHooks{
-			OnDropped: func(service string, n selector.Node, err error) { rep.add(err.Error()) }}))
+		m, err := health.NewMemory(health.WithTick(20 * time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = m.Close() })
-		run(t, m, &rep)
+		run(t, m)
 	})
 	t.Run("etcd", func(t *testing.T) {
-		var rep reports
-		b := etcdBackend(t, etcd.Hooks{OnMalformed: func(key string, err error) { rep.add(key + ": " + err.Error()) }})
-		run(t, b.reg, &rep)
+		run(t, etcdBackend(t, etcd.Hooks{}).reg)
 	})
 }
 
@@ -171,8 +169,8 @@ func TestEtcdRelistsAfterRebuildFromEmptyData(t *testing.T) {
 	}()
 	select {
 	case nodes := <-got:
-		if nodes[0].ID != "b" || nodes[1].ID != "c" {
-			t.Fatalf("after the rebuild the watch holds %v, want b and c", nodes)
+		if nodes[0].ID != "c" || nodes[1].ID != "b" {
+			t.Fatalf("after the rebuild the watch holds %v, want c and b (newest first)", nodes)
 		}
 	case <-time.After(15 * time.Second):
 		w.Stop()

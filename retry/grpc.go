@@ -58,7 +58,7 @@ func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		if selector.RecordFrom(ctx) == nil {
 			ctx = u.rec.Init(ctx)
 		}
-		if p.Settings(method, u.ropts...).HedgeDelay > 0 {
+		if p.Hedged(method, u.ropts...) {
 			return p.hedgeUnary(ctx, method, req, reply, cc, invoker, opts, u.ropts)
 		}
 		// grpc.OnFinish runs once per RPC, as without retries: with the

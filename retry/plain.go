@@ -46,7 +46,7 @@ func Call[T any](ctx context.Context, p *Policy, sel *selector.Selector, fn func
 			return zero, err
 		}
 		v, err := fn(actx, pk.Node)
-		pk.Finish(err, err == nil || !neverSent(err))
+		pk.Done(err, err == nil || !neverSent(err))
 		return v, err
 	}, opts...)
 }

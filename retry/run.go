@@ -22,7 +22,7 @@ import (
 //
 // What an attempt did is read from the call's record, as rpcguard's
 // selector writes it: the node it went to, and whether the request may have
-// reached it (Picked.Finish, the gRPC balancer); without a record entry the
+// reached it (Picked.Done, the gRPC balancer); without a record entry the
 // attempt counts as sent unless its error says otherwise (NotSent, a
 // refused connection). A call not marked idempotent is retried only after
 // attempts that were not sent. Mark an error Retryable to retry it whatever
@@ -126,10 +126,10 @@ func (p *Policy) config(method string, opts []CallOption) callConfig {
 	return c.finish()
 }
 
-// Settings is what a Policy says for one call: an adapter reads it to
-// choose between Run and Hedge, or to enforce a per-attempt timeout of its
-// own (a stream's wait for its first message).
-type Settings struct {
+// settings is what a Policy says for one call: the gRPC adapters read it
+// to choose between Run and Hedge, or to enforce a per-attempt timeout of
+// their own (a stream's wait for its first message).
+type settings struct {
 	Idempotent  bool
 	MaxAttempts int
 	PerAttempt  time.Duration // 0: none
@@ -137,10 +137,17 @@ type Settings struct {
 	Err         error         // a bad CallOption: the call fails with it
 }
 
-// Settings resolves the Policy for a call of method with opts.
-func (p *Policy) Settings(method string, opts ...CallOption) Settings {
+// Hedged reports whether the Policy hedges a call of method with opts
+// (WithHedging, an idempotent method): a transport then gives each attempt a
+// reply of its own (Hedge).
+func (p *Policy) Hedged(method string, opts ...CallOption) bool {
+	return p.settings(method, opts...).HedgeDelay > 0
+}
+
+// settings resolves the Policy for a call of method with opts.
+func (p *Policy) settings(method string, opts ...CallOption) settings {
 	c := p.config(method, opts)
-	s := Settings{Idempotent: c.idempotent, MaxAttempts: c.maxAttempts, PerAttempt: c.perAttempt, HedgeDelay: c.hedgeDelay}
+	s := settings{Idempotent: c.idempotent, MaxAttempts: c.maxAttempts, PerAttempt: c.perAttempt, HedgeDelay: c.hedgeDelay}
 	if c.err != nil {
 		s.Err = status.Error(codes.InvalidArgument, c.err.Error())
 	}

@@ -25,7 +25,7 @@ import (
 func (p *Policy) StreamClientInterceptor() grpc.StreamClientInterceptor {
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 		ropts := retryOptions(nil, opts)
-		set := p.Settings(method, ropts...)
+		set := p.settings(method, ropts...)
 		if set.Err != nil {
 			return nil, set.Err
 		}

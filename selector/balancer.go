@@ -100,7 +100,7 @@ func (b *builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingCo
 		cfg.opts = append(cfg.opts, WithReuseTried())
 	}
 	for k, v := range cfg.Metadata {
-		cfg.opts = append(cfg.opts, WithFilter(MetadataEquals(k, v)))
+		cfg.opts = append(cfg.opts, WithFilter(metadataEquals(k, v)))
 	}
 	if _, err := buildOptions(cfg.opts); err != nil {
 		return nil, fmt.Errorf("%s: service config: %w", b.name, err)

@@ -368,7 +368,7 @@ func (w *onceWatcher) Next() ([]selector.Node, error) {
 		return w.nodes, nil
 	}
 	<-w.ctx.Done()
-	return nil, selector.ErrWatcherStopped
+	return nil, selector.ErrClosed
 }
 
 func (w *onceWatcher) Stop() { w.cancel() }

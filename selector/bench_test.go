@@ -26,7 +26,7 @@ func BenchmarkPick(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					p.Done(nil)
+					p.Done(nil, true)
 				}
 			})
 			b.Run(fmt.Sprintf("%s/nodes=%d/new-record", st, n), func(b *testing.B) {
@@ -37,7 +37,7 @@ func BenchmarkPick(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					p.Done(nil)
+					p.Done(nil, true)
 				}
 			})
 		}
@@ -57,7 +57,7 @@ func BenchmarkPickParallel(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					p.Done(nil)
+					p.Done(nil, true)
 				}
 			})
 		})

@@ -12,7 +12,7 @@
 //     (picks never block on updates).
 //   - Strategies: [Random], [RoundRobin] (its position persists across calls)
 //     and [PowerOfTwo] (power of two choices, least loaded: in-flight count
-//     weighted by an EWMA of latency); [Filter]s on node metadata.
+//     weighted by an EWMA of latency); filters on node metadata ([WithFilter]).
 //   - A per-call record carried in the call's [context.Context] ([NewRecord]):
 //     the nodes this call already tried. A pick avoids them; when all were
 //     tried the pick fails with [ErrAllTried], or, with [WithReuseTried],
@@ -29,7 +29,7 @@
 // selector imports only package outcome (the one outcome type and code
 // table, which the breaker reads too) and internal helpers: it is the floor
 // the retry, breaker, tracing, health and go-micro packages stand on. Its
-// Record is the per-call record every layer shares. Follow feeds a Selector
-// from a Source outside gRPC, a Group one per service, and Poll makes a
-// Source of any registry that can list a service's nodes.
+// Record is the per-call record every layer shares. A Group feeds a Selector
+// per service from a Source outside gRPC, and Poll makes a Source of any
+// registry that can list a service's nodes.
 package selector

@@ -43,7 +43,7 @@ func ExampleSelector() {
 			return
 		}
 		callErr := status.Error(codes.Unavailable, "connection refused") // call p.Node.Addr here
-		p.Done(callErr)
+		p.Done(callErr, true)
 		fmt.Printf("attempt %d on %s: %v\n", attempt, p.Node.ID, status.Code(callErr))
 	}
 	// Output:

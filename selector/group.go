@@ -2,14 +2,10 @@ package selector
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
 )
-
-// ErrClosed is the error of a Group used after Close.
-var ErrClosed = errors.New("selector: closed")
 
 // Group keeps one Selector per service, each following that service's
 // nodes in a Source, for a client that calls many services through one

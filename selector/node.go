@@ -3,12 +3,10 @@ package selector
 import (
 	"fmt"
 	"maps"
-	"net"
-	"net/netip"
-	"strconv"
-	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/rpcguard/rpcguard/internal/netaddr"
 )
 
 // Node is one instance of a service: where to reach it and what it says about
@@ -26,12 +24,12 @@ type Node struct {
 // String returns "id@addr".
 func (n Node) String() string { return n.ID + "@" + n.Addr }
 
-// MaxIDLen is the longest node ID, in bytes.
-const MaxIDLen = 256
+// maxIDLen is the longest node ID, in bytes.
+const maxIDLen = 256
 
 // Validate reports whether n has a valid ID and an address that parses as
 // host:port with a numeric port in 1..65535. An ID is valid UTF-8 of 1 to
-// MaxIDLen bytes, without '/', white space or control characters: it names
+// maxIDLen bytes, without '/', white space or control characters: it names
 // a registry key, a metric label and a span tag, wherever it came from.
 // The selector, the resolver and every registry check nodes with it.
 func (n Node) Validate() error {
@@ -48,8 +46,8 @@ func validateID(id string) error {
 	switch {
 	case id == "":
 		return fmt.Errorf("empty ID")
-	case len(id) > MaxIDLen:
-		return fmt.Errorf("ID of %d bytes (%q...), at most %d", len(id), id[:32], MaxIDLen)
+	case len(id) > maxIDLen:
+		return fmt.Errorf("ID of %d bytes (%q...), at most %d", len(id), id[:32], maxIDLen)
 	case !utf8.ValidString(id):
 		return fmt.Errorf("ID %q is not valid UTF-8", id)
 	}
@@ -65,35 +63,8 @@ func validateID(id string) error {
 // is an IP address or a DNS name (letters, digits, '-', '_' and '.'; no
 // spaces or control characters) and a numeric port in 1..65535.
 func validateAddr(addr string) error {
-	_, err := CanonicalAddr(addr)
+	_, err := netaddr.Canonical(addr)
 	return err
-}
-
-// CanonicalAddr validates addr and returns the form two addresses of the
-// same endpoint share: a lowercase host name ("Host:80" is "host:80") or an
-// IP in its standard form ("[0:0::1]:80" is "[::1]:80").
-func CanonicalAddr(addr string) (string, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", fmt.Errorf("address %q does not parse as host:port: %w", addr, err)
-	}
-	if host == "" {
-		return "", fmt.Errorf("address %q has no host", addr)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p < 1 || p > 65535 || port[0] == '+' {
-		return "", fmt.Errorf("address %q: port %q is not a number in 1..65535", addr, port)
-	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		return net.JoinHostPort(ip.String(), strconv.Itoa(p)), nil
-	}
-	for i := 0; i < len(host); i++ {
-		c := host[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return "", fmt.Errorf("address %q: host %q is neither an IP address nor a DNS name (byte %q at %d)", addr, host, c, i)
-		}
-	}
-	return net.JoinHostPort(strings.ToLower(host), strconv.Itoa(p)), nil
 }
 
 // validateNodes checks every node and that no ID or address appears twice
@@ -101,19 +72,19 @@ func CanonicalAddr(addr string) (string, error) {
 // An empty set is valid here: a service may have no node for a while; a pick
 // then fails with ErrNoNodes.
 func validateNodes(nodes []Node) error {
-	if _, dropped := FilterNodes(nodes); len(dropped) > 0 {
+	if _, dropped := filterNodes(nodes); len(dropped) > 0 {
 		return dropped[0]
 	}
 	return nil
 }
 
-// FilterNodes keeps the nodes of a set that are valid, dropping each bad one
+// filterNodes keeps the nodes of a set that are valid, dropping each bad one
 // on its own: an invalid node, and a node whose ID or address (canonical
 // form) an earlier node of the set already has. It returns one error per
 // dropped node. Sources that merge entries from several writers (a
 // registry) list the entry that should win a shared address first; the
-// resolver applies what FilterNodes keeps and reports the rest.
-func FilterNodes(nodes []Node) (kept []Node, dropped []error) {
+// resolver applies what filterNodes keeps and reports the rest.
+func filterNodes(nodes []Node) (kept []Node, dropped []error) {
 	ids := make(map[string]string, len(nodes))
 	addrs := make(map[string]string, len(nodes))
 	kept = make([]Node, 0, len(nodes))
@@ -122,7 +93,7 @@ func FilterNodes(nodes []Node) (kept []Node, dropped []error) {
 			dropped = append(dropped, err)
 			continue
 		}
-		ca, _ := CanonicalAddr(n.Addr) // valid: Validate checked it
+		ca, _ := netaddr.Canonical(n.Addr) // valid: Validate checked it
 		if prev, ok := ids[n.ID]; ok {
 			dropped = append(dropped, fmt.Errorf("selector: duplicate node ID %q (addresses %q and %q)", n.ID, prev, n.Addr))
 			continue

@@ -26,11 +26,8 @@ const (
 
 func (s Strategy) valid() bool { return s == Random || s == RoundRobin || s == PowerOfTwo }
 
-// Filter keeps the nodes for which it returns true.
-type Filter func(Node) bool
-
-// MetadataEquals keeps the nodes whose Metadata[key] is value.
-func MetadataEquals(key, value string) Filter {
+// metadataEquals keeps the nodes whose Metadata[key] is value.
+func metadataEquals(key, value string) func(Node) bool {
 	return func(n Node) bool { v, ok := n.Metadata[key]; return ok && v == value }
 }
 
@@ -112,7 +109,7 @@ type options struct {
 	name       string
 	onNew      func(*Selector)
 	strategy   Strategy
-	filters    []Filter
+	filters    []func(Node) bool
 	ejection   Ejection
 	reuseTried bool
 	classifier outcome.Classifier
@@ -136,7 +133,7 @@ func WithStrategy(s Strategy) Option {
 
 // WithFilter keeps only the nodes that pass f; several filters must all
 // pass. Filters run when the node set is updated, not on every pick.
-func WithFilter(f Filter) Option {
+func WithFilter(f func(Node) bool) Option {
 	return func(o *options) error {
 		if f == nil {
 			return fmt.Errorf("selector: WithFilter: nil filter")

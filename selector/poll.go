@@ -7,78 +7,50 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/rpcguard/rpcguard/internal/feed"
 )
 
-// PollOption configures Poll.
-type PollOption func(*poll) error
-
-// PollEvery sets how often the Source lists a service again whatever its
-// trigger says (a registry that expires nodes without telling, or drops
-// events). Default 2 s.
-func PollEvery(d time.Duration) PollOption {
-	return func(p *poll) error {
-		if d <= 0 {
-			return fmt.Errorf("selector: PollEvery(%v): must be positive", d)
-		}
-		p.every = d
-		return nil
-	}
-}
-
-// PollTrigger sets what tells the Source to list a service again before
-// its PollEvery: a registry's watch, say. The channel it returns must stop
-// sending, and whatever it started must end, when ctx ends. If it fails,
-// the Source lists every PollEvery only (and says so through PollOnError).
-func PollTrigger(t func(ctx context.Context, service string) (<-chan struct{}, error)) PollOption {
-	return func(p *poll) error {
-		if t == nil {
-			return fmt.Errorf("selector: PollTrigger: nil function")
-		}
-		p.trigger = t
-		return nil
-	}
-}
-
-// PollOnError sets what runs when listing a service or starting its
-// trigger fails (the last node set stays in use). Default: nothing.
-func PollOnError(f func(service string, err error)) PollOption {
-	return func(p *poll) error {
-		if f == nil {
-			return fmt.Errorf("selector: PollOnError: nil function")
-		}
-		p.onError = f
-		return nil
-	}
-}
-
-type poll struct {
-	list    func(ctx context.Context, service string) ([]Node, error)
-	every   time.Duration
-	trigger func(ctx context.Context, service string) (<-chan struct{}, error)
-	onError func(service string, err error)
+// Poller says how Poll follows a registry that can list a service's nodes.
+type Poller struct {
+	// List lists a service's nodes. Required.
+	List func(ctx context.Context, service string) ([]Node, error)
+	// Trigger, if set, tells the Source to list a service again before
+	// Every: a registry's watch, say. The channel it returns must stop
+	// sending, and whatever it started must end, when ctx ends. If it
+	// fails, the Source lists every Every only (and says so to OnError).
+	Trigger func(ctx context.Context, service string) (<-chan struct{}, error)
+	// Every is how often the Source lists a service again whatever Trigger
+	// says (a registry that expires nodes without telling, or drops
+	// events). Zero means 2 s.
+	Every time.Duration
+	// OnError, if set, runs when listing a service or starting its trigger
+	// fails (the last node set stays in use).
+	OnError func(service string, err error)
 }
 
 // Poll makes a Source of a registry that can list a service's nodes: Watch
-// lists once, then again on every trigger (PollTrigger) and every
-// PollEvery, and sends each set that differs from the last. Sets are put
-// in one order (by ID, then address and metadata) before they are
-// compared, so a registry that lists in map order changes nothing; the
-// consumer drops bad entries one by one (FilterNodes).
-func Poll(list func(ctx context.Context, service string) ([]Node, error), opts ...PollOption) (Source, error) {
-	if list == nil {
-		return nil, fmt.Errorf("selector: Poll: nil list function")
+// lists once, then again on every Trigger and every Every, and sends each
+// set that differs from the last. Sets are put in one order (by ID, then
+// address and metadata) before they are compared, so a registry that lists
+// in map order changes nothing; the consumer drops bad entries one by one.
+func Poll(p Poller) (Source, error) {
+	switch {
+	case p.List == nil:
+		return nil, fmt.Errorf("selector: Poll: nil Poller.List")
+	case p.Every < 0:
+		return nil, fmt.Errorf("selector: Poll: Poller.Every %v: must not be negative", p.Every)
+	case p.Every == 0:
+		p.Every = 2 * time.Second
 	}
-	p := &poll{list: list, every: 2 * time.Second, onError: func(string, error) {}}
-	for _, o := range opts {
-		if o == nil {
-			return nil, fmt.Errorf("selector: Poll: nil PollOption")
-		}
-		if err := o(p); err != nil {
-			return nil, err
-		}
+	if p.OnError == nil {
+		p.OnError = func(string, error) {}
 	}
-	return p, nil
+	return &poll{p}, nil
 }
+
+// poll is the Source Poll returns.
+type poll struct{ Poller }
 
 // Watch implements Source.
 func (p *poll) Watch(ctx context.Context, service string) (Watcher, error) {
@@ -89,18 +61,18 @@ func (p *poll) Watch(ctx context.Context, service string) (Watcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	feed := &Feed{}
-	feed.Push(nodes)
+	f := &feed.Feed[Node]{}
+	f.Push(nodes)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		p.follow(ctx, feed, service, nodes)
+		p.follow(ctx, f, service, nodes)
 	}()
-	return &pollWatcher{Watcher: feed.Watch(ctx), stop: func() { cancel(); <-done }}, nil
+	return &pollWatcher{Watcher: f.Watch(ctx), stop: func() { cancel(); <-done }}, nil
 }
 
-// pollWatcher is the Feed's Watcher; Stop also ends the polling goroutine.
+// pollWatcher is the feed's Watcher; Stop also ends the polling goroutine.
 type pollWatcher struct {
 	Watcher
 	stop func()
@@ -110,7 +82,7 @@ func (w *pollWatcher) Stop() { w.Watcher.Stop(); w.stop() }
 
 // listed lists service's nodes, in the one order.
 func (p *poll) listed(ctx context.Context, service string) ([]Node, error) {
-	nodes, err := p.list(ctx, service)
+	nodes, err := p.List(ctx, service)
 	if err != nil {
 		return nil, err
 	}
@@ -121,17 +93,17 @@ func (p *poll) listed(ctx context.Context, service string) ([]Node, error) {
 	return nodes, nil
 }
 
-// follow lists again on every trigger and every PollEvery, and pushes each
+// follow lists again on every trigger and every p.Every, and pushes each
 // set that differs, until ctx ends.
-func (p *poll) follow(ctx context.Context, feed *Feed, service string, last []Node) {
+func (p *poll) follow(ctx context.Context, f *feed.Feed[Node], service string, last []Node) {
 	var trigger <-chan struct{}
-	if p.trigger != nil {
+	if p.Trigger != nil {
 		var err error
-		if trigger, err = p.trigger(ctx, service); err != nil {
-			p.onError(service, fmt.Errorf("selector: trigger for %q: %w (listing every %v only)", service, err, p.every))
+		if trigger, err = p.Trigger(ctx, service); err != nil {
+			p.OnError(service, fmt.Errorf("selector: trigger for %q: %w (listing every %v only)", service, err, p.Every))
 		}
 	}
-	tick := time.NewTicker(p.every)
+	tick := time.NewTicker(p.Every)
 	defer tick.Stop()
 	for {
 		select {
@@ -146,11 +118,11 @@ func (p *poll) follow(ctx context.Context, feed *Feed, service string, last []No
 		}
 		nodes, err := p.listed(ctx, service)
 		if err != nil {
-			p.onError(service, err)
+			p.OnError(service, err)
 			continue
 		}
 		if !slices.EqualFunc(nodes, last, Node.Equal) {
-			feed.Push(nodes)
+			f.Push(nodes)
 			last = nodes
 		}
 	}

@@ -17,7 +17,7 @@ import (
 //     (AttemptFrom), and how many nodes are left (Record.Untried);
 //   - a Selector's pick (Pick, the gRPC balancer) avoids the nodes the
 //     record holds for the same Selector, records the one it picks into the
-//     attempt, and Picked.Done/Finish marks the attempt done and sent or
+//     attempt, and Picked.Done marks the attempt done and sent or
 //     not, and the node failed;
 //   - per-attempt wrappers (attempt spans, logging) read the attempt
 //     (AttemptFrom); call-level ones (the call span) read the nodes tried
@@ -39,7 +39,7 @@ type Record struct {
 // Attempt is what is known of one attempt of a call: its number, wait and
 // whether it is a hedge (set by the retry engine before it runs), the node
 // a selector picked for it, and, once the attempt's outcome was reported
-// (Picked.Done, Finish, the gRPC balancer), whether it may have reached
+// (Picked.Done, the gRPC balancer), whether it may have reached
 // the node. Per-attempt wrappers (logging, tracing) read it with
 // AttemptFrom.
 type Attempt struct {
@@ -51,8 +51,7 @@ type Attempt struct {
 	Node   Node
 	Done   bool // its outcome was reported
 	// Sent: the attempt may have reached the node. The gRPC balancer knows
-	// (gRPC reports whether any byte was sent); Picked.Done assumes true,
-	// Picked.Finish says.
+	// (gRPC reports whether any byte was sent); Picked.Done is told.
 	Sent bool
 	// Expired: the retry engine ended the attempt at its own timeout (Expire):
 	// the node failed it, whatever error the transport reports.

@@ -24,7 +24,7 @@ const Scheme = "rpcguard"
 //	...
 //	grpc.NewClient("rpcguard:///greeter", grpc.WithResolvers(rb), ...)
 //
-// Every node set is filtered (FilterNodes): a bad entry (an invalid address,
+// Every node set is filtered: a bad entry (an invalid address,
 // an ID or address another node already has) is dropped on its own and
 // reported (WithOnDropped; default: gRPC's log), and the rest is applied. A
 // set with no valid node is reported to gRPC as a resolver error and the
@@ -54,11 +54,11 @@ func newResolverBuilder(src Source, opts []ResolverOption) (*resolverBuilder, er
 
 var logger = grpclog.Component("rpcguard")
 
-// ResolverOption configures NewResolverBuilder and Follow.
+// ResolverOption configures NewResolverBuilder.
 type ResolverOption func(*resolverBuilder) error
 
-// WithOnDropped sets what runs for each node entry the resolver drops (see
-// FilterNodes), with the service and the reason. It runs on the resolver's
+// WithOnDropped sets what runs for each node entry the resolver drops (an
+// invalid node, or an ID or address an earlier entry has), with the service and the reason. It runs on the resolver's
 // goroutine and must not block. Default: a warning in gRPC's log.
 func WithOnDropped(f func(service string, err error)) ResolverOption {
 	return func(b *resolverBuilder) error {

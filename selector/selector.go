@@ -247,15 +247,13 @@ func (s *Selector) Pick(ctx context.Context) (Picked, error) {
 	return p, err
 }
 
-// Done reports the attempt's result: err is classified (WithClassifier) and
-// its latency measured from the pick. Call it exactly once per Picked.
-func (p Picked) Done(err error) { p.Finish(err, true) }
-
-// Finish is Done for a transport that knows whether the request reached the
-// node: sent false (a connection refused, nothing written) is recorded in
-// the call's record, where a retry engine reads that even a call that is not
-// idempotent may go again. Call Done or Finish exactly once per Picked.
-func (p Picked) Finish(err error, sent bool) {
+// Done reports the attempt's result, exactly once per Picked: err is
+// classified (WithClassifier) and its latency measured from the pick. sent
+// says whether the request may have reached the node (true when unsure);
+// false (a connection refused, nothing written) is recorded in the call's
+// record, where a retry engine reads that even a call that is not
+// idempotent may go again.
+func (p Picked) Done(err error, sent bool) {
 	if p.ns == nil {
 		return // the zero Picked of a failed pick
 	}

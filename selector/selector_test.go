@@ -54,7 +54,7 @@ func TestRoundRobinPersistsAcrossCallsAndGoroutines(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		p.Done(nil)
+		p.Done(nil, true)
 		mu.Lock()
 		count[p.Node.ID]++
 		mu.Unlock()
@@ -68,8 +68,8 @@ func TestRoundRobinPersistsAcrossCallsAndGoroutines(t *testing.T) {
 	// One goroutine, consecutive calls: the position carries over.
 	a, _ := s.Pick(context.Background())
 	b, _ := s.Pick(context.Background())
-	a.Done(nil)
-	b.Done(nil)
+	a.Done(nil, true)
+	b.Done(nil, true)
 	if a.Node.ID == b.Node.ID {
 		t.Errorf("two consecutive calls both got %s: round robin restarted", a.Node.ID)
 	}
@@ -91,7 +91,7 @@ func TestCallRecordAvoidsTriedNodes(t *testing.T) {
 						t.Fatalf("node %s picked twice in one call", p.Node.ID)
 					}
 					seen[p.Node.ID] = true
-					p.Done(status.Error(codes.Unavailable, "down"))
+					p.Done(status.Error(codes.Unavailable, "down"), true)
 				}
 				_, err := s.Pick(ctx)
 				if !errors.Is(err, selector.ErrAllTried) || status.Code(err) != codes.Unavailable {
@@ -116,7 +116,7 @@ func TestReuseTriedTakesLeastRecentlyFailed(t *testing.T) {
 		}
 		order = append(order, p.Node.ID)
 		time.Sleep(time.Millisecond) // distinct failure times on a coarse clock
-		p.Done(status.Error(codes.Unavailable, "down"))
+		p.Done(status.Error(codes.Unavailable, "down"), true)
 	}
 	for i := range 3 {
 		p, err := s.Pick(ctx)
@@ -127,7 +127,7 @@ func TestReuseTriedTakesLeastRecentlyFailed(t *testing.T) {
 			t.Fatalf("reuse pick %d got %s, want the least recently failed %s (failure order %v)", i, p.Node.ID, order[i], order)
 		}
 		time.Sleep(time.Millisecond)
-		p.Done(status.Error(codes.Unavailable, "down"))
+		p.Done(status.Error(codes.Unavailable, "down"), true)
 	}
 }
 
@@ -139,7 +139,7 @@ func TestRecordsOfDifferentSelectorsDoNotMix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Done(nil)
+	p.Done(nil, true)
 	if _, err := b.Pick(ctx); err != nil {
 		t.Fatalf("a pick on selector b was blocked by a's record: %v", err)
 	}
@@ -166,13 +166,13 @@ func TestMetadataFilter(t *testing.T) {
 	for i := range ns {
 		ns[i].Metadata = map[string]string{"version": "v" + strconv.Itoa(i%2+1)}
 	}
-	s := newSelector(t, ns, selector.WithFilter(selector.MetadataEquals("version", "v2")))
+	s := newSelector(t, ns, selector.WithFilter(func(n selector.Node) bool { return n.Metadata["version"] == "v2" }))
 	for range 100 {
 		p, err := s.Pick(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.Done(nil)
+		p.Done(nil, true)
 		if v := p.Node.Metadata["version"]; v != "v2" {
 			t.Fatalf("filter on version v2 let through %s (version %q)", p.Node.ID, v)
 		}
@@ -200,9 +200,9 @@ func TestEjectionAndReturn(t *testing.T) {
 				t.Fatal(err)
 			}
 			if p.Node.ID == failOn {
-				p.Done(status.Error(codes.Unavailable, "down"))
+				p.Done(status.Error(codes.Unavailable, "down"), true)
 			} else {
-				p.Done(nil)
+				p.Done(nil, true)
 			}
 			return p.Node.ID
 		}
@@ -251,7 +251,7 @@ func TestEjectionNeverPassesMaxPercent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.Done(status.Error(codes.Unavailable, "down"))
+		p.Done(status.Error(codes.Unavailable, "down"), true)
 	}
 	if got := ejected.Load(); got != 2 {
 		t.Fatalf("%d of 4 nodes ejected with MaxPercent 50, want 2", got)
@@ -288,9 +288,9 @@ func TestBusinessErrorsDoNotEject(t *testing.T) {
 	}))
 	for range 100 {
 		p, _ := s.Pick(context.Background())
-		p.Done(status.Error(codes.NotFound, "no such thing"))
+		p.Done(status.Error(codes.NotFound, "no such thing"), true)
 		p, _ = s.Pick(context.Background())
-		p.Done(context.Canceled)
+		p.Done(context.Canceled, true)
 	}
 	if ejected.Load() != 0 {
 		t.Fatal("NotFound and Canceled answers ejected a node")
@@ -375,7 +375,7 @@ func TestUpdateWhilePicking(t *testing.T) {
 	s := newSelector(t, gen(0), selector.WithStrategy(selector.PowerOfTwo))
 	r := startCallers(t, 8, func() (string, error) {
 		p, err := s.Pick(selector.NewRecord(context.Background()))
-		p.Done(nil)
+		p.Done(nil, true)
 		return p.Node.ID, err
 	})
 	for g := int64(1); g <= 300; g++ {
@@ -438,7 +438,7 @@ func TestBadInput(t *testing.T) {
 
 func TestZeroPickedDoneIsHarmless(t *testing.T) {
 	var p selector.Picked
-	p.Done(nil) // a Picked from a failed pick: nothing to report
+	p.Done(nil, true) // a Picked from a failed pick: nothing to report
 }
 
 func TestAttemptRecord(t *testing.T) {
@@ -457,7 +457,7 @@ func TestAttemptRecord(t *testing.T) {
 	if !ok || a.Number != 1 || !a.Picked || a.Node.ID != p.Node.ID || a.Done {
 		t.Fatalf("attempt after pick: %+v", a)
 	}
-	p.Done(status.Error(codes.Unavailable, "x"))
+	p.Done(status.Error(codes.Unavailable, "x"), true)
 	if a, _ = selector.AttemptFrom(ctx); !a.Done || !a.Sent {
 		t.Fatalf("attempt after Done: %+v, want Done and (for the plain API) Sent", a)
 	}
@@ -470,7 +470,7 @@ func TestAttemptRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer hp.Done(nil)
+	defer hp.Done(nil, true)
 	if hp.Node.ID == p.Node.ID {
 		t.Fatal("the hedge picked the node the call already tried")
 	}
@@ -509,7 +509,7 @@ func TestPowerOfTwoWinsBackARecoveredNodeOnTheClock(t *testing.T) {
 					t.Fatal(err)
 				}
 				time.Sleep(latency[p.Node.ID])
-				p.Done(nil)
+				p.Done(nil, true)
 				if p.Node.ID == "n0" {
 					n0++
 				}

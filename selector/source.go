@@ -2,8 +2,9 @@ package selector
 
 import (
 	"context"
-	"errors"
 	"fmt"
+
+	"github.com/rpcguard/rpcguard/internal/feed"
 )
 
 // Source supplies the nodes of services: a static list (Static), or a
@@ -19,21 +20,22 @@ type Watcher interface {
 	// Next blocks until the node set differs from the one it last returned
 	// (the first call returns the current set) and returns the whole set.
 	// After Stop, or once the Watch's ctx is done, it returns
-	// ErrWatcherStopped. Other errors are transient: the caller reports
+	// ErrClosed. Other errors are transient: the caller reports
 	// them and calls Next again.
 	Next() ([]Node, error)
 	// Stop ends the watch and unblocks Next. It may be called more than once.
 	Stop()
 }
 
-// ErrWatcherStopped is returned by Watcher.Next after Stop.
-var ErrWatcherStopped = errors.New("selector: watcher stopped")
+// ErrClosed is what Watcher.Next returns after Stop, and what a Group
+// returns after Close.
+var ErrClosed = feed.ErrClosed
 
 // Static is a Source whose node set is given in code and can be replaced
 // with Update while clients watch it. It answers every service name with
 // the same nodes.
 type Static struct {
-	feed Feed
+	feed feed.Feed[Node]
 }
 
 // NewStatic returns a Static source of nodes. It needs at least one node,

@@ -88,9 +88,9 @@ func TestEjectionZeroFieldsTakeDefaults(t *testing.T) {
 			t.Fatal(err)
 		}
 		if p.Node.ID == "n0" {
-			p.Done(status.Error(codes.Unavailable, "down"))
+			p.Done(status.Error(codes.Unavailable, "down"), true)
 		} else {
-			p.Done(nil)
+			p.Done(nil, true)
 		}
 	}
 	if len(ejected) != 1 || ejected[0] != 30*time.Second {
@@ -131,7 +131,7 @@ func TestPickCheckFailsThePickAsRefused(t *testing.T) {
 			continue
 		}
 		picked = append(picked, p.Node.ID)
-		p.Done(nil)
+		p.Done(nil, true)
 	}
 	if fmt.Sprint(picked) != "[refused n1]" && fmt.Sprint(picked) != "[n1 refused]" {
 		t.Fatalf("picks %v, want n0 refused then n1", picked)
@@ -141,26 +141,24 @@ func TestPickCheckFailsThePickAsRefused(t *testing.T) {
 	}
 }
 
-// Follow feeds a Selector from a Source, outside gRPC: bad entries are
+// A Group feeds a Selector from a Source, outside gRPC: bad entries are
 // dropped one by one, and later sets replace earlier ones.
-func TestFollowFeedsASelector(t *testing.T) {
+func TestGroupFeedsASelector(t *testing.T) {
 	src, err := selector.NewStatic(nodes(2)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sel, err := selector.New()
+	g, err := selector.NewGroup(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dropped atomic.Int32
-	stop, err := selector.Follow(context.Background(), src, "echo", sel,
-		selector.WithOnDropped(func(string, error) { dropped.Add(1) }))
+	defer g.Close()
+	sel, err := g.Selector(context.Background(), "echo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
 	if got := len(sel.Nodes()); got != 2 {
-		t.Fatalf("after Follow returned the selector has %d nodes, want 2", got)
+		t.Fatalf("the group's selector has %d nodes, want 2", got)
 	}
 	if err := src.Update(nodes(3)...); err != nil {
 		t.Fatal(err)

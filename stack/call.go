@@ -116,7 +116,7 @@ func DoInto(ctx context.Context, s *Stack, op Op, reply any, attempt func(ctx co
 		return fmt.Errorf("stack: DoInto(%q): nil Stack or attempt function", op.Name)
 	}
 	into := reflect.ValueOf(reply)
-	if into.Kind() != reflect.Pointer || into.IsNil() || s.policy.Settings(op.method(), op.Retry...).HedgeDelay <= 0 {
+	if into.Kind() != reflect.Pointer || into.IsNil() || !s.policy.Hedged(op.method(), op.Retry...) {
 		_, err := doOne(ctx, s, op, func(actx context.Context) (struct{}, error) { return struct{}{}, attempt(actx, reply) })
 		return err
 	}

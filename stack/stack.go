@@ -111,6 +111,6 @@ func (s *Stack) Tracing() *tracing.Tracing { return s.tg }
 // Breaker returns the Stack's breaker.
 func (s *Stack) Breaker() *breaker.Breaker { return s.brk }
 
-// Policy returns the Stack's retry policy, for a transport that reads its
-// Settings (to hedge, or to bound a stream's first message).
+// Policy returns the Stack's retry policy, for a transport that asks it
+// whether a call is hedged (Policy.Hedged).
 func (s *Stack) Policy() *retry.Policy { return s.policy }

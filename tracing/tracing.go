@@ -28,11 +28,9 @@ type Hooks struct {
 	OnDropped func(key string)
 }
 
-// DefaultTraceHeaders returns the prefixes of the incoming headers handed
-// to the tracer unless WithTraceHeaders says otherwise: Jaeger's, W3C trace
-// context, B3, and the OpenTracing basic tracer's. (A function, so that no
-// caller can change every Tracing's default by writing to a shared slice.)
-func DefaultTraceHeaders() []string {
+// defaultTraceHeaders returns the prefixes of WithTraceHeaders' default (a
+// new slice each time: no caller shares, or can change, the default).
+func defaultTraceHeaders() []string {
 	return []string{"uber-trace-id", "uberctx-", "jaeger-debug-id", "jaeger-baggage", "traceparent", "tracestate", "x-b3-", "b3", "ot-tracer-", "ot-baggage-"}
 }
 
@@ -65,7 +63,10 @@ func WithMaxHeaderBytes(n int) Option {
 }
 
 // WithTraceHeaders sets the prefixes of the incoming headers handed to the
-// tracer (lowercase). Default DefaultTraceHeaders().
+// tracer (lowercase). Default: Jaeger's ("uber-trace-id", "uberctx-",
+// "jaeger-debug-id", "jaeger-baggage"), W3C trace context ("traceparent",
+// "tracestate"), B3 ("x-b3-", "b3") and the OpenTracing basic tracer's
+// ("ot-tracer-", "ot-baggage-").
 func WithTraceHeaders(prefixes ...string) Option {
 	return func(tr *Tracing) error {
 		if len(prefixes) == 0 {
@@ -88,7 +89,7 @@ func WithHooks(h Hooks) Option {
 
 // New builds a Tracing.
 func New(opts ...Option) (*Tracing, error) {
-	t := &Tracing{maxHeader: 8 << 10, prefixes: DefaultTraceHeaders()}
+	t := &Tracing{maxHeader: 8 << 10, prefixes: defaultTraceHeaders()}
 	for _, o := range opts {
 		if o == nil {
 			return nil, fmt.Errorf("tracing: nil Option")

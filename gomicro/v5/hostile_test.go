@@ -97,7 +97,7 @@ func TestDuplicateIDsDoNotFlipTheNodeSet(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	src, err := gomicro.Source(reg, selector.PollEvery(10*time.Millisecond))
+	src, err := gomicro.Source(reg, 10*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -228,7 +228,7 @@ type microWatcher struct {
 func (mw *microWatcher) Next() (*registry.Result, error) {
 	for len(mw.pending) == 0 {
 		nodes, err := mw.w.Next()
-		if errors.Is(err, selector.ErrWatcherStopped) {
+		if errors.Is(err, selector.ErrClosed) {
 			return nil, registry.ErrWatcherStopped
 		}
 		if err != nil {

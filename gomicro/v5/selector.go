@@ -49,7 +49,7 @@ func NewSelector(reg registry.Registry, opts ...selector.Option) (*Selector, err
 }
 
 func (s *Selector) newGroup(reg registry.Registry) (*selector.Group, error) {
-	src, err := Source(reg)
+	src, err := Source(reg, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +136,7 @@ func (s *Selector) Mark(_ string, node *registry.Node, err error) {
 	}
 	err = FromMicro(err)
 	var e *Error
-	v.(pick).Finish(err, !errors.As(err, &e) || !e.unsent)
+	v.(pick).Done(err, !errors.As(err, &e) || !e.unsent)
 }
 
 // Reset forgets what was learned of the service's nodes (ejections,

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"time"
 
 	"go-micro.dev/v5/registry"
 
@@ -15,14 +16,14 @@ import (
 
 // Source makes a go-micro registry (memory, etcd, consul, ...) an rpcguard
 // selector.Source (selector.Poll), so that rpcguard's gRPC resolver
-// (rpcguard.NewClient), selector.Follow and NewSelector can take a go-micro
+// (rpcguard.NewClient), selector.NewGroup and NewSelector can take a go-micro
 // service's nodes: every version's nodes, the version in each node's
 // metadata ("version"). It lists the service on every event of the
-// registry's watch and every selector.PollEvery (default 2 s: go-micro's
+// registry's watch and every interval (every; 0 means 2 s: go-micro's
 // memory registry expires nodes without a watch event, and drops the events
 // a watcher does not take within 10 ms); the consumer drops bad entries
-// one by one and reports them (selector.FilterNodes).
-func Source(reg registry.Registry, opts ...selector.PollOption) (selector.Source, error) {
+// one by one and reports them.
+func Source(reg registry.Registry, every time.Duration) (selector.Source, error) {
 	if reg == nil {
 		return nil, fmt.Errorf("gomicro: Source: nil registry")
 	}
@@ -44,7 +45,7 @@ func Source(reg registry.Registry, opts ...selector.PollOption) (selector.Source
 		}
 		return out, nil
 	}
-	return selector.Poll(list, append([]selector.PollOption{selector.PollTrigger(watchTrigger(reg))}, opts...)...)
+	return selector.Poll(selector.Poller{List: list, Trigger: watchTrigger(reg), Every: every})
 }
 
 // watchTrigger turns go-micro's blocking watch into the poller's trigger.

@@ -19,6 +19,7 @@ import (
 	grpcbackoff "google.golang.org/grpc/backoff"
 
 	"github.com/rpcguard/rpcguard/internal/ctxwait"
+	"github.com/rpcguard/rpcguard/internal/feed"
 	"github.com/rpcguard/rpcguard/internal/registry"
 	"github.com/rpcguard/rpcguard/selector"
 )
@@ -51,7 +52,7 @@ type leaseOf struct {
 // Hooks observe an Etcd registry. Each may be nil.
 type Hooks struct {
 	// OnMalformed: an entry was left out of the node set (it does not parse
-	// or validate, or another node registered later has its address).
+	// or validate).
 	OnMalformed  func(key string, err error)
 	OnWatchError func(service string, err error)
 }
@@ -206,14 +207,9 @@ func (e *Registry) List(ctx context.Context, service string) ([]selector.Node, e
 	return e.nodes(service, entries), nil
 }
 
-// nodes resolves the service's entries into its node set (one node per
-// address, the newer registration winning), reporting the ones left out.
-func (e *Registry) nodes(service string, entries map[string]registry.Entry) []selector.Node {
-	return registry.Resolve(entries, func(lost, won selector.Node) {
-		if h := e.hooks.OnMalformed; h != nil {
-			h(e.key(service, lost.ID), fmt.Errorf("node %q shares the address %q with %q, registered after it", lost.ID, lost.Addr, won.ID))
-		}
-	})
+// nodes is the service's node set: every entry, newest first.
+func (e *Registry) nodes(_ string, entries map[string]registry.Entry) []selector.Node {
+	return registry.Resolve(entries)
 }
 
 // list reads the service's entries and the revision they are at.
@@ -258,13 +254,13 @@ func (e *Registry) Watch(ctx context.Context, service string) (selector.Watcher,
 		cancel()
 		return nil, err
 	}
-	f := &selector.Feed{}
+	f := &feed.Feed[selector.Node]{}
 	f.Push(e.nodes(service, entries))
 	go e.follow(ctx, f, service, entries, rev)
 	return watcher{f.Watch(ctx), cancel}, nil
 }
 
-// watcher is a Feed's watcher whose Stop also ends the follow goroutine.
+// watcher is a feed's watcher whose Stop also ends the follow goroutine.
 type watcher struct {
 	selector.Watcher
 	cancel context.CancelFunc
@@ -278,7 +274,7 @@ func (w watcher) Stop() { w.cancel(); w.Watcher.Stop() }
 // cluster rebuilt from empty data is at a revision below the one the watch
 // waits for, and would never send an event), follow lists again. It checks
 // etcd's revision every resync to see the second case.
-func (e *Registry) follow(ctx context.Context, f *selector.Feed, service string, entries map[string]registry.Entry, rev int64) {
+func (e *Registry) follow(ctx context.Context, f *feed.Feed[selector.Node], service string, entries map[string]registry.Entry, rev int64) {
 	check := time.NewTicker(e.resync)
 	defer check.Stop()
 	for ctx.Err() == nil {
@@ -308,7 +304,7 @@ func (e *Registry) follow(ctx context.Context, f *selector.Feed, service string,
 
 // apply reads one watch until it fails, etcd's revision is seen below rev,
 // or the watcher stops.
-func (e *Registry) apply(ctx context.Context, f *selector.Feed, service string, entries map[string]registry.Entry, rev *int64, ch clientv3.WatchChan, check <-chan time.Time) {
+func (e *Registry) apply(ctx context.Context, f *feed.Feed[selector.Node], service string, entries map[string]registry.Entry, rev *int64, ch clientv3.WatchChan, check <-chan time.Time) {
 	for {
 		select {
 		case <-ctx.Done():

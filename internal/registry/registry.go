@@ -4,8 +4,10 @@
 package registry
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -77,36 +79,20 @@ type Entry struct {
 	Seq  int64
 }
 
-// Resolve returns the nodes of a service ordered by ID, one per address:
-// when two entries share an address (canonical form), the newer
-// registration wins (a process restarted under a new ID on the same port
-// before its old entry expired: the old one is a ghost). drop runs for
-// each entry left out, with the winner.
-func Resolve(entries map[string]Entry, drop func(lost, won selector.Node)) []selector.Node {
-	byAddr := make(map[string]Entry, len(entries))
-	for _, e := range entries {
-		ca, err := selector.CanonicalAddr(e.Node.Addr)
-		if err != nil {
-			ca = e.Node.Addr // stored entries are valid; keep it apart
-		}
-		prev, ok := byAddr[ca]
-		if !ok {
-			byAddr[ca] = e
-			continue
-		}
-		won, lost := e, prev
-		if prev.Seq > e.Seq || (prev.Seq == e.Seq && prev.Node.ID < e.Node.ID) {
-			won, lost = prev, e
-		}
-		byAddr[ca] = won
-		if drop != nil {
-			drop(lost.Node, won.Node)
-		}
+// Resolve returns the nodes of a service, every entry kept (go-micro's
+// broker registers one node per subscription, all at one address), newest
+// registration first, ties by ID: when two entries share an address (a
+// process restarted under a new ID on the same port before its old entry
+// expired), the consumer keeps the first it sees (the selector does), and
+// so the newer registration.
+func Resolve(entries map[string]Entry) []selector.Node {
+	es := slices.Collect(maps.Values(entries))
+	slices.SortFunc(es, func(a, b Entry) int {
+		return cmp.Or(cmp.Compare(b.Seq, a.Seq), strings.Compare(a.Node.ID, b.Node.ID))
+	})
+	out := make([]selector.Node, len(es))
+	for i, e := range es {
+		out[i] = e.Node
 	}
-	out := make([]selector.Node, 0, len(byAddr))
-	for _, e := range byAddr {
-		out = append(out, e.Node)
-	}
-	slices.SortFunc(out, func(a, b selector.Node) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
