@@ -2,7 +2,6 @@ package gomicro_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -198,20 +197,21 @@ func clientErrors(t *testing.T, k kind) {
 	f := newFleetOf(t, k, 2, []gomicro.Option{gomicro.WithBreaker(brk)})
 	before := f.served()
 	_, err = f.call("missing")
-	if status.Code(err) != codes.NotFound || merrors.FromError(err).Code != 404 || f.served()-before != 1 {
+	if status.Code(gomicro.FromMicro(err)) != codes.NotFound || merrors.FromError(err).Code != 404 || f.served()-before != 1 {
 		t.Fatalf("NotFound: %v (code %v, go-micro %d) after %d attempts; want NotFound, 404, one attempt",
-			err, status.Code(err), merrors.FromError(err).Code, f.served()-before)
+			err, status.Code(gomicro.FromMicro(err)), merrors.FromError(err).Code, f.served()-before)
 	}
 	for _, s := range f.servers {
 		s.failWith(merrors.InternalServerError("greeter", "db down"))
 	}
 	testcluster.WaitFor(t, 10*time.Second, "the circuit to open", func() bool {
 		_, err := f.call("x")
-		return errors.Is(err, breaker.ErrOpen)
+		return merrors.FromError(err).Id == gomicro.IDBreaker
 	})
 	_, err = f.call("x")
-	if !errors.Is(err, breaker.ErrOpen) || merrors.FromError(err).Code != 503 || status.Code(err) != codes.Unavailable {
-		t.Fatalf("open circuit: %v (go-micro %d, code %v); want ErrOpen, 503, Unavailable", err, merrors.FromError(err).Code, status.Code(err))
+	me, ok := err.(*merrors.Error) // go-micro code's own check
+	if !ok || me.Id != gomicro.IDBreaker || me.Code != 503 || status.Code(gomicro.FromMicro(err)) != codes.Unavailable {
+		t.Fatalf("open circuit: %#v; want a *errors.Error of Id %q, 503, Unavailable", err, gomicro.IDBreaker)
 	}
 }
 
@@ -294,4 +294,36 @@ func newBreaker(t testing.TB) *breaker.Breaker {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A go-micro caller sees the very error a bare go-micro client returns,
+// of the same type (issue 25): on the grpc plugin a *errors.Error, so that
+// err.(*errors.Error) and errors.Equal work; on mucp, mucp's own. And
+// rpcguard's refusals are *errors.Error too.
+func TestCallerGetsGoMicrosOwnErrors(t *testing.T) {
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) {
+			f := newFleetOf(t, k, 1, nil)
+			want := merrors.New("greeter", "no such account", 409)
+			f.servers[0].failWith(want)
+			msel := mselector.NewSelector(mselector.Registry(f.reg))
+			t.Cleanup(func() { _ = msel.Close() })
+			bare := k.client(client.PoolSize(0), client.Registry(f.reg), client.Broker(f.brk), client.ContentType(k.contentType), client.Selector(msel))
+			_, bareErr := hello(bare, "greeter", "x")
+			_, err := f.call("x")
+			if fmt.Sprintf("%T %v", err, err) != fmt.Sprintf("%T %v", bareErr, bareErr) {
+				t.Fatalf("through rpcguard: %T %v; bare go-micro: %T %v", err, err, bareErr, bareErr)
+			}
+			if me, ok := bareErr.(*merrors.Error); ok {
+				if got, ok := err.(*merrors.Error); !ok || !merrors.Equal(got, me) || got.Detail != want.(*merrors.Error).Detail {
+					t.Fatalf("err.(*errors.Error) = %v, %v; errors.Equal with the bare client's: want true", got, ok)
+				}
+			} else if k.name == "grpc" {
+				t.Fatalf("the grpc plugin returned %T, not *errors.Error", bareErr)
+			}
+			if merrors.FromError(err).Code != 409 || status.Code(gomicro.FromMicro(err)) != codes.Aborted {
+				t.Fatalf("%v: go-micro code %d, gRPC code %v; want 409 and Aborted", err, merrors.FromError(err).Code, status.Code(gomicro.FromMicro(err)))
+			}
+		})
+	}
 }

@@ -22,16 +22,18 @@ import (
 // other 5xx Internal). This file adds what only go-micro's own client
 // errors say, in their Id and Detail.
 
-// Error is a go-micro error as rpcguard hands it on: errors.FromError,
-// errors.As and errors.Parse of go-micro keep working (its text is
-// go-micro's JSON, and it unwraps to the *errors.Error), and it answers
-// status.Code with the gRPC code of its meaning and errors.Is for what it
-// wraps (a retry mark, an rpcguard sentinel).
+// Error is a go-micro error read in gRPC's terms (FromMicro), as rpcguard's
+// engines and a caller that wants gRPC codes see it: it answers status.Code
+// with the gRPC code of its meaning and errors.Is for what it wraps (a
+// retry mark, an rpcguard sentinel), and go-micro's errors.FromError, As
+// and Parse still work (its text is go-micro's JSON, and it unwraps to the
+// *errors.Error). The client wrapper's callers get go-micro's own errors.
 type Error struct {
 	Micro  *merrors.Error
 	code   codes.Code
 	cause  error // a retry.NotSent mark, an rpcguard sentinel or an injected fault; nil if none
 	unsent bool  // the request never left the client
+	orig   error // what go-micro's client returned, handed back to the caller as it was
 }
 
 func (e *Error) Error() string { return e.Micro.Error() }
@@ -72,7 +74,7 @@ func FromMicro(err error) error {
 	_, clientMade := merrors.As(err)
 	if !clientMade {
 		if st, ok := status.FromError(err); ok {
-			return &Error{Micro: merrors.New("rpcguard", st.Message(), outcome.MicroCode(st.Code())).(*merrors.Error), code: st.Code(), cause: err}
+			return &Error{Micro: merrors.New("rpcguard", st.Message(), outcome.MicroCode(st.Code())).(*merrors.Error), code: st.Code(), cause: err, orig: err}
 		}
 	}
 	me := merrors.FromError(err)
@@ -80,9 +82,11 @@ func FromMicro(err error) error {
 	if me.Code == 0 {
 		code = codes.Unknown // not a go-micro error: a plain error counts as Unknown
 	}
-	e := &Error{Micro: me, code: code}
+	e := &Error{Micro: me, code: code, orig: err}
 	if cause := neverSent(me); cause != nil && clientMade {
 		e.code, e.unsent, e.cause = codes.Unavailable, true, cause
+	} else if clientMade && me.Code == 408 && strings.HasSuffix(me.Detail, context.Canceled.Error()) {
+		e.code = codes.Canceled // go-micro's client says the caller's cancel as a 408
 	} else if me.Id == "go.micro.client.transport" {
 		// A broken connection (a node that crashed under a pooled
 		// connection: broken pipe, unexpected EOF, reset): a transport

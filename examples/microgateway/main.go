@@ -11,7 +11,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -125,7 +124,7 @@ func main() {
 		err := cli.Call(r.Context(), cli.NewRequest("greeter", "Greeter.Hello", &Req{Name: r.PathValue("name")}), &rsp)
 		if err != nil {
 			code := http.StatusBadGateway
-			if errors.Is(err, breaker.ErrOpen) { // the client's own circuit for the service
+			if merrors.FromError(err).Id == gomicro.IDBreaker { // the client's own circuit for the service
 				code = http.StatusServiceUnavailable
 			}
 			http.Error(w, merrors.FromError(err).Detail, code)

@@ -121,8 +121,9 @@ func (c *config) op(req client.Request, opts []client.CallOption) stack.Op {
 // its own. Hedged endpoints (retry.WithHedging) run their attempts side by
 // side, each decoding into a reply of its own, and the winner's is copied
 // into rsp. WithCallOptions overrides the policy for one call. Errors come
-// back as *Error: go-micro's errors.FromError and Parse keep working, and
-// status.Code and errors.Is too.
+// back as go-micro's client returned them for the last attempt (the same
+// type and value), rpcguard's own refusals as *errors.Error with Id
+// IDBreaker or IDRetry; FromMicro reads any of them in gRPC's codes.
 func NewClientWrapper(opts ...Option) (client.Wrapper, error) {
 	c, err := build(opts)
 	if err != nil {
@@ -137,7 +138,7 @@ type guardClient struct {
 }
 
 func (g *guardClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
-	return toCaller(stack.DoInto(ctx, g.c.stack, g.c.op(req, opts), rsp, func(actx context.Context, rsp any) error {
+	return toCaller(ctx, stack.DoInto(ctx, g.c.stack, g.c.op(req, opts), rsp, func(actx context.Context, rsp any) error {
 		actx = context.WithValue(actx, wrappedKey{}, true)
 		return FromMicro(g.Client.Call(g.c.outgoing(actx), req, rsp, attemptOptions(actx, opts)...))
 	}))
@@ -207,24 +208,42 @@ func (c *config) outgoing(ctx context.Context) context.Context {
 	return metadata.NewContext(ctx, md)
 }
 
-// toCaller makes a call's error one a go-micro caller reads as its own: the
-// last attempt's go-micro error (or, for rpcguard's own refusals, a go-micro
-// error of their code), answering status.Code and errors.Is for everything
-// rpcguard's error holds.
-func toCaller(err error) error {
+// toCaller hands a call's error to a go-micro caller as go-micro would
+// have: the very error go-micro's client returned for the last attempt
+// (same type and value: err.(*errors.Error) and errors.Equal keep working);
+// the caller's context ending, as go-micro's 408; and rpcguard's own
+// refusals as *errors.Error with the go-micro code of their meaning and an
+// Id that names who refused (IDBreaker, IDRetry). FromMicro reads any of
+// them back as gRPC codes.
+func toCaller(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
 	var ge *Error
-	if errors.As(err, &ge) {
-		if error(ge) == err {
-			return err
-		}
-		return &Error{Micro: ge.Micro, code: status.Code(err), cause: err}
+	switch {
+	case errors.As(err, &ge) && ge.orig != nil:
+		return ge.orig
+	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+		return merrors.Timeout("go.micro.client", "call timeout: %v", ctx.Err())
 	}
-	code := status.Code(err)
-	return &Error{Micro: merrors.New("rpcguard", err.Error(), outcome.MicroCode(code)).(*merrors.Error), code: code, cause: err}
+	id := "rpcguard"
+	var refused *breaker.RefusedError
+	switch {
+	case errors.Is(err, breaker.ErrOpen) || errors.As(err, &refused):
+		id = IDBreaker
+	case errors.Is(err, retry.ErrBudgetExhausted) || errors.Is(err, retry.ErrAttemptsExhausted):
+		id = IDRetry
+	}
+	return merrors.New(id, err.Error(), outcome.MicroCode(status.Code(err)))
 }
+
+// The Ids of the go-micro errors of rpcguard's own refusals: an open
+// circuit or a full concurrency limit (503 and 429), and a retry budget
+// spent or attempts exhausted before any attempt reached go-micro (503).
+const (
+	IDBreaker = "rpcguard.breaker"
+	IDRetry   = "rpcguard.retry"
+)
 
 // Stream opens a stream through the stack (stack.Open): retried only while
 // it opens (no per-attempt timeout: it would end the stream); its spans and
@@ -236,7 +255,7 @@ func (g *guardClient) Stream(ctx context.Context, req client.Request, opts ...cl
 		return s, FromMicro(err)
 	})
 	if err != nil {
-		return nil, toCaller(err)
+		return nil, toCaller(ctx, err)
 	}
 	return &guardStream{Stream: st, end: end}, nil
 }
