@@ -38,14 +38,14 @@ type adapter struct {
 }
 
 func (a adapter) call(ctx context.Context, method string, wire transport) (string, error) {
-	ctx, finish := a.tg.StartCall(ctx, method)
+	ctx, finish := a.tg.StartCall(ctx, method, tracing.SpanInfo{})
 	adm, err := a.brk.Allow(ctx, method)
 	if err != nil {
 		finish(err)
 		return "", err
 	}
 	v, err := retry.Call(ctx, a.policy, a.sel, func(ctx context.Context, n selector.Node) (string, error) {
-		ctx, done := a.tg.StartAttempt(ctx, method)
+		ctx, done := a.tg.StartAttempt(ctx, method, tracing.SpanInfo{})
 		v, err := wire(ctx, n)
 		done(err)
 		return v, err

@@ -25,29 +25,30 @@ import (
 // rpcguard_selector balancer, so that each attempt goes to a node the call
 // has not tried).
 func UnaryClientInterceptor(s *stack.Stack) grpc.UnaryClientInterceptor {
-	return unaryClientInterceptor(s, nil)
+	return unaryClientInterceptor(s, tracing.SpanInfo{})
 }
 
 // StreamClientInterceptor is UnaryClientInterceptor for streams: retried
 // while they open (see retry.Policy.StreamClientInterceptor), their call
 // span and breaker slot held until they end.
 func StreamClientInterceptor(s *stack.Stack) grpc.StreamClientInterceptor {
-	return streamClientInterceptor(s, nil)
+	return streamClientInterceptor(s, tracing.SpanInfo{})
 }
 
-// spanOptions names the component and, for an rpcguard:///SERVICE target,
-// the service, unless the client's options are known already.
-func spanOptions(known []tracing.SpanOption, cc *grpc.ClientConn) []tracing.SpanOption {
-	if known != nil {
+// spanInfo names the component and, for an rpcguard:///SERVICE target, the
+// service, unless the client's are known already.
+func spanInfo(known tracing.SpanInfo, cc *grpc.ClientConn) tracing.SpanInfo {
+	if known.Component != "" {
 		return known
 	}
+	info := tracing.SpanInfo{Component: "gRPC"}
 	if svc, ok := strings.CutPrefix(cc.Target(), selector.Scheme+":///"); ok && svc != "" {
-		return []tracing.SpanOption{tracing.Component("gRPC"), tracing.PeerService(svc)}
+		info.PeerService = svc
 	}
-	return []tracing.SpanOption{tracing.Component("gRPC")}
+	return info
 }
 
-func unaryClientInterceptor(s *stack.Stack, span []tracing.SpanOption) grpc.UnaryClientInterceptor {
+func unaryClientInterceptor(s *stack.Stack, span tracing.SpanInfo) grpc.UnaryClientInterceptor {
 	if s == nil {
 		return func(context.Context, string, any, any, *grpc.ClientConn, grpc.UnaryInvoker, ...grpc.CallOption) error {
 			return errNilStack
@@ -56,7 +57,7 @@ func unaryClientInterceptor(s *stack.Stack, span []tracing.SpanOption) grpc.Unar
 	retry := s.Policy().UnaryClientInterceptor()
 	attempt := s.Tracing().AttemptUnaryClientInterceptor()
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		return s.Guard(ctx, stack.Op{Name: method, Span: spanOptions(span, cc)}, func(ctx context.Context) error {
+		return s.Guard(ctx, stack.Op{Name: method, Span: spanInfo(span, cc)}, func(ctx context.Context) error {
 			return retry(ctx, method, req, reply, cc, func(actx context.Context, method string, req, reply any, cc *grpc.ClientConn, opts ...grpc.CallOption) error {
 				return attempt(actx, method, req, reply, cc, invoker, opts...)
 			}, opts...)
@@ -64,7 +65,7 @@ func unaryClientInterceptor(s *stack.Stack, span []tracing.SpanOption) grpc.Unar
 	}
 }
 
-func streamClientInterceptor(s *stack.Stack, span []tracing.SpanOption) grpc.StreamClientInterceptor {
+func streamClientInterceptor(s *stack.Stack, span tracing.SpanInfo) grpc.StreamClientInterceptor {
 	if s == nil {
 		return func(context.Context, *grpc.StreamDesc, *grpc.ClientConn, string, grpc.Streamer, ...grpc.CallOption) (grpc.ClientStream, error) {
 			return nil, errNilStack
@@ -73,7 +74,7 @@ func streamClientInterceptor(s *stack.Stack, span []tracing.SpanOption) grpc.Str
 	retry := s.Policy().StreamClientInterceptor()
 	attempt := s.Tracing().AttemptStreamClientInterceptor()
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-		cs, end, err := stack.Begin(ctx, s, stack.Op{Name: method, Span: spanOptions(span, cc)}, func(ctx context.Context) (grpc.ClientStream, error) {
+		cs, end, err := stack.Begin(ctx, s, stack.Op{Name: method, Span: spanInfo(span, cc)}, func(ctx context.Context) (grpc.ClientStream, error) {
 			return retry(ctx, desc, cc, method, func(actx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 				return attempt(actx, desc, cc, method, streamer, opts...)
 			}, opts...)

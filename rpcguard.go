@@ -191,7 +191,7 @@ func DialOptions(service string, src selector.Source, opts ...Option) ([]grpc.Di
 	if err != nil {
 		return nil, fmt.Errorf("rpcguard: service %q: service config: %w", service, err)
 	}
-	span := []tracing.SpanOption{tracing.Component("gRPC"), tracing.PeerService(service)}
+	span := tracing.SpanInfo{Component: "gRPC", PeerService: service}
 	// The stack's interceptors come first (the user's run inside them),
 	// rpcguard's service config last (it wins over any other).
 	dopts := []grpc.DialOption{

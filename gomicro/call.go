@@ -33,7 +33,7 @@ func NewCallWrapper(opts ...Option) (client.CallWrapper, error) {
 			finish := func(error) {}
 			if tg := c.stack.Tracing(); ctx.Value(wrappedKey{}) == nil && tg.Enabled() {
 				n := selector.Node{ID: node.Id, Addr: node.Address, Metadata: node.Metadata}
-				ctx, finish = tg.StartAttempt(ctx, req.Service()+" "+req.Endpoint(), tracing.Component(component), tracing.Node(n))
+				ctx, finish = tg.StartAttempt(ctx, req.Service()+" "+req.Endpoint(), tracing.SpanInfo{Component: component, Node: n})
 				ctx = c.outgoing(ctx)
 			}
 			err := c.clientFaults(ctx, req, node.Id)

@@ -99,13 +99,30 @@ func build(opts []Option) (*config, error) {
 }
 
 // op names a go-micro call for the stack: its circuit and spans are
-// "SERVICE ENDPOINT", its retry method the endpoint.
-func (c *config) op(req client.Request, opts []client.CallOption) stack.Op {
+// "SERVICE ENDPOINT", its retry method the endpoint. A ctx without a span
+// continues the trace in its go-micro metadata, if any (a gateway hands its
+// caller's trace on that way).
+func (c *config) op(ctx context.Context, req client.Request, opts []client.CallOption) stack.Op {
 	o := stack.Op{Name: req.Service() + " " + req.Endpoint(), Method: req.Endpoint(), Retry: retryOptions(opts)}
-	if c.stack.Tracing().Enabled() { // span options cost allocations; the no-op tracer reads none
-		o.Span = []tracing.SpanOption{tracing.Component(component), tracing.PeerService(req.Service())}
+	if c.stack.Tracing().Enabled() { // the parent's closure costs an allocation; the no-op tracer reads none
+		o.Span = tracing.SpanInfo{Component: component, PeerService: req.Service(), Parent: func(yield func(k, v string) bool) {
+			md, _ := metadata.FromContext(ctx)
+			pairs(md)(yield)
+		}}
 	}
 	return o
+}
+
+// pairs yields go-micro metadata as header pairs (tracing reads keys of
+// any case).
+func pairs(md metadata.Metadata) func(yield func(k, v string) bool) {
+	return func(yield func(k, v string) bool) {
+		for k, v := range md {
+			if !yield(k, v) {
+				return
+			}
+		}
+	}
 }
 
 // NewClientWrapper returns a go-micro client.Wrapper: per call, a call span,
@@ -136,7 +153,7 @@ type guardClient struct {
 }
 
 func (g *guardClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
-	return toCaller(ctx, stack.DoInto(ctx, g.c.stack, g.c.op(req, opts), rsp, func(actx context.Context, rsp any) error {
+	return toCaller(ctx, stack.DoInto(ctx, g.c.stack, g.c.op(ctx, req, opts), rsp, func(actx context.Context, rsp any) error {
 		actx = context.WithValue(actx, wrappedKey{}, true)
 		return FromMicro(g.Client.Call(g.c.outgoing(actx), req, rsp, attemptOptions(actx, opts)...))
 	}))
@@ -248,7 +265,7 @@ const (
 // its breaker slot end when the stream does: an error from Recv or Send
 // (io.EOF is a success), Close, or the caller's context.
 func (g *guardClient) Stream(ctx context.Context, req client.Request, opts ...client.CallOption) (client.Stream, error) {
-	st, end, err := stack.Open(ctx, g.c.stack, g.c.op(req, opts), func(actx context.Context) (client.Stream, error) {
+	st, end, err := stack.Open(ctx, g.c.stack, g.c.op(ctx, req, opts), func(actx context.Context) (client.Stream, error) {
 		s, err := g.Client.Stream(g.c.outgoing(actx), req, attemptOptions(actx, opts)...)
 		return s, FromMicro(err)
 	})

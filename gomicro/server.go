@@ -2,7 +2,6 @@ package gomicro
 
 import (
 	"context"
-	"strings"
 
 	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/server"
@@ -30,18 +29,11 @@ func NewHandlerWrapper(opts ...Option) (server.HandlerWrapper, error) {
 	if err != nil {
 		return nil, err
 	}
-	span := []tracing.SpanOption{tracing.Component(component)}
 	return func(h server.HandlerFunc) server.HandlerFunc {
 		return func(ctx context.Context, req server.Request, rsp interface{}) error {
 			md, _ := metadata.FromContext(ctx)
-			err := c.stack.Serve(ctx, stack.ServerOp{Name: req.Endpoint(), Span: span, Stream: req.Stream(),
-				Headers: func(yield func(k, v string) bool) {
-					for k, v := range md {
-						if !yield(strings.ToLower(k), v) {
-							return
-						}
-					}
-				}}, func(ctx context.Context) error {
+			err := c.stack.Serve(ctx, stack.ServerOp{Name: req.Endpoint(), Stream: req.Stream(),
+				Span: tracing.SpanInfo{Component: component, Parent: pairs(md)}}, func(ctx context.Context) error {
 				if c.faults != nil {
 					if err := c.faults.Apply(ctx, req.Service(), req.Endpoint(), c.node, ""); err != nil {
 						return err

@@ -24,7 +24,7 @@ type Op struct {
 	// WithHedging); "" means Name.
 	Method string
 	// Span tags the call and attempt spans (component, peer service).
-	Span []tracing.SpanOption
+	Span tracing.SpanInfo
 	// Retry overrides the policy for this call.
 	Retry []retry.CallOption
 	// NoHedge runs the attempts one at a time even where the policy hedges
@@ -53,7 +53,7 @@ func (s *Stack) Guard(ctx context.Context, op Op, fn func(ctx context.Context) e
 	if s == nil || fn == nil {
 		return fmt.Errorf("stack: Guard(%q): nil Stack or function", op.Name)
 	}
-	ctx, finish := s.tg.StartCall(ctx, op.Name, op.Span...)
+	ctx, finish := s.tg.StartCall(ctx, op.Name, op.Span)
 	returned := false
 	defer func() {
 		if !returned {
@@ -133,7 +133,7 @@ func DoInto(ctx context.Context, s *Stack, op Op, reply any, attempt func(ctx co
 // traced runs one attempt under its attempt span, which ends even when the
 // attempt panics.
 func traced[T any](ctx context.Context, s *Stack, op Op, attempt func(ctx context.Context) (T, error)) (T, error) {
-	ctx, done := s.tg.StartAttempt(ctx, op.Name, op.Span...)
+	ctx, done := s.tg.StartAttempt(ctx, op.Name, op.Span)
 	returned := false
 	defer func() {
 		if !returned {

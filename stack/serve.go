@@ -15,11 +15,10 @@ type ServerOp struct {
 	// services and methods), never from what a remote client sent: a name
 	// from the wire would let a client create circuits at will.
 	Name string
-	// Headers yields the incoming request's headers (keys of any case);
-	// only trace headers within the tracing's size bound are read.
-	Headers func(yield func(k, v string) bool)
-	// Span tags the server span (its component).
-	Span []tracing.SpanOption
+	// Span tags the server span (its component), and its Parent yields
+	// the incoming request's headers (keys of any case; only trace headers
+	// within the tracing's size bound are read).
+	Span tracing.SpanInfo
 	// Stream: a long-lived call; the breaker's Timeout does not apply.
 	Stream bool
 }
@@ -35,11 +34,7 @@ func (s *Stack) Serve(ctx context.Context, op ServerOp, handler func(ctx context
 	if s == nil || handler == nil {
 		return fmt.Errorf("stack: Serve(%q): nil Stack or handler", op.Name)
 	}
-	headers := op.Headers
-	if headers == nil {
-		headers = func(func(k, v string) bool) {}
-	}
-	ctx, finish := s.tg.StartServer(ctx, op.Name, headers, op.Span...)
+	ctx, finish := s.tg.StartServer(ctx, op.Name, op.Span)
 	returned := false
 	defer func() {
 		if !returned {

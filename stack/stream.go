@@ -21,7 +21,7 @@ func Begin[T any](ctx context.Context, s *Stack, op Op, open func(ctx context.Co
 	if s == nil || open == nil {
 		return zero, nil, fmt.Errorf("stack: Begin(%q): nil Stack or open function", op.Name)
 	}
-	ctx, finish := s.tg.StartCall(ctx, op.Name, op.Span...)
+	ctx, finish := s.tg.StartCall(ctx, op.Name, op.Span)
 	adm, err := s.brk.Allow(ctx, op.Name)
 	if err != nil {
 		finish(err)
@@ -59,7 +59,7 @@ func Open[T any](ctx context.Context, s *Stack, op Op, open func(ctx context.Con
 	var endAttempt func(error)
 	v, endCall, err := Begin(ctx, s, op, func(ctx context.Context) (T, error) {
 		return retry.Run(ctx, s.policy, op.method(), func(actx context.Context) (T, error) {
-			actx, done := s.tg.StartAttempt(actx, op.Name, op.Span...)
+			actx, done := s.tg.StartAttempt(actx, op.Name, op.Span)
 			ok := false
 			defer func() {
 				if !ok {

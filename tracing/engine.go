@@ -14,34 +14,32 @@ import (
 // carriers around it: they start and finish spans through these methods,
 // and only move headers in and out (carrier.go).
 
-// SpanOption says what the caller knows of a span.
-type SpanOption func(*spanInfo)
-
-type spanInfo struct {
-	component   string
-	node        selector.Node
-	hasNode     bool
-	peerService string
+// SpanInfo says what the caller knows of a span. Its zero value is fine:
+// component "rpcguard", no peer, the node from the call's record.
+type SpanInfo struct {
+	// Component is the span's component tag ("gRPC", "go-micro"); "" means
+	// "rpcguard".
+	Component string
+	// PeerService tags a client span with the service called.
+	PeerService string
+	// Node tags an attempt with the node it goes to, when the caller chose
+	// it (a go-micro CallWrapper, a client with a balancer of its own); when
+	// rpcguard's selector picked it, the span reads the node from the
+	// call's record. Used when its ID is set.
+	Node selector.Node
+	// Parent yields the trace headers to continue (keys of any case; only
+	// trace headers within the size bound are read): a server span's
+	// incoming request, or, for a call span whose ctx carries no span, what
+	// the caller was handed (a gateway that passes its caller's trace on as
+	// metadata).
+	Parent func(yield func(k, v string) bool)
 }
 
-// Component names the span's component tag. Default "rpcguard".
-func Component(name string) SpanOption { return func(s *spanInfo) { s.component = name } }
-
-// Node tags an attempt with the node it goes to, when the caller chose it
-// (a go-micro CallWrapper, a client with a balancer of its own); when
-// rpcguard's selector picked it, the span reads the node from the call's
-// record without this option.
-func Node(n selector.Node) SpanOption { return func(s *spanInfo) { s.node, s.hasNode = n, true } }
-
-// PeerService tags the span with the service called.
-func PeerService(name string) SpanOption { return func(s *spanInfo) { s.peerService = name } }
-
-func spanOptions(opts []SpanOption) spanInfo {
-	s := spanInfo{component: "rpcguard"}
-	for _, o := range opts {
-		o(&s)
+func (s SpanInfo) component() string {
+	if s.Component == "" {
+		return "rpcguard"
 	}
-	return s
+	return s.Component
 }
 
 // StartCall starts the call span of one logical call: a client span named
@@ -49,15 +47,18 @@ func spanOptions(opts []SpanOption) spanInfo {
 // span learns the nodes its attempts went to). finish ends it with the
 // call's error: the gRPC code, error and message, rpcguard's reasons (open
 // circuit, spent budget, ...), the node of the last attempt.
-func (t *Tracing) StartCall(ctx context.Context, op string, opts ...SpanOption) (_ context.Context, finish func(error)) {
+func (t *Tracing) StartCall(ctx context.Context, op string, info SpanInfo) (_ context.Context, finish func(error)) {
 	tr, on := t.tracerFor()
 	if !on {
 		return ctx, func(error) {}
 	}
-	info := spanOptions(opts)
-	span := startClient(ctx, tr, op, info.component)
-	if info.peerService != "" {
-		ext.PeerService.Set(span, info.peerService)
+	var parent opentracing.SpanContext
+	if info.Parent != nil && spanFrom(ctx) == nil {
+		parent = t.extract(tr, info.Parent)
+	}
+	span := startClient(ctx, tr, op, info.component(), parent)
+	if info.PeerService != "" {
+		ext.PeerService.Set(span, info.PeerService)
 	}
 	ctx = selector.JoinRecord(opentracing.ContextWithSpan(ctx, span))
 	return ctx, func(err error) {
@@ -71,20 +72,20 @@ func (t *Tracing) StartCall(ctx context.Context, op string, opts ...SpanOption) 
 // record, and its node (from the record once picked, or Node). Call it for
 // each attempt: inside the function a retry engine runs, or in a
 // per-attempt wrapper. finish ends it with the attempt's error.
-func (t *Tracing) StartAttempt(ctx context.Context, op string, opts ...SpanOption) (_ context.Context, finish func(error)) {
+func (t *Tracing) StartAttempt(ctx context.Context, op string, info SpanInfo) (_ context.Context, finish func(error)) {
 	tr, on := t.tracerFor()
 	if !on {
 		return ctx, func(error) {}
 	}
-	info := spanOptions(opts)
-	span := startClient(ctx, tr, op+" attempt", info.component)
+	span := startClient(ctx, tr, op+" attempt", info.component(), nil)
 	tagAttempt(span, ctx, true)
-	if info.hasNode {
-		tagNode(span, info.node)
+	hasNode := info.Node.ID != ""
+	if hasNode {
+		tagNode(span, info.Node)
 	}
 	ctx = opentracing.ContextWithSpan(ctx, span)
 	return ctx, func(err error) {
-		if !info.hasNode {
+		if !hasNode {
 			tagAttempt(span, ctx, false)
 		}
 		finishRPC(span, err)
@@ -95,14 +96,16 @@ func (t *Tracing) StartAttempt(ctx context.Context, op string, opts ...SpanOptio
 // the incoming headers (each yields the pairs, keys of any case; only trace
 // headers within the size bound are read). finish ends it with the
 // handler's error.
-func (t *Tracing) StartServer(ctx context.Context, op string, headers func(yield func(k, v string) bool), opts ...SpanOption) (_ context.Context, finish func(error)) {
+func (t *Tracing) StartServer(ctx context.Context, op string, info SpanInfo) (_ context.Context, finish func(error)) {
 	tr, on := t.tracerFor()
 	if !on {
 		return ctx, func(error) {}
 	}
-	info := spanOptions(opts)
-	parent := t.extract(tr, headers)
-	span := tr.StartSpan(op, ext.RPCServerOption(parent), opentracing.Tag{Key: string(ext.Component), Value: info.component})
+	var parent opentracing.SpanContext
+	if info.Parent != nil {
+		parent = t.extract(tr, info.Parent)
+	}
+	span := tr.StartSpan(op, ext.RPCServerOption(parent), opentracing.Tag{Key: string(ext.Component), Value: info.component()})
 	return opentracing.ContextWithSpan(ctx, span), func(err error) { finishRPC(span, err) }
 }
 

@@ -28,7 +28,7 @@ func (t *Tracing) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		if !t.Enabled() {
 			return invoker(ctx, method, req, reply, cc, opts...)
 		}
-		ctx, finish := t.StartCall(ctx, method, callOptions(cc)...)
+		ctx, finish := t.StartCall(ctx, method, callInfo(cc))
 		err := invoker(t.outgoing(ctx), method, req, reply, cc, opts...)
 		finish(err)
 		return err
@@ -43,7 +43,7 @@ func (t *Tracing) AttemptUnaryClientInterceptor() grpc.UnaryClientInterceptor {
 		if !t.Enabled() {
 			return invoker(ctx, method, req, reply, cc, opts...)
 		}
-		ctx, finish := t.StartAttempt(ctx, method, Component(componentGRPC))
+		ctx, finish := t.StartAttempt(ctx, method, SpanInfo{Component: componentGRPC})
 		err := invoker(t.outgoing(ctx), method, req, reply, cc, opts...)
 		finish(err)
 		return err
@@ -57,7 +57,7 @@ func (t *Tracing) StreamClientInterceptor() grpc.StreamClientInterceptor {
 		if !t.Enabled() {
 			return streamer(ctx, desc, cc, method, opts...)
 		}
-		ctx, finish := t.StartCall(ctx, method, callOptions(cc)...)
+		ctx, finish := t.StartCall(ctx, method, callInfo(cc))
 		return stream(ctx, desc, finish, func(ctx context.Context) (grpc.ClientStream, error) {
 			return streamer(t.outgoing(ctx), desc, cc, method, opts...)
 		})
@@ -71,20 +71,21 @@ func (t *Tracing) AttemptStreamClientInterceptor() grpc.StreamClientInterceptor 
 		if !t.Enabled() {
 			return streamer(ctx, desc, cc, method, opts...)
 		}
-		ctx, finish := t.StartAttempt(ctx, method, Component(componentGRPC))
+		ctx, finish := t.StartAttempt(ctx, method, SpanInfo{Component: componentGRPC})
 		return stream(ctx, desc, finish, func(ctx context.Context) (grpc.ClientStream, error) {
 			return streamer(t.outgoing(ctx), desc, cc, method, opts...)
 		})
 	}
 }
 
-// callOptions names the component and, for an rpcguard:///SERVICE target,
-// the service.
-func callOptions(cc *grpc.ClientConn) []SpanOption {
+// callInfo names the component and, for an rpcguard:///SERVICE target, the
+// service.
+func callInfo(cc *grpc.ClientConn) SpanInfo {
+	info := SpanInfo{Component: componentGRPC}
 	if svc, ok := strings.CutPrefix(cc.Target(), selector.Scheme+":///"); ok && svc != "" {
-		return []SpanOption{Component(componentGRPC), PeerService(svc)}
+		info.PeerService = svc
 	}
-	return []SpanOption{Component(componentGRPC)}
+	return info
 }
 
 // stream opens a stream and finishes its span when it ends.
@@ -147,7 +148,7 @@ func (s *serverStream) Context() context.Context { return s.ctx }
 // the peer's address.
 func (t *Tracing) startServer(ctx context.Context, method string) (context.Context, func(error)) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	ctx, finish := t.StartServer(ctx, method, func(yield func(k, v string) bool) {
+	ctx, finish := t.StartServer(ctx, method, SpanInfo{Component: componentGRPC, Parent: func(yield func(k, v string) bool) {
 		for k, vs := range md {
 			for _, v := range vs {
 				if !yield(k, v) {
@@ -155,7 +156,7 @@ func (t *Tracing) startServer(ctx context.Context, method string) (context.Conte
 				}
 			}
 		}
-	}, Component(componentGRPC))
+	}})
 	if span := opentracing.SpanFromContext(ctx); span != nil {
 		if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 			ext.PeerAddress.Set(span, p.Addr.String())

@@ -33,7 +33,7 @@ func (t *Tracing) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		ctx, finish := t.StartServer(r.Context(), "HTTP "+httpx.Method(r.Method), headerPairs(r.Header), Component(componentHTTP))
+		ctx, finish := t.StartServer(r.Context(), "HTTP "+httpx.Method(r.Method), SpanInfo{Component: componentHTTP, Parent: headerPairs(r.Header)})
 		span := opentracing.SpanFromContext(ctx)
 		ext.HTTPMethod.Set(span, r.Method)
 		ext.HTTPUrl.Set(span, r.URL.Path)
@@ -68,7 +68,7 @@ func (t *Tracing) RoundTripper(next http.RoundTripper) http.RoundTripper {
 		if !t.Enabled() {
 			return next.RoundTrip(r)
 		}
-		ctx, finish := t.StartCall(r.Context(), "HTTP "+httpx.Method(r.Method), Component(componentHTTP))
+		ctx, finish := t.StartCall(r.Context(), "HTTP "+httpx.Method(r.Method), SpanInfo{Component: componentHTTP})
 		span := opentracing.SpanFromContext(ctx)
 		ext.HTTPMethod.Set(span, r.Method)
 		ext.HTTPUrl.Set(span, r.URL.Scheme+"://"+r.URL.Host+r.URL.Path)

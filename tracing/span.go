@@ -27,11 +27,13 @@ const (
 )
 
 // startClient starts a client span named op, child of the span in ctx.
-func startClient(ctx context.Context, tr opentracing.Tracer, op, component string) opentracing.Span {
+func startClient(ctx context.Context, tr opentracing.Tracer, op, component string, parent opentracing.SpanContext) opentracing.Span {
 	var opts [3]opentracing.StartSpanOption
 	o := append(opts[:0], ext.SpanKindRPCClient, opentracing.Tag{Key: string(ext.Component), Value: component})
-	if parent := spanFrom(ctx); parent != nil {
-		o = append(o, opentracing.ChildOf(parent.Context()))
+	if span := spanFrom(ctx); span != nil {
+		o = append(o, opentracing.ChildOf(span.Context()))
+	} else if parent != nil {
+		o = append(o, opentracing.ChildOf(parent))
 	}
 	return tr.StartSpan(op, o...)
 }

@@ -159,9 +159,9 @@ func TestDeadFirstNodeShowsTwoAttempts(t *testing.T) {
 	policy, _ := retry.New(retry.WithIdempotent("*"))
 	conns := map[string]*grpc.ClientConn{dead: testcluster.Dial(t, "passthrough:///"+dead), live.Addr: testcluster.Dial(t, "passthrough:///"+live.Addr)}
 
-	ctx, finish := tg.StartCall(context.Background(), "GetUser")
+	ctx, finish := tg.StartCall(context.Background(), "GetUser", tracing.SpanInfo{})
 	err := policy.Do(ctx, sel, func(ctx context.Context, n selector.Node) error {
-		ctx, done := tg.StartAttempt(ctx, "GetUser")
+		ctx, done := tg.StartAttempt(ctx, "GetUser", tracing.SpanInfo{})
 		carrier := map[string]string{}
 		tg.Inject(ctx, func(k, v string) { carrier[k] = v })
 		_, err := echo.Unary(metadata.NewOutgoingContext(ctx, metadata.New(carrier)), conns[n.Addr])

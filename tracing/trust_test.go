@@ -130,7 +130,7 @@ func TestHTTPBaggageRoundTripIsExact(t *testing.T) {
 		got <- opentracing.SpanFromContext(r.Context()).BaggageItem("note")
 	})))
 	defer srv.Close()
-	ctx, finish := tg.StartCall(context.Background(), "client")
+	ctx, finish := tg.StartCall(context.Background(), "client", tracing.SpanInfo{})
 	opentracing.SpanFromContext(ctx).SetBaggageItem("note", "a b/c é")
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
 	resp, err := (&http.Client{Transport: tg.RoundTripper(srv.Client().Transport)}).Do(req)

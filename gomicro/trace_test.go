@@ -1,0 +1,141 @@
+package gomicro_test
+
+import (
+	"context"
+	"net/textproto"
+	"testing"
+	"time"
+
+	"github.com/opentracing/opentracing-go"
+	jaegerclient "github.com/uber/jaeger-client-go"
+	"go-micro.dev/v4/client"
+	"go-micro.dev/v4/metadata"
+	"go-micro.dev/v4/server"
+
+	"github.com/rpcguard/rpcguard/gomicro"
+	"github.com/rpcguard/rpcguard/tracing"
+	"github.com/rpcguard/rpcguard/tracing/jaeger"
+)
+
+// Relay is a go-micro handler that calls greeter's Greeter.Hello with its
+// own context, as a service in the middle of a chain does.
+type Relay struct{ cli client.Client }
+
+func (r *Relay) Hello(ctx context.Context, req *Req, rsp *Rsp) error {
+	return r.cli.Call(ctx, r.cli.NewRequest("greeter", "Greeter.Hello", req), rsp)
+}
+
+// client → front → greeter, all on gomicro: in every one of 40 traces the
+// greeter's server span is the child of the attempt span of the front's
+// call (go-micro relays the front's incoming Uber-Trace-Id into its
+// handler's context; the wrapper's own header must be the only one sent).
+func TestTraceParentsAcrossTwoHops(t *testing.T) {
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) {
+			tg, rep := inMemoryTracing(t, "hops")
+			wopts := []gomicro.Option{gomicro.WithTracing(tg)}
+			hw, err := gomicro.NewHandlerWrapper(gomicro.WithTracing(tg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := newFleetOf(t, k, 1, wopts, server.WrapHandler(hw))
+			front := k.server(server.Name("front"), server.Id("front-0"), server.Address("127.0.0.1:0"),
+				server.Registry(f.reg), server.Broker(f.brk), server.RegisterTTL(time.Minute), server.WrapHandler(hw))
+			if err := front.Handle(front.NewHandler(&Relay{cli: f.client(t, wopts)})); err != nil {
+				t.Fatal(err)
+			}
+			if err := front.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = front.Stop() })
+			top := f.client(t, wopts)
+			for i := range 40 {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				var rsp Rsp
+				err := top.Call(ctx, top.NewRequest("front", "Relay.Hello", &Req{Name: "x"}), &rsp)
+				cancel()
+				if err != nil {
+					t.Fatalf("call %d: %v", i, err)
+				}
+			}
+			traces := map[uint64]map[string]*jaegerclient.Span{}
+			for _, s := range rep.GetSpans() {
+				js := s.(*jaegerclient.Span)
+				id := js.SpanContext().TraceID().Low
+				if traces[id] == nil {
+					traces[id] = map[string]*jaegerclient.Span{}
+				}
+				traces[id][js.OperationName()] = js
+			}
+			if len(traces) != 40 {
+				t.Fatalf("%d traces for 40 calls, want 40", len(traces))
+			}
+			wrong := 0
+			for _, tr := range traces {
+				hop := tr["greeter Greeter.Hello attempt"]
+				srv := tr["Greeter.Hello"] // the server span
+				frontSrv, frontAttempt := tr["Relay.Hello"], tr["front Relay.Hello attempt"]
+				if hop == nil || srv == nil || frontSrv == nil || frontAttempt == nil ||
+					srv.SpanContext().ParentID() != hop.SpanContext().SpanID() ||
+					frontSrv.SpanContext().ParentID() != frontAttempt.SpanContext().SpanID() {
+					wrong++
+					if wrong == 1 {
+						for name, sp := range tr {
+							t.Logf("%s: %v parent %v", name, sp.SpanContext().SpanID(), sp.SpanContext().ParentID())
+						}
+					}
+				}
+			}
+			if wrong > 0 {
+				t.Fatalf("%d of 40 traces had a server span under the wrong parent (or missing)", wrong)
+			}
+		})
+	}
+}
+
+// A caller whose context carries no span but go-micro metadata with a
+// trace (the micro API gateway hands its caller's trace on that way,
+// keys capitalised): the call span continues that trace, every time.
+func TestTraceParentFromMetadataOnly(t *testing.T) {
+	rep := jaegerclient.NewInMemoryReporter()
+	tracer, closer, err := jaeger.New("gateway", jaeger.WithInMemoryReporter(rep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = closer.Close() })
+	tg, err := tracing.New(tracing.WithTracer(tracer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFleet(t, 1, []gomicro.Option{gomicro.WithTracing(tg)})
+	for i := range 40 {
+		gw := tracer.StartSpan("gateway")
+		carrier := opentracing.TextMapCarrier{}
+		if err := tracer.Inject(gw.Context(), opentracing.TextMap, carrier); err != nil {
+			t.Fatal(err)
+		}
+		md := metadata.Metadata{}
+		for k, v := range carrier {
+			md[textproto.CanonicalMIMEHeaderKey(k)] = v // as go-micro sends it: Uber-Trace-Id
+		}
+		ctx, cancel := context.WithTimeout(metadata.NewContext(context.Background(), md), 5*time.Second)
+		var rsp Rsp
+		err := f.cli.Call(ctx, f.cli.NewRequest("greeter", "Greeter.Hello", &Req{Name: "x"}), &rsp)
+		cancel()
+		gw.Finish()
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		var call *jaegerclient.Span
+		for _, s := range rep.GetSpans() {
+			if js := s.(*jaegerclient.Span); js.OperationName() == "greeter Greeter.Hello" {
+				call = js
+			}
+		}
+		gwc := gw.Context().(jaegerclient.SpanContext)
+		if call == nil || call.SpanContext().TraceID() != gwc.TraceID() || call.SpanContext().ParentID() != gwc.SpanID() {
+			t.Fatalf("call %d: the call span does not continue the gateway's trace", i)
+		}
+		rep.Reset()
+	}
+}
