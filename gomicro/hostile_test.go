@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opentracing/opentracing-go"
 	jaegerclient "github.com/uber/jaeger-client-go"
 	"go-micro.dev/v4/client"
 	merrors "go-micro.dev/v4/errors"
@@ -286,6 +287,13 @@ func TestRelayedDialFailureIsNotNeverSent(t *testing.T) {
 // finished spans to rep, closed when the test ends.
 func inMemoryTracing(t *testing.T, service string) (*tracing.Tracing, *jaegerclient.InMemoryReporter) {
 	t.Helper()
+	tg, _, rep := inMemoryTracer(t, service)
+	return tg, rep
+}
+
+// inMemoryTracer is inMemoryTracing with the tracer itself.
+func inMemoryTracer(t *testing.T, service string) (*tracing.Tracing, opentracing.Tracer, *jaegerclient.InMemoryReporter) {
+	t.Helper()
 	rep := jaegerclient.NewInMemoryReporter()
 	tr, closer, err := jaeger.New(service, jaeger.WithInMemoryReporter(rep))
 	if err != nil {
@@ -296,5 +304,5 @@ func inMemoryTracing(t *testing.T, service string) (*tracing.Tracing, *jaegercli
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tg, rep
+	return tg, tr, rep
 }

@@ -13,8 +13,6 @@ import (
 	"go-micro.dev/v4/server"
 
 	"github.com/rpcguard/rpcguard/gomicro"
-	"github.com/rpcguard/rpcguard/tracing"
-	"github.com/rpcguard/rpcguard/tracing/jaeger"
 )
 
 // Relay is a go-micro handler that calls greeter's Greeter.Hello with its
@@ -97,16 +95,7 @@ func TestTraceParentsAcrossTwoHops(t *testing.T) {
 // trace (the micro API gateway hands its caller's trace on that way,
 // keys capitalised): the call span continues that trace, every time.
 func TestTraceParentFromMetadataOnly(t *testing.T) {
-	rep := jaegerclient.NewInMemoryReporter()
-	tracer, closer, err := jaeger.New("gateway", jaeger.WithInMemoryReporter(rep))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = closer.Close() })
-	tg, err := tracing.New(tracing.WithTracer(tracer))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tg, tracer, rep := inMemoryTracer(t, "gateway")
 	f := newFleet(t, 1, []gomicro.Option{gomicro.WithTracing(tg)})
 	for i := range 40 {
 		gw := tracer.StartSpan("gateway")
