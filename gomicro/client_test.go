@@ -2,6 +2,7 @@ package gomicro_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -325,5 +326,59 @@ func TestCallerGetsGoMicrosOwnErrors(t *testing.T) {
 				t.Fatalf("%v: go-micro code %d, gRPC code %v; want 409 and Aborted", err, merrors.FromError(err).Code, status.Code(gomicro.FromMicro(err)))
 			}
 		})
+	}
+}
+
+// go-micro's own retry settings are honoured, never ignored (issue 25):
+// client.Retries(n) and per call client.WithRetries(n) make at most n+1
+// attempts; a Retry func of the user's decides whether a call goes on (its
+// error ends the call with that error); the engine's rules still apply (a
+// call that is not idempotent is not sent twice).
+func TestGoMicroRetrySettings(t *testing.T) {
+	idempotent, err := retry.New(retry.WithIdempotent("Greeter.*"), retry.WithBudget(retry.Budget{Off: true}), retry.WithMaxAttempts(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := errors.New("stop here")
+	var asked atomic.Int64
+	never := func(context.Context, client.Request, int, error) (bool, error) { asked.Add(1); return false, nil }
+	always := func(context.Context, client.Request, int, error) (bool, error) { asked.Add(1); return true, nil }
+	fails := func(context.Context, client.Request, int, error) (bool, error) { return true, stop }
+	for _, tc := range []struct {
+		name     string
+		policy   *retry.Policy
+		copts    []client.Option
+		callOpts []client.CallOption
+		attempts int64
+		wantErr  error
+	}{
+		{name: "client.Retries(1)", policy: idempotent, copts: []client.Option{client.Retries(1)}, attempts: 2},
+		{name: "client.WithRetries(0) per call", policy: idempotent, callOpts: []client.CallOption{client.WithRetries(0)}, attempts: 1},
+		{name: "the engine's own without either", policy: idempotent, attempts: 4}, // 4 nodes, none tried twice
+		{name: "a Retry func that says no", policy: idempotent, copts: []client.Option{client.Retry(never)}, attempts: 1},
+		{name: "a Retry func that says yes, not idempotent", copts: []client.Option{client.Retry(always)}, attempts: 1},
+		{name: "a Retry func's error ends the call with it", policy: idempotent, callOpts: []client.CallOption{client.WithRetry(fails)}, attempts: 1, wantErr: stop},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var wopts []gomicro.Option
+			if tc.policy != nil {
+				wopts = append(wopts, gomicro.WithRetry(tc.policy))
+			}
+			f := newFleet(t, 4, nil)
+			for _, s := range f.servers {
+				s.failWith(merrors.New("greeter", "overwhelmed", 503))
+			}
+			f.cli = f.client(t, wopts, tc.copts...)
+			_, err := hello(f.cli, "greeter", "x", tc.callOpts...)
+			if got := f.served(); got != tc.attempts || err == nil {
+				t.Fatalf("%d attempts reached the servers (err %v), want %d", got, err, tc.attempts)
+			}
+			if tc.wantErr != nil && err != tc.wantErr {
+				t.Fatalf("error %v, want the Retry func's %v", err, tc.wantErr)
+			}
+		})
+	}
+	if asked.Load() == 0 {
+		t.Fatal("no Retry func was asked")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"time"
 
 	"go-micro.dev/v5/client"
@@ -19,6 +20,7 @@ import (
 	"github.com/rpcguard/rpcguard/faultinject"
 	"github.com/rpcguard/rpcguard/outcome"
 	"github.com/rpcguard/rpcguard/retry"
+	"github.com/rpcguard/rpcguard/selector"
 	"github.com/rpcguard/rpcguard/stack"
 	"github.com/rpcguard/rpcguard/tracing"
 )
@@ -101,18 +103,22 @@ func build(opts []Option) (*config, error) {
 }
 
 // op names a go-micro call for the stack: its circuit and spans are
-// "SERVICE ENDPOINT", its retry method the endpoint. A ctx without a span
-// continues the trace in its go-micro metadata, if any (a gateway hands its
-// caller's trace on that way).
-func (c *config) op(ctx context.Context, req client.Request, opts []client.CallOption) stack.Op {
-	o := stack.Op{Name: req.Service() + " " + req.Endpoint(), Method: req.Endpoint(), Retry: retryOptions(opts)}
+// "SERVICE ENDPOINT", its retry method the endpoint, its retry options
+// what co says (go-micro's own retry settings and WithCallOptions). A ctx
+// without a span continues the trace in its go-micro metadata, if any (a
+// gateway hands its caller's trace on that way). decide translates an
+// attempt's error for the engine, with go-micro's Retry func if co has one
+// of the user's.
+func (c *config) op(ctx context.Context, req client.Request, co client.CallOptions) (_ stack.Op, decide func(context.Context, client.Request, error) error) {
+	ropts, decide := retryOptions(co)
+	o := stack.Op{Name: req.Service() + " " + req.Endpoint(), Method: req.Endpoint(), Retry: ropts}
 	if c.stack.Tracing().Enabled() { // the parent's closure costs an allocation; the no-op tracer reads none
 		o.Span = tracing.SpanInfo{Component: component, PeerService: req.Service(), Parent: func(yield func(k, v string) bool) {
 			md, _ := metadata.FromContext(ctx)
 			pairs(md)(yield)
 		}}
 	}
-	return o
+	return o, decide
 }
 
 // pairs yields go-micro metadata as header pairs (tracing reads keys of
@@ -155,9 +161,11 @@ type guardClient struct {
 }
 
 func (g *guardClient) Call(ctx context.Context, req client.Request, rsp interface{}, opts ...client.CallOption) error {
-	return toCaller(ctx, stack.DoInto(ctx, g.c.stack, g.c.op(ctx, req, opts), rsp, func(actx context.Context, rsp any) error {
+	op, decide := g.c.op(ctx, req, g.callOptions(opts))
+	return toCaller(ctx, stack.DoInto(ctx, g.c.stack, op, rsp, func(actx context.Context, rsp any) error {
 		actx = context.WithValue(actx, wrappedKey{}, true)
-		return FromMicro(g.Client.Call(g.c.outgoing(actx), req, rsp, attemptOptions(actx, opts)...))
+		err := g.Client.Call(g.c.outgoing(actx), req, rsp, attemptOptions(actx, opts)...)
+		return decide(actx, req, err)
 	}))
 }
 
@@ -177,25 +185,66 @@ func WithCallOptions(opts ...retry.CallOption) client.CallOption {
 	}
 }
 
-// retryOptions reads the retry options among go-micro call options.
-func retryOptions(opts []client.CallOption) []retry.CallOption {
-	var co client.CallOptions
+// callOptions is the client's go-micro call options with a call's own.
+func (g *guardClient) callOptions(opts []client.CallOption) client.CallOptions {
+	co := g.Client.Options().CallOptions
 	for _, o := range opts {
 		o(&co)
 	}
-	if co.Context == nil {
-		return nil
+	return co
+}
+
+// go-micro's defaults (v4.11 and v5): 5 retries, decided by RetryOnError.
+const microRetries = 5
+
+var microRetry = reflect.ValueOf(client.RetryOnError).Pointer()
+
+// retryOptions maps go-micro's retry settings onto the engine's, and adds
+// WithCallOptions' (which win). client.Retries(n) (or per call
+// client.WithRetries, or MICRO_CLIENT_RETRIES through go-micro's flags)
+// other than go-micro's default 5 makes at most n+1 attempts. A Retry func
+// of the user's (client.Retry, client.WithRetry) decides after each failed
+// attempt whether the call goes on (as in go-micro: its error ends the call
+// with that error); the engine's rules still apply on top: the budget, and
+// no second attempt of a call that is not idempotent once one may have
+// reached a server. go-micro's default RetryOnError leaves the decision to
+// rpcguard's rules.
+func retryOptions(co client.CallOptions) ([]retry.CallOption, func(context.Context, client.Request, error) error) {
+	var ropts []retry.CallOption
+	if co.Retries != microRetries {
+		ropts = append(ropts, retry.MaxAttempts(max(co.Retries, 0)+1))
 	}
-	ropts, _ := co.Context.Value(retryKey{}).([]retry.CallOption)
-	return ropts
+	if co.Context != nil {
+		own, _ := co.Context.Value(retryKey{}).([]retry.CallOption)
+		ropts = append(ropts, own...)
+	}
+	fn := co.Retry
+	if fn == nil || reflect.ValueOf(fn).Pointer() == microRetry {
+		return ropts, func(_ context.Context, _ client.Request, err error) error { return FromMicro(err) }
+	}
+	return ropts, func(ctx context.Context, req client.Request, err error) error {
+		if err == nil {
+			return nil
+		}
+		a, _ := selector.AttemptFrom(ctx)
+		again, rerr := fn(ctx, req, max(a.Number-1, 0), err)
+		switch {
+		case rerr != nil:
+			return retry.Pushback(FromMicro(rerr), -1) // go-micro ends the call with the func's error
+		case again:
+			return retry.Retryable(FromMicro(err))
+		}
+		return retry.Pushback(FromMicro(err), -1)
+	}
 }
 
 // attemptOptions makes one go-micro call an rpcguard attempt: no retries of
-// its own, the call's record for the selector, and the attempt's deadline
+// its own (and no Retry func: the engine asks it), the call's record for
+// the selector, and the attempt's deadline
 // as go-micro's ConnectionTimeout (go-micro bounds an attempt by it, never
 // by the context, and sends it to the server as its timeout).
 func attemptOptions(actx context.Context, opts []client.CallOption) []client.CallOption {
-	out := append(opts[:len(opts):len(opts)], client.WithRetries(0),
+	out := append(opts[:len(opts):len(opts)], client.WithRetries(0), client.WithRetry(noRetry),
 		client.WithSelectOption(func(o *mselector.SelectOptions) { o.Context = actx }))
 	if dl, ok := actx.Deadline(); ok {
 		d := time.Until(dl)
@@ -203,6 +252,8 @@ func attemptOptions(actx context.Context, opts []client.CallOption) []client.Cal
 	}
 	return out
 }
+
+func noRetry(context.Context, client.Request, int, error) (bool, error) { return false, nil }
 
 // outgoing writes the attempt span into go-micro's metadata, in place of
 // any trace header already there: go-micro relays a request's headers into
@@ -267,9 +318,10 @@ const (
 // its breaker slot end when the stream does: an error from Recv or Send
 // (io.EOF is a success), Close, or the caller's context.
 func (g *guardClient) Stream(ctx context.Context, req client.Request, opts ...client.CallOption) (client.Stream, error) {
-	st, end, err := stack.Open(ctx, g.c.stack, g.c.op(ctx, req, opts), func(actx context.Context) (client.Stream, error) {
+	op, decide := g.c.op(ctx, req, g.callOptions(opts))
+	st, end, err := stack.Open(ctx, g.c.stack, op, func(actx context.Context) (client.Stream, error) {
 		s, err := g.Client.Stream(g.c.outgoing(actx), req, attemptOptions(actx, opts)...)
-		return s, FromMicro(err)
+		return s, decide(actx, req, err)
 	})
 	if err != nil {
 		return nil, toCaller(ctx, err)
