@@ -24,7 +24,7 @@ type wrappedKey struct{}
 // outcome reaches the selector through go-micro's Selector.Mark (NewSelector
 // uses it). Put it with micro.WrapCall or client.WrapCall.
 func NewCallWrapper(opts ...Option) (client.CallWrapper, error) {
-	c, err := build(opts)
+	c, err := buildWrapper(opts)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"sync/atomic"
 	"time"
 
 	"go-micro.dev/v4/client"
@@ -32,7 +33,23 @@ type config struct {
 	stack    *stack.Stack
 	stackOps []stack.Option
 	faults   *faultinject.Injector
-	node     string // the node a handler wrapper serves as, for faults
+	node     string            // the node a handler wrapper serves as, for faults
+	sopts    []selector.Option // ServiceOptions' selector's
+	wrapped  atomic.Pointer[guardClient]
+}
+
+// WithSelectorOptions sets the options of ServiceOptions' selector
+// (NewSelector's: strategy, ejection, filters; default power of two choices
+// and selector.DefaultEjection). Only ServiceOptions takes it; a wrapper
+// given it refuses to build.
+func WithSelectorOptions(opts ...selector.Option) Option {
+	return func(c *config) error {
+		if len(opts) == 0 {
+			return fmt.Errorf("gomicro: WithSelectorOptions: no option")
+		}
+		c.sopts = opts
+		return nil
+	}
 }
 
 // WithStack sets the whole stack (stack.New): the same engines, and so the
@@ -146,11 +163,28 @@ func pairs(md metadata.Metadata) func(yield func(k, v string) bool) {
 // type and value), rpcguard's own refusals as *errors.Error with Id
 // IDBreaker or IDRetry; FromMicro reads any of them in gRPC's codes.
 func NewClientWrapper(opts ...Option) (client.Wrapper, error) {
-	c, err := build(opts)
+	c, err := buildWrapper(opts)
 	if err != nil {
 		return nil, err
 	}
-	return func(next client.Client) client.Client { return &guardClient{Client: next, c: c} }, nil
+	return c.clientWrapper(), nil
+}
+
+func (c *config) clientWrapper() client.Wrapper {
+	return func(next client.Client) client.Client {
+		g := &guardClient{Client: next, c: c}
+		c.wrapped.Store(g)
+		return g
+	}
+}
+
+// buildWrapper is build for a wrapper, which has no selector to configure.
+func buildWrapper(opts []Option) (*config, error) {
+	c, err := build(opts)
+	if err == nil && c.sopts != nil {
+		err = fmt.Errorf("gomicro: WithSelectorOptions is ServiceOptions' (or pass the options to NewSelector)")
+	}
+	return c, err
 }
 
 type guardClient struct {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sync"
 
+	"go-micro.dev/v5/logger"
 	"go-micro.dev/v5/registry"
 	mselector "go-micro.dev/v5/selector"
 
@@ -25,10 +26,11 @@ import (
 type Selector struct {
 	sopts []selector.Option
 
-	mu    sync.Mutex
-	opts  mselector.Options
-	group *selector.Group
-	picks sync.Map // *registry.Node (each pick's own) -> pick
+	mu     sync.Mutex
+	opts   mselector.Options
+	group  *selector.Group
+	picks  sync.Map // *registry.Node (each pick's own) -> pick
+	warned sync.Once
 }
 
 // NewSelector returns a Selector on reg, with rpcguard selector options
@@ -90,12 +92,19 @@ func (s *Selector) Options() mselector.Options {
 // per-call record (rpcguard's client wrapper passes each attempt's) makes
 // the picks join it, so attempts of one call across several go-micro calls
 // avoid each other's nodes; its deadline bounds the wait for a service's
-// first node set. Filters and strategies of go-micro's select options do
-// not apply: rpcguard's selector options do.
+// first node set. Filters and strategies of go-micro's select options (the
+// roundrobin wrapper's) do not apply, rpcguard's selector options do: the
+// first Select given one says so in a warning (go-micro's logger).
 func (s *Selector) Select(service string, opts ...mselector.SelectOption) (mselector.Next, error) {
 	var so mselector.SelectOptions
 	for _, o := range opts {
 		o(&so)
+	}
+	if so.Strategy != nil || len(so.Filters) > 0 {
+		s.warned.Do(func() {
+			logger.Logf(logger.WarnLevel, "gomicro: Selector: go-micro select strategies and filters (the roundrobin wrapper, "+
+				"selector.WithFilter) do not apply; choose rpcguard's with gomicro.WithSelectorOptions or NewSelector's options")
+		})
 	}
 	ctx := so.Context
 	if ctx == nil {

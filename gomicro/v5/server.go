@@ -27,10 +27,14 @@ import (
 // server Router of your own, routing comes after the wrappers: name only
 // known endpoints there.
 func NewHandlerWrapper(opts ...Option) (server.HandlerWrapper, error) {
-	c, err := build(opts)
+	c, err := buildWrapper(opts)
 	if err != nil {
 		return nil, err
 	}
+	return c.handlerWrapper(), nil
+}
+
+func (c *config) handlerWrapper() server.HandlerWrapper {
 	return func(h server.HandlerFunc) server.HandlerFunc {
 		return func(ctx context.Context, req server.Request, rsp interface{}) error {
 			md, _ := metadata.FromContext(ctx)
@@ -45,5 +49,5 @@ func NewHandlerWrapper(opts ...Option) (server.HandlerWrapper, error) {
 			})
 			return ToMicro(req.Service(), err)
 		}
-	}, nil
+	}
 }

@@ -3,35 +3,43 @@
 package gomicro
 
 import (
+	"go-micro.dev/v5/logger"
 	"go-micro.dev/v5/registry"
-	"go-micro.dev/v5/selector"
+	mselector "go-micro.dev/v5/selector"
 	micro "go-micro.dev/v5/service"
 )
 
 // ServiceOptions is the one line for a go-micro service, as
-// rpcguard.NewClient is for gRPC: an rpcguard selector on reg (NewSelector),
-// the client wrapper (NewClientWrapper) and the handler wrapper
-// (NewHandlerWrapper), sharing opts. Pass them to micro.NewService after
-// micro.Client, micro.Server and micro.Registry (go-micro's options act on
-// the client and server set before them), and call close when the service
-// ends:
+// rpcguard.NewClient is for gRPC: an rpcguard selector on reg (NewSelector,
+// with WithSelectorOptions' options), the client wrapper (NewClientWrapper)
+// and the handler wrapper (NewHandlerWrapper), sharing opts and one stack.
+// Pass them to micro.NewService after micro.Client, micro.Server and
+// micro.Registry (go-micro's options act on the client and server set
+// before them), and call close when the service ends:
 //
 //	rg, closeRG, err := gomicro.ServiceOptions(reg, gomicro.WithRetry(policy))
 //	svc := micro.New(append([]micro.Option{micro.Name("greeter"),
 //		micro.Client(cli), micro.Server(srv), micro.Registry(reg)}, rg...)...)
 //	defer closeRG()
+//
+// A micro.Selector passed after them undoes rpcguard's selector: the
+// service says so in a warning (go-micro's logger) when it starts.
 func ServiceOptions(reg registry.Registry, opts ...Option) (_ []micro.Option, close func() error, _ error) {
-	sel, err := NewSelector(reg)
+	c, err := build(opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	cw, err := NewClientWrapper(opts...)
+	sel, err := NewSelector(reg, c.sopts...)
 	if err != nil {
 		return nil, nil, err
 	}
-	hw, err := NewHandlerWrapper(opts...)
-	if err != nil {
-		return nil, nil, err
+	check := func() error {
+		if g := c.wrapped.Load(); g == nil || g.Options().Selector != mselector.Selector(sel) {
+			logger.Logf(logger.WarnLevel, "gomicro: the service's client does not use ServiceOptions' selector or client wrapper "+
+				"(a micro.Selector after ServiceOptions replaced it): calls may go back to nodes they tried and bad nodes are not ejected")
+		}
+		return nil
 	}
-	return []micro.Option{micro.Selector(selector.Selector(sel)), micro.WrapClient(cw), micro.WrapHandler(hw)}, sel.Close, nil
+	return []micro.Option{micro.Selector(sel), micro.WrapClient(c.clientWrapper()), micro.WrapHandler(c.handlerWrapper()),
+		micro.AfterStart(check)}, sel.Close, nil
 }
