@@ -4,6 +4,7 @@ package gomicro
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -16,9 +17,14 @@ import (
 	"github.com/rpcguard/rpcguard/selector"
 )
 
-// DefaultRegisterTTL is the TTL a registration gets when go-micro gives none
+// defaultRegisterTTL is the TTL a registration gets when go-micro gives none
 // (go-micro's server registers with 90 s by default).
-const DefaultRegisterTTL = 90 * time.Second
+const defaultRegisterTTL = 90 * time.Second
+
+// endpointsKey is the node metadata key under which Registry keeps a
+// service's go-micro endpoints (JSON), since rpcguard's registries keep
+// nodes; GetService and Watch hand them back as the Service's Endpoints.
+const endpointsKey = "micro-endpoints"
 
 // Registry makes an rpcguard registry (health.NewMemory, or health/etcd's,
 // with its leases, resumed watches and re-lists) a go-micro
@@ -30,15 +36,17 @@ const DefaultRegisterTTL = 90 * time.Second
 // tick).
 //
 // Register starts a node's Registrar with the registration's TTL
-// (micro.RegisterTTL; DefaultRegisterTTL without one) and the Registrar
+// (micro.RegisterTTL; 90 s without one) and the Registrar
 // options given to NewRegistry; go-micro's re-registrations of a node held
 // (micro.RegisterInterval) do nothing. Deregister stops the node's Registrar
 // (deregistered, then its drain). Give the check to NewRegistry
-// (health.WithCheck), not to micro.RegisterCheck. GetService returns one
-// *Service per version (no endpoints: rpcguard's registries keep nodes);
-// Watch streams create, update and delete events for one service
-// (registry.WatchService is required). ListServices is not supported:
-// rpcguard's registries are read by service name.
+// (health.WithCheck), not to micro.RegisterCheck. Everything go-micro
+// registers is kept: every node (go-micro's HTTP broker registers one per
+// subscription, all at one address), its metadata, and the service's
+// endpoints (in each node's metadata, under "micro-endpoints"). GetService
+// returns one *Service per version; Watch streams create, update and delete
+// events for one service (registry.WatchService is required). ListServices
+// is not supported: rpcguard's registries are read by service name.
 type Registry struct {
 	reg  health.Registry
 	keep *health.Keeper
@@ -105,7 +113,7 @@ func (m *Registry) Register(s *registry.Service, opts ...registry.RegisterOption
 	}
 	ttl := ro.TTL
 	if ttl <= 0 {
-		ttl = DefaultRegisterTTL
+		ttl = defaultRegisterTTL
 	}
 	ctx, cancel := m.context(ro.Context)
 	defer cancel()
@@ -115,7 +123,19 @@ func (m *Registry) Register(s *registry.Service, opts ...registry.RegisterOption
 			errs = append(errs, fmt.Errorf("gomicro: Register %q: nil node", s.Name))
 			continue
 		}
-		if err := m.keep.Hold(ctx, s.Name, rpcguardNode(s.Version, n, true), health.WithTTL(ttl)); err != nil {
+		node := rpcguardNode(s.Version, n, true)
+		if len(s.Endpoints) > 0 {
+			b, err := json.Marshal(s.Endpoints)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("gomicro: Register %q: endpoints: %w", s.Name, err))
+				continue
+			}
+			if node.Metadata == nil {
+				node.Metadata = map[string]string{}
+			}
+			node.Metadata[endpointsKey] = string(b)
+		}
+		if err := m.keep.Hold(ctx, s.Name, node, health.WithTTL(ttl)); err != nil {
 			errs = append(errs, fmt.Errorf("gomicro: Register %q: %w", s.Name, err))
 		}
 	}
@@ -180,7 +200,7 @@ func services(name string, nodes []selector.Node) []*registry.Service {
 			byVersion[v] = s
 			versions = append(versions, v)
 		}
-		s.Nodes = append(s.Nodes, microNode(n))
+		addNode(s, n)
 	}
 	out := make([]*registry.Service, 0, len(versions))
 	for _, v := range versions {
@@ -189,8 +209,21 @@ func services(name string, nodes []selector.Node) []*registry.Service {
 	return out
 }
 
-func microNode(n selector.Node) *registry.Node {
-	return &registry.Node{Id: n.ID, Address: n.Addr, Metadata: maps.Clone(n.Metadata)}
+// addNode adds n to s as go-micro registered it: its endpoints, kept in
+// its metadata, become s's (if s has none yet), and the version rpcguard
+// keeps in its metadata is s's Version.
+func addNode(s *registry.Service, n selector.Node) {
+	md := maps.Clone(n.Metadata)
+	if v, ok := md["version"]; ok && v == s.Version {
+		delete(md, "version")
+	}
+	if eps, ok := md[endpointsKey]; ok {
+		delete(md, endpointsKey)
+		if s.Endpoints == nil {
+			_ = json.Unmarshal([]byte(eps), &s.Endpoints) // a malformed entry has no endpoints
+		}
+	}
+	s.Nodes = append(s.Nodes, &registry.Node{Id: n.ID, Address: n.Addr, Metadata: md})
 }
 
 func (m *Registry) ListServices(...registry.ListOption) ([]*registry.Service, error) {
@@ -237,8 +270,9 @@ func (mw *microWatcher) Next() (*registry.Result, error) {
 		added, changed, removed := selector.Diff(mw.last, nodes)
 		for i, ns := range [][]selector.Node{added, changed, removed} {
 			for _, n := range ns {
-				mw.pending = append(mw.pending, &registry.Result{Action: [...]string{"create", "update", "delete"}[i],
-					Service: &registry.Service{Name: mw.service, Version: n.Metadata["version"], Nodes: []*registry.Node{microNode(n)}}})
+				s := &registry.Service{Name: mw.service, Version: n.Metadata["version"]}
+				addNode(s, n)
+				mw.pending = append(mw.pending, &registry.Result{Action: [...]string{"create", "update", "delete"}[i], Service: s})
 			}
 		}
 		mw.last = nodes

@@ -4,7 +4,9 @@ package gomicro_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -376,4 +378,81 @@ func TestFailingCheckKeepsTheNodeOut(t *testing.T) {
 	}
 	failing.Store(false)
 	testcluster.WaitFor(t, 5*time.Second, "the node to come back", func() bool { return len(listed(mem, "greeter")) == 1 })
+}
+
+// Everything go-micro registers is kept (issue 25): go-micro's HTTP broker
+// registers each subscription as a node at the broker's one address, and
+// with two topics subscribed both receive every message; a server's
+// endpoints and metadata come back from GetService as go-micro's memory
+// registry gives them.
+func TestRegistryKeepsWhatGoMicroRegisters(t *testing.T) {
+	reg := newRegistry(t, newMemory(t))
+	sub := broker.NewHttpBroker(broker.Registry(reg), broker.Addrs("127.0.0.1:0"))
+	pub := broker.NewHttpBroker(broker.Registry(reg), broker.Addrs("127.0.0.1:0"))
+	for _, b := range []broker.Broker{sub, pub} {
+		if err := b.Connect(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Disconnect() })
+	}
+	var mu sync.Mutex
+	got := map[string]int{}
+	for _, topic := range []string{"user.login", "user.logout"} {
+		s, err := sub.Subscribe(topic, func(e broker.Event) error {
+			mu.Lock()
+			got[e.Topic()]++
+			mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Unsubscribe() })
+	}
+	for range 3 {
+		for _, topic := range []string{"user.login", "user.logout"} {
+			if err := pub.Publish(topic, &broker.Message{Header: map[string]string{"id": "1"}, Body: []byte("{}")}); err != nil {
+				t.Fatalf("publish %s: %v", topic, err)
+			}
+		}
+	}
+	testcluster.WaitFor(t, 5*time.Second, "3 messages on each topic", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return got["user.login"] == 3 && got["user.logout"] == 3
+	})
+
+	plain := registry.NewMemoryRegistry()
+	for _, r := range []registry.Registry{reg, plain} {
+		startMicro(t, "greeter-"+r.String(), r, broker.NewMemoryBroker(), server.Metadata(map[string]string{"zone": "a"}))
+	}
+	ours, err := reg.GetService("greeter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := plain.GetService("greeter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ours) != 1 || len(theirs) != 1 || len(ours[0].Endpoints) == 0 || len(ours[0].Endpoints) != len(theirs[0].Endpoints) {
+		t.Fatalf("endpoints: %v through rpcguard's registry, %v through go-micro's", ours, theirs)
+	}
+	if o, e := jsonOf(t, ours[0].Endpoints), jsonOf(t, theirs[0].Endpoints); o != e {
+		t.Fatalf("endpoints %s, want go-micro's %s", o, e)
+	}
+	ourMD, theirMD := maps.Clone(ours[0].Nodes[0].Metadata), maps.Clone(theirs[0].Nodes[0].Metadata)
+	delete(ourMD, "registry") // each names its registry
+	delete(theirMD, "registry")
+	if ourMD["zone"] != "a" || !maps.Equal(ourMD, theirMD) {
+		t.Fatalf("node metadata %v, want go-micro's %v", ourMD, theirMD)
+	}
+}
+
+func jsonOf(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

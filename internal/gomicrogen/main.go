@@ -49,6 +49,7 @@ var rewrites = []struct{ from, to string }{
 	// service's (micro.Option is service.Option).
 	{`micro "go-micro.dev/v4"`, `micro "go-micro.dev/v5/service"`},
 	{`micro.NewService(`, `micro.New(`},
+	{`broker.NewBroker(`, `broker.NewHttpBroker(`}, // v4's HTTP broker
 	{`go-micro.dev/v4 v4.11.0`, `go-micro.dev/v5 v5.30.0`},
 	{`go-micro.dev/v4`, `go-micro.dev/v5`},
 	{`go-micro v4`, `go-micro v5`},
