@@ -345,6 +345,18 @@ const (
 	IDRetry   = "rpcguard.retry"
 )
 
+// Publish publishes through the stack's call level (stack.Guard): a span
+// "publish TOPIC" (its trace reaches the subscribers in the message's
+// headers) and the breaker (one circuit per topic, with its Timeout); not
+// retried (a publish may have been delivered). Errors come back as
+// go-micro's client returned them.
+func (g *guardClient) Publish(ctx context.Context, msg client.Message, opts ...client.PublishOption) error {
+	op := stack.Op{Name: "publish " + msg.Topic(), Span: tracing.SpanInfo{Component: component}}
+	return toCaller(ctx, g.c.stack.Guard(ctx, op, func(ctx context.Context) error {
+		return FromMicro(g.Client.Publish(g.c.outgoing(ctx), msg, opts...))
+	}))
+}
+
 // Stream opens a stream through the stack (stack.Open): retried only while
 // it opens (no per-attempt timeout: it would end the stream); its spans and
 // its breaker slot end when the stream does: an error from Recv or Send

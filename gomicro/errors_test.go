@@ -40,9 +40,12 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreAnyFunction("go-micro.dev/v4/config.(*config).run.func2"),
 		goleak.IgnoreAnyFunction("go-micro.dev/v4/config/loader/memory.(*memory).Watch.func1"),
 		// go-micro's HTTP broker never closes its client's keep-alive
-		// connections (a finalizer meant to does not), so a subscriber's
-		// server goes on serving them after Disconnect.
-		goleak.IgnoreAnyFunction("net/http.(*conn).serve"))
+		// connections (a finalizer meant to does not), so they outlive
+		// Disconnect on both sides. No other net/http client or server runs
+		// in this package's tests.
+		goleak.IgnoreAnyFunction("net/http.(*conn).serve"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"))
 	goleak.VerifyTestMain(m, ignore...)
 }
 

@@ -9,8 +9,10 @@ import (
 
 // ServiceOptions is the one line for a go-micro service, as
 // rpcguard.NewClient is for gRPC: an rpcguard selector on reg (NewSelector,
-// with WithSelectorOptions' options), the client wrapper (NewClientWrapper)
-// and the handler wrapper (NewHandlerWrapper), sharing opts and one stack.
+// with WithSelectorOptions' options), the client wrapper (NewClientWrapper,
+// for calls, streams and publishing), the handler wrapper
+// (NewHandlerWrapper) and the subscriber wrapper (NewSubscriberWrapper),
+// sharing opts and one stack.
 // Pass them to micro.NewService after micro.Client, micro.Server and
 // micro.Registry (go-micro's options act on the client and server set
 // before them), and call close when the service ends:
@@ -39,5 +41,5 @@ func ServiceOptions(reg registry.Registry, opts ...Option) (_ []micro.Option, cl
 		return nil
 	}
 	return []micro.Option{micro.Selector(sel), micro.WrapClient(c.clientWrapper()), micro.WrapHandler(c.handlerWrapper()),
-		micro.AfterStart(check)}, sel.Close, nil
+		micro.WrapSubscriber(c.subscriberWrapper()), micro.AfterStart(check)}, sel.Close, nil
 }

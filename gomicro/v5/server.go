@@ -34,6 +34,39 @@ func NewHandlerWrapper(opts ...Option) (server.HandlerWrapper, error) {
 	return c.handlerWrapper(), nil
 }
 
+// NewSubscriberWrapper returns a go-micro server.SubscriberWrapper: the
+// server stack (stack.Serve) for every message a subscriber handles: a
+// server span "subscribe TOPIC" (child of the publisher's span, from the
+// message's headers), the breaker per topic (the topics the server
+// subscribed to: go-micro routes no other to a subscriber), and, with
+// WithFaults, the faults of the node it serves as. The handler's error goes
+// back to go-micro as it returned it.
+func NewSubscriberWrapper(opts ...Option) (server.SubscriberWrapper, error) {
+	c, err := buildWrapper(opts)
+	if err != nil {
+		return nil, err
+	}
+	return c.subscriberWrapper(), nil
+}
+
+func (c *config) subscriberWrapper() server.SubscriberWrapper {
+	return func(next server.SubscriberFunc) server.SubscriberFunc {
+		return func(ctx context.Context, msg server.Message) error {
+			md, _ := metadata.FromContext(ctx)
+			name := "subscribe " + msg.Topic()
+			return toCaller(ctx, c.stack.Serve(ctx, stack.ServerOp{Name: name, Span: tracing.SpanInfo{Component: component, Parent: pairs(md)}},
+				func(ctx context.Context) error {
+					if c.faults != nil {
+						if err := c.faults.Apply(ctx, msg.Topic(), "subscribe", c.node, ""); err != nil {
+							return err
+						}
+					}
+					return FromMicro(next(ctx, msg))
+				}))
+		}
+	}
+}
+
 func (c *config) handlerWrapper() server.HandlerWrapper {
 	return func(h server.HandlerFunc) server.HandlerFunc {
 		return func(ctx context.Context, req server.Request, rsp interface{}) error {

@@ -5,16 +5,20 @@ package gomicro_test
 import (
 	"context"
 	"net/textproto"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/opentracing/opentracing-go"
 	jaegerclient "github.com/uber/jaeger-client-go"
+	"go-micro.dev/v5/broker"
 	"go-micro.dev/v5/client"
 	"go-micro.dev/v5/metadata"
+	"go-micro.dev/v5/registry"
 	"go-micro.dev/v5/server"
 
 	"github.com/rpcguard/rpcguard/gomicro/v5"
+	"github.com/rpcguard/rpcguard/internal/testcluster"
 )
 
 // Relay is a go-micro handler that calls greeter's Greeter.Hello with its
@@ -128,5 +132,76 @@ func TestTraceParentFromMetadataOnly(t *testing.T) {
 			t.Fatalf("call %d: the call span does not continue the gateway's trace", i)
 		}
 		rep.Reset()
+	}
+}
+
+// Pub/sub on go-micro's HTTP broker (issue 25): Publish through the client
+// wrapper has a span and a circuit of its topic; each message a subscriber
+// handles has a server span, child of the publish span, through
+// ServiceOptions' subscriber wrapper, on mucp and the grpc plugins.
+func TestPublishAndSubscribeAreTraced(t *testing.T) {
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) {
+			tg, rep := inMemoryTracing(t, "pubsub")
+			brk := newBreaker(t)
+			reg := registry.NewMemoryRegistry()
+			subBroker := broker.NewHttpBroker(broker.Registry(reg), broker.Addrs("127.0.0.1:0"))
+			pubBroker := broker.NewHttpBroker(broker.Registry(reg), broker.Addrs("127.0.0.1:0"))
+			if err := pubBroker.Connect(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = pubBroker.Disconnect() })
+			sw, err := gomicro.NewSubscriberWrapper(gomicro.WithTracing(tg), gomicro.WithBreaker(brk))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got atomic.Int64
+			srv := k.server(server.Name("audit"), server.Id("audit-0"), server.Address("127.0.0.1:0"),
+				server.Registry(reg), server.Broker(subBroker), server.RegisterTTL(time.Minute), server.WrapSubscriber(sw))
+			if err := srv.Subscribe(srv.NewSubscriber("user.login", func(context.Context, *Req) error { got.Add(1); return nil })); err != nil {
+				t.Fatal(err)
+			}
+			if err := srv.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = srv.Stop() })
+			w, err := gomicro.NewClientWrapper(gomicro.WithTracing(tg), gomicro.WithBreaker(brk))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cli := k.client(client.Registry(reg), client.Broker(pubBroker), client.ContentType(k.contentType), client.Wrap(w))
+			for range 5 {
+				if err := cli.Publish(context.Background(), cli.NewMessage("user.login", &Req{Name: "x"})); err != nil {
+					t.Fatal(err)
+				}
+			}
+			testcluster.WaitFor(t, 5*time.Second, "5 messages handled", func() bool { return got.Load() == 5 })
+			testcluster.WaitFor(t, 5*time.Second, "10 spans", func() bool { return len(rep.GetSpans()) == 10 })
+			pubs := map[jaegerclient.SpanID]bool{}
+			var subs []*jaegerclient.Span
+			for _, s := range rep.GetSpans() {
+				switch js := s.(*jaegerclient.Span); js.OperationName() {
+				case "publish user.login":
+					pubs[js.SpanContext().SpanID()] = true
+				case "subscribe user.login":
+					subs = append(subs, js)
+				}
+			}
+			if len(pubs) != 5 || len(subs) != 5 {
+				t.Fatalf("%d publish and %d subscribe spans, want 5 and 5", len(pubs), len(subs))
+			}
+			for _, s := range subs {
+				if !pubs[s.SpanContext().ParentID()] {
+					t.Fatal("a subscribe span is not the child of a publish span")
+				}
+			}
+			circuits := map[string]bool{}
+			for _, c := range brk.Snapshot() {
+				circuits[c.Command] = true
+			}
+			if !circuits["publish user.login"] || !circuits["subscribe user.login"] {
+				t.Fatalf("circuits %v: want publish user.login and subscribe user.login", circuits)
+			}
+		})
 	}
 }
