@@ -54,7 +54,13 @@ func newFleet(t *testing.T, n int, wopts []gomicro.Option, sopts ...server.Optio
 // newFleetOf is newFleet over a kind of transport.
 func newFleetOf(t *testing.T, k kind, n int, wopts []gomicro.Option, sopts ...server.Option) *fleet {
 	t.Helper()
-	f := &fleet{k: k, reg: newMicroRegistry(), brk: newMicroBroker()}
+	return newFleetOn(t, k, newMicroRegistry(), n, wopts, sopts...)
+}
+
+// newFleetOn is newFleetOf on a go-micro registry.
+func newFleetOn(t *testing.T, k kind, reg registry.Registry, n int, wopts []gomicro.Option, sopts ...server.Option) *fleet {
+	t.Helper()
+	f := &fleet{k: k, reg: reg, brk: newMicroBroker()}
 	for i := range n {
 		f.servers = append(f.servers, k.start(t, fmt.Sprintf("greeter-%d", i), f.reg, f.brk, sopts...))
 	}

@@ -33,16 +33,25 @@ func (r *Relay) Hello(ctx context.Context, req *Req, rsp *Rsp) error {
 // greeter's server span is the child of the attempt span of the front's
 // call (go-micro relays the front's incoming Uber-Trace-Id into its
 // handler's context; the wrapper's own header must be the only one sent).
+// On mucp and the grpc plugins with go-micro's memory registry, and on mucp
+// with its etcd plugin on a real embedded etcd.
 func TestTraceParentsAcrossTwoHops(t *testing.T) {
-	for _, k := range kinds {
-		t.Run(k.name, func(t *testing.T) {
+	type registryKind struct {
+		name string
+		k    kind
+		reg  func(t *testing.T) registry.Registry
+	}
+	memory := func(*testing.T) registry.Registry { return newMicroRegistry() }
+	for _, rk := range []registryKind{{"mucp", mucp, memory}, {"grpc", grpcKind, memory}, {"mucp etcd plugin", mucp, etcdRegistry}} {
+		k := rk.k
+		t.Run(rk.name, func(t *testing.T) {
 			tg, rep := inMemoryTracing(t, "hops")
 			wopts := []gomicro.Option{gomicro.WithTracing(tg)}
 			hw, err := gomicro.NewHandlerWrapper(gomicro.WithTracing(tg))
 			if err != nil {
 				t.Fatal(err)
 			}
-			f := newFleetOf(t, k, 1, wopts, server.WrapHandler(hw))
+			f := newFleetOn(t, k, rk.reg(t), 1, wopts, server.WrapHandler(hw))
 			front := k.server(server.Name("front"), server.Id("front-0"), server.Address("127.0.0.1:0"),
 				server.Registry(f.reg), server.Broker(f.brk), server.RegisterTTL(time.Minute), server.WrapHandler(hw))
 			if err := front.Handle(front.NewHandler(&Relay{cli: f.client(t, wopts)})); err != nil {
