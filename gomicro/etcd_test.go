@@ -112,3 +112,7 @@ func TestGoMicroOnTheEtcdRegistryPlugin(t *testing.T) {
 		leftWithin(t, crashAt, renewed, last, ttl)
 	})
 }
+
+// etcdPluginRegistry is etcdRegistry, under the name the tests that run on
+// v4 and v5 alike use (v5 has the registry in its core).
+func etcdPluginRegistry(t *testing.T) registry.Registry { return etcdRegistry(t) }

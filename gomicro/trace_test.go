@@ -40,7 +40,7 @@ func TestTraceParentsAcrossTwoHops(t *testing.T) {
 		reg  func(t *testing.T) registry.Registry
 	}
 	memory := func(*testing.T) registry.Registry { return newMicroRegistry() }
-	for _, rk := range []registryKind{{"mucp", mucp, memory}, {"grpc", grpcKind, memory}, {"mucp etcd plugin", mucp, etcdRegistry}} {
+	for _, rk := range []registryKind{{"mucp", mucp, memory}, {"grpc", grpcKind, memory}, {"mucp etcd plugin", mucp, etcdPluginRegistry}} {
 		k := rk.k
 		t.Run(rk.name, func(t *testing.T) {
 			tg, rep := inMemoryTracing(t, "hops")

@@ -210,3 +210,8 @@ func nodeIDs(t *testing.T, reg registry.Registry) []string {
 	}
 	return ids
 }
+
+// etcdPluginRegistry is go-micro v5's core etcd registry on a real embedded
+// etcd of its own, for the tests generated from v4's, which use the
+// registry/etcd plugin.
+func etcdPluginRegistry(t *testing.T) registry.Registry { return etcdRegistry(t, startEtcd(t)) }
