@@ -99,11 +99,33 @@ func failPattern(k int64) echo.Fault {
 	}
 }
 
+// A brownout (60% of calls failing) is not an outage: with the defaults the
+// circuit stays closed and every call is tried, so the caller gets the 40%
+// the dependency can give (at hystrix's 50% it opened and refused them).
+func TestBrownoutKeepsTheCircuitClosed(t *testing.T) {
+	b := newBreaker(t, nil)
+	node, cc := grpcSetup(t, b)
+	node.SetFault(failPattern(3))
+	ok := 0
+	for range 200 {
+		err := unary(cc)
+		if errors.Is(err, breaker.ErrOpen) {
+			t.Fatal("the circuit opened in a brownout")
+		}
+		if err == nil {
+			ok++
+		}
+	}
+	if ok != 80 || node.Calls() != 200 {
+		t.Fatalf("%d of 200 calls succeeded, %d reached the server; want 80 and 200", ok, node.Calls())
+	}
+}
+
 func TestOpensOnFailuresAndOneProbeCloses(t *testing.T) {
 	const sleep = 300 * time.Millisecond
 	b := newBreaker(t, nil, breaker.WithSettings(breaker.Settings{SleepWindow: sleep}))
 	node, cc := grpcSetup(t, b)
-	node.SetFault(failPattern(3))
+	node.SetFault(failPattern(5)) // down: every call fails
 	for range 40 {
 		_ = unary(cc)
 	}

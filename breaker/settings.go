@@ -36,7 +36,14 @@ type Settings struct {
 	// ErrorPercent opens the circuit when failures (Classifier's Failure, and
 	// Timeout) reach this share of the window's calls, in 1..100. Calls the
 	// breaker refused itself (open circuit, MaxConcurrent) are not counted.
-	// Default 50.
+	// Default 90: the circuit is for a dependency that is down (at most one
+	// call in ten succeeds) or so slow that its calls time out, not for one
+	// that is degraded. In a brownout (every node failing 60% of attempts) a
+	// circuit at hystrix's 50% opens and its probes keep failing: it refuses
+	// calls of which 40% would have succeeded, and serves less than no
+	// library at all. Below 90% the retry budget bounds what the failures
+	// cost the dependency (retries add at most Budget.Ratio of the
+	// successful traffic) and the caller gets what the dependency can give.
 	ErrorPercent int
 	// MetricsRate is how many outcomes a second, at most, reach the
 	// circuit's rolling metrics (hystrix's, which cost about 1.5 µs and a
@@ -52,10 +59,10 @@ type Settings struct {
 }
 
 // DefaultSettings returns the defaults: no timeout, no concurrency limit, a
-// volume of 20, a 5 s sleep window, 50%, at most 200 outcomes a second to
-// the metrics.
+// volume of 20, a 5 s sleep window, 90% failures, at most 200 outcomes a
+// second to the metrics.
 func DefaultSettings() Settings {
-	return Settings{VolumeThreshold: 20, SleepWindow: 5 * time.Second, ErrorPercent: 50, MetricsRate: 200}
+	return Settings{VolumeThreshold: 20, SleepWindow: 5 * time.Second, ErrorPercent: 90, MetricsRate: 200}
 }
 
 func (s Settings) withDefaults() Settings {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -258,4 +259,80 @@ func runStackCase(t *testing.T, tr stackTransport, tc stackCase) observed {
 		t.Logf("%s: %v", tr.name, fmt.Sprint(err))
 	}
 	return o
+}
+
+// Down is not degraded, on every transport, with the default breaker: in a
+// brownout (70% of attempts failing) the circuit stays closed and the
+// retry budget gets the caller what it earns (the budgeted optimum is
+// 35%; no retries give 30%; a circuit at hystrix's 50% opened); in an
+// outage (every attempt failing) the circuit opens and at most 0.1
+// attempts per call reach the dependency.
+func TestBrownoutServedOutageRefused(t *testing.T) {
+	for _, tr := range stackTransports(t) {
+		t.Run(tr.name, func(t *testing.T) {
+			// Each phase on a stack of its own: a circuit judges its last
+			// 10 s, and an outage right after a brownout opens it once the
+			// window's failures reach 90%.
+			client := func(fail func(n int64) bool) (call func() error, attempts *atomic.Int64) {
+				brk, err := breaker.New(breaker.WithNamespace(namespace()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				// One node: a retry goes back to it after a backoff, kept
+				// short so that the test is quick (the budget is the default).
+				policy, err := retry.New(retry.WithIdempotent("*"), retry.WithBackoff(retry.Backoff{Initial: time.Millisecond, Max: time.Millisecond}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				s, err := stack.New(stack.WithBreaker(brk), stack.WithRetry(policy))
+				if err != nil {
+					t.Fatal(err)
+				}
+				attempts = new(atomic.Int64)
+				c := tr.client(t, s, func(context.Context) error {
+					if fail(attempts.Add(1)) {
+						return status.Error(codes.Unavailable, "injected")
+					}
+					return nil
+				})
+				return func() error {
+					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+					defer cancel()
+					return c(ctx)
+				}, attempts
+			}
+			refused := func(err error) bool {
+				return err != nil && (errors.Is(err, breaker.ErrOpen) || merrors.FromError(err).Id == gomicro.IDBreaker)
+			}
+
+			call, attempts := client(func(n int64) bool { return (n-1)%10 < 7 })
+			ok := 0
+			for range 300 {
+				err := call()
+				if refused(err) {
+					t.Fatalf("the circuit opened in a brownout: %v", err)
+				}
+				if err == nil {
+					ok++
+				}
+			}
+			if ok < 99 { // 33%: more than no retry would give (30%), near the budget's 35%
+				t.Fatalf("brownout: %d of 300 calls served (%d attempts), want at least 99", ok, attempts.Load())
+			}
+
+			call, attempts = client(func(int64) bool { return true })
+			for i := 0; !refused(call()); i++ {
+				if i == 100 {
+					t.Fatal("the circuit did not open in an outage")
+				}
+			}
+			before := attempts.Load()
+			for range 100 {
+				_ = call()
+			}
+			if n := attempts.Load() - before; n > 10 {
+				t.Fatalf("outage: %d attempts for 100 calls once the circuit opened, want at most 10", n)
+			}
+		})
+	}
 }
