@@ -136,13 +136,20 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 				collect()
 				return zero, p.failure(tries, reason, ctxError{err: err, attempt: r.out.err})
 			}
+			// The call fails with the error that ended it, not the one of
+			// the highest-numbered attempt: a hedge cancelled by the end is
+			// not what the caller would have seen.
 			if !(r.out.timedOut || p.retryable(r.out.err)) {
 				collect()
-				return zero, p.failure(tries, nil, nil)
+				return zero, p.failure(tries, nil, r.out.err)
 			}
 			if !hedgeNow() && running == 0 {
 				stopAll()
-				return zero, p.failure(tries, reason, nil)
+				var last error // a failed pick says less than an attempt's answer
+				if !pickFailed(r.out.err) {
+					last = r.out.err
+				}
+				return zero, p.failure(tries, reason, last)
 			}
 		case <-timer.C:
 			if hedgeNow() {

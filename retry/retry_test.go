@@ -482,6 +482,33 @@ func TestPlainCallHedgesAndReturnsWinnersValue(t *testing.T) {
 	}
 }
 
+// A hedged call that ends with an answer that is not retried fails with
+// that answer, not with the cancellation of the hedge still running (whose
+// attempt number is higher).
+func TestHedgedCallFailsWithTheAnswerThatEndedIt(t *testing.T) {
+	sel, err := selector.New(selector.WithStrategy(selector.RoundRobin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sel.Update([]selector.Node{{ID: "first", Addr: "127.0.0.1:1"}, {ID: "hedge", Addr: "127.0.0.1:2"}}); err != nil {
+		t.Fatal(err)
+	}
+	p := mustPolicy(t, retry.WithIdempotent("*"), retry.WithHedging(time.Millisecond, "*"))
+	hedged := make(chan struct{})
+	_, err = retry.Call(context.Background(), p, sel, func(ctx context.Context, n selector.Node) (string, error) {
+		if n.ID == "hedge" {
+			close(hedged)
+			<-ctx.Done()
+			return "", status.FromContextError(ctx.Err()).Err()
+		}
+		<-hedged // answer once the hedge is running
+		return "", status.Error(codes.InvalidArgument, "no such account")
+	})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "no such account") {
+		t.Fatalf("%v, want the first attempt's InvalidArgument", err)
+	}
+}
+
 // A server stream whose node never sends its first message is cut by the
 // per-attempt timeout and retried on another node.
 func TestServerStreamFirstMessageTimeout(t *testing.T) {
