@@ -208,6 +208,11 @@ func TestGRPCEjectsNoMoreThanMaxPercent(t *testing.T) {
 	for _, n := range h.cluster.Nodes[:3] {
 		n.SetFault(echo.FailWith(codes.Unavailable))
 	}
+	// Most peers of a failing node fail too (their mean failure rate is
+	// 2/3): a run of failures proves it an outlier only after about 35.
+	for i := 0; h.ejects.Load() < 2 && i < 1000; i++ {
+		_, _ = h.call(context.Background())
+	}
 	for range 100 {
 		_, _ = h.call(context.Background())
 	}

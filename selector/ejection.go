@@ -1,25 +1,91 @@
 package selector
 
-import "time"
+import (
+	"math"
+	"sync/atomic"
+	"time"
+)
+
+// Outlier, not brownout: a node is ejected only when it fails where its
+// peers succeed. Its run of failures in a row must be one that its peers'
+// failure rate (their mean; each a moving average over about its last 50
+// outcomes, failRateWeight) makes all but impossible: p^run ≤ outlierOdds.
+// A dead node beside healthy peers (p ≈ 0) goes after ConsecutiveFailures
+// as before. In a brownout every node fails alike, and ejecting one would
+// only take capacity away: at p = 0.3 it takes 12 failures in a row, at
+// 0.6 28, runs that a node failing like its peers has about one chance in
+// a million of making; in an outage (p ≈ 1) no run is unlikely enough.
+const (
+	failRateWeight = 0.02
+	outlierOdds    = 1e-6
+)
+
+// outcome moves ns's failure rate with one outcome: a moving average, and
+// the weight its outcomes carry so far, which corrects its start from zero
+// (a node with few outcomes has the rate they show, not one near 0).
+func (ns *nodeState) outcome(failed bool) {
+	x := 0.0
+	if failed {
+		x = 1
+	}
+	addTo(&ns.failRate, func(old float64) float64 { return old + failRateWeight*(x-old) })
+	addTo(&ns.failWeight, func(old float64) float64 { return old + failRateWeight*(1-old) })
+}
+
+func addTo(a *atomic.Uint64, f func(float64) float64) {
+	for {
+		oldBits := a.Load()
+		if a.CompareAndSwap(oldBits, math.Float64bits(f(math.Float64frombits(oldBits)))) {
+			return
+		}
+	}
+}
+
+// failureRate is ns's recent failure rate; ok is false before its first
+// outcome.
+func (ns *nodeState) failureRate() (rate float64, ok bool) {
+	w := math.Float64frombits(ns.failWeight.Load())
+	if w == 0 {
+		return 0, false
+	}
+	return min(math.Float64frombits(ns.failRate.Load())/w, 1), true
+}
+
+// outlier reports whether a run of failures in a row is one that peers
+// failing at rate p would all but never make.
+func outlier(run int64, p float64) bool {
+	return p <= 0 || float64(run)*math.Log(p) <= math.Log(outlierOdds)
+}
 
 // maybeEject ejects ns after its consecutive failures reached the threshold,
-// unless it is already out, no longer in the node set, or the share of
-// ejected nodes would pass Ejection.MaxPercent.
+// unless it is already out, no longer in the node set, failing no worse
+// than its peers (see outlierOdds), or the share of ejected nodes would pass
+// Ejection.MaxPercent.
 func (s *Selector) maybeEject(ns *nodeState) {
 	e := s.opts.ejection
 	s.mu.Lock()
 	now := s.now()
 	v := s.view.Load()
-	member, out := false, 0
+	member, out, peers, peerRate := false, 0, 0, 0.0
 	for _, o := range v.nodes {
 		if o == ns {
 			member = true
+			continue
 		}
 		if u := o.ejectedUntil.Load(); u != 0 && now < u {
 			out++
+			continue
+		}
+		if r, ok := o.failureRate(); ok {
+			peers++
+			peerRate += r
 		}
 	}
-	if !member || ns.ejectedUntil.Load() != 0 || (out+1)*100 > len(v.nodes)*e.MaxPercent {
+	if peers > 0 {
+		peerRate /= float64(peers)
+	}
+	if !member || ns.ejectedUntil.Load() != 0 || (out+1)*100 > len(v.nodes)*e.MaxPercent ||
+		peers == 0 || !outlier(ns.consecutive.Load(), peerRate) {
 		s.mu.Unlock()
 		return
 	}

@@ -36,7 +36,11 @@ func metadataEquals(key, value string) func(Node) bool {
 // (DefaultEjection's).
 type Ejection struct {
 	// ConsecutiveFailures ejects a node after this many Failures in a row
-	// (see Classifier). 0 disables ejection. Default 5.
+	// (see Classifier), if it fails where its peers succeed: a run that
+	// their recent failure rate p makes all but impossible (p^run at most
+	// one in a million; p ≈ 0: this many). In a brownout, where every node
+	// fails alike, none is ejected (at p = 0.3 a run of 12 would be needed,
+	// at 0.6 of 28). 0 disables ejection. Default 5.
 	ConsecutiveFailures int
 	// BaseTime is how long a first ejection lasts; the n-th ejection lasts
 	// n × BaseTime, capped at MaxTime. Default 30 s.

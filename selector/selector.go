@@ -43,6 +43,8 @@ type nodeState struct {
 	sampled      atomic.Int64  // Selector clock of the last latency sample; 0: none
 	probed       atomic.Int64  // Selector clock of the last probe (see staleAfter)
 	consecutive  atomic.Int64  // Failures in a row
+	failRate     atomic.Uint64 // moving average of Failure (1) and Success (0) outcomes, as float64 bits
+	failWeight   atomic.Uint64 // the weight of the outcomes in failRate so far, in [0, 1), as float64 bits
 	ejectedUntil atomic.Int64  // Selector clock; 0 while the node is in
 	successes    atomic.Int64  // attempts the classifier called a success
 	failures     atomic.Int64  // and a failure
@@ -295,6 +297,7 @@ func (p Picked) report(o outcome.Outcome, used, sent bool) {
 		now = s.now()
 		p.ns.observe(float64(now-p.start), o == outcome.Failure, now)
 	}
+	p.ns.outcome(o == outcome.Failure)
 	if o == outcome.Success {
 		p.ns.successes.Add(1)
 		p.ns.consecutive.Store(0)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"strconv"
 	"strings"
@@ -245,16 +246,57 @@ func TestEjectionNeverPassesMaxPercent(t *testing.T) {
 	s := newSelector(t, nodes(4), selector.WithEjection(e), selector.WithHooks(selector.Hooks{
 		OnEject: func(selector.Node, time.Duration) { ejected.Add(1) },
 	}))
-	// Every node fails: at most 2 of 4 may be out.
+	// Three of four nodes fail, beside one that serves: at most 2 of 4 may
+	// be out.
 	for range 200 {
 		p, err := s.Pick(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.Done(status.Error(codes.Unavailable, "down"), true)
+		var err2 error
+		if p.Node.ID != "n0" {
+			err2 = status.Error(codes.Unavailable, "down")
+		}
+		p.Done(err2, true)
 	}
 	if got := ejected.Load(); got != 2 {
 		t.Fatalf("%d of 4 nodes ejected with MaxPercent 50, want 2", got)
+	}
+}
+
+// A brownout is not an outlier: when every node fails alike (60% of its
+// attempts, each), none is ejected, however long it lasts; when every node
+// fails every attempt (an outage), ejecting one would help no call either.
+func TestBrownoutEjectsNoNode(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2)) // the same attempts every run
+	for _, tc := range []struct {
+		name string
+		fail func(i int) bool
+	}{
+		{"brownout 60%", func(i int) bool { return rng.IntN(10) < 6 }},
+		{"brownout 30%", func(i int) bool { return rng.IntN(10) < 3 }},
+		{"outage", func(int) bool { return true }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ejected atomic.Int32
+			s := newSelector(t, nodes(3), selector.WithEjection(selector.DefaultEjection()), selector.WithHooks(selector.Hooks{
+				OnEject: func(selector.Node, time.Duration) { ejected.Add(1) },
+			}))
+			for i := range 20000 {
+				p, err := s.Pick(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				var err2 error
+				if tc.fail(i) {
+					err2 = status.Error(codes.Unavailable, "down")
+				}
+				p.Done(err2, true)
+			}
+			if n := ejected.Load(); n != 0 {
+				t.Fatalf("%d ejections in 20,000 attempts, want none", n)
+			}
+		})
 	}
 }
 

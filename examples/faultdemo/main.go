@@ -29,6 +29,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/opentracing/opentracing-go"
@@ -42,6 +44,8 @@ func main() {
 	useEtcd := flag.Bool("etcd", false, "register the nodes in an embedded etcd instead of the in-memory registry")
 	jaegerURL := flag.String("jaeger", "", "send the rpcguard client's traces to this Jaeger collector (http://HOST:14268/api/traces)")
 	calls := flag.Int("calls", 300, "calls per scenario and client")
+	runFor := flag.Duration("for", 0, "drive each scenario and client for this long (the steady state) instead of -calls calls")
+	only := flag.String("only", "", "run only these scenarios (comma-separated names)")
 	noMicro := flag.Bool("nomicro", false, "leave out the go-micro rows")
 	debugAddr := flag.String("debug", "", "serve rpcguard's debug page (/debug/rpcguard) and /metrics on this address (127.0.0.1:PORT) while the scenarios run")
 	flag.Parse()
@@ -66,6 +70,13 @@ func main() {
 		log.Fatal(err)
 	}
 	defer env.close()
+	env.runFor = *runFor
+	if *only != "" {
+		scenarios = slices.DeleteFunc(scenarios, func(sc scenario) bool { return !slices.Contains(strings.Split(*only, ","), sc.name) })
+		if len(scenarios) == 0 {
+			log.Fatalf("faultdemo: -only %q names no scenario", *only)
+		}
+	}
 	if *debugAddr != "" {
 		stop, err := env.serveDebug(*debugAddr)
 		if err != nil {

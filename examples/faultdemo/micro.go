@@ -53,14 +53,15 @@ func (e *env) runMicro(sc scenario, client string, calls int) (result, error) {
 	o, err := playMicro(microScenario{Name: sc.name, Rules: sc.rules, Nodes: sc.nodes, Dead: sc.dead, Crash: sc.crash}, client,
 		microRun{Calls: calls, TTL: ttl, Interval: interval, Tracer: e.tracer,
 			Drive: func(call func(ctx context.Context) error, crash func()) (int64, []time.Duration, time.Time) {
-				return drive(sc, calls, concurrent, call, crash)
+				return drive(sc, calls, concurrent, e.runFor, call, crash)
 			}})
 	if err != nil {
 		return result{}, err
 	}
-	r := result{Scenario: sc.name, Client: client, Calls: calls,
-		SuccessPct:      100 * float64(o.OK) / float64(calls),
-		AttemptsPerCall: float64(o.Attempts) / float64(calls), Breaker: o.Breaker}
+	made := len(o.Latencies)
+	r := result{Scenario: sc.name, Client: client, Calls: made,
+		SuccessPct:      100 * float64(o.OK) / float64(made),
+		AttemptsPerCall: float64(o.Attempts) / float64(made), Breaker: o.Breaker}
 	r.P50MS, r.P99MS = percentiles(o.Latencies)
 	r.crashNote(sc, o.CrashedAt, o.LastCall)
 	return r, nil

@@ -51,6 +51,7 @@ type env struct {
 	registryName string
 	newRegistry  func() (health.Registry, func(), error)
 	tracer       opentracing.Tracer
+	runFor       time.Duration // -for: drive each scenario for this long instead of a count of calls
 	closers      []func()
 	obs          *metrics.Observer // -debug: what the page and /metrics show; nil without
 }
@@ -238,13 +239,14 @@ func (e *env) run(sc scenario, client string, calls int) (result, error) {
 	}
 	base := c.served()
 	var lastCall atomic.Int64
-	ok, latencies, crashedAt := drive(sc, calls, callers, func(ctx context.Context) error {
+	ok, latencies, crashedAt := drive(sc, calls, callers, e.runFor, func(ctx context.Context) error {
 		_, err := echo.Unary(ctx, cc)
 		return err
 	}, func() { c.crash(&lastCall) })
-	r := result{Scenario: sc.name, Client: client, Calls: calls,
-		SuccessPct:      100 * float64(ok) / float64(calls),
-		AttemptsPerCall: float64(c.served()-base) / float64(calls), Breaker: "-"}
+	made := len(latencies)
+	r := result{Scenario: sc.name, Client: client, Calls: made,
+		SuccessPct:      100 * float64(ok) / float64(made),
+		AttemptsPerCall: float64(c.served()-base) / float64(made), Breaker: "-"}
 	r.P50MS, r.P99MS = percentiles(latencies)
 	if brk != nil {
 		r.Breaker = "closed"
@@ -264,6 +266,19 @@ func (e *env) run(sc scenario, client string, calls int) (result, error) {
 			return result{}, err
 		}
 		r.Note = fmt.Sprintf("node-1's share of calls %s it recovered: %.0f%%", when, share)
+	}
+	if sc.ends && brk != nil {
+		if err := c.inj.SetRules(); err != nil {
+			return result{}, err
+		}
+		ended := time.Now()
+		for brk.IsOpen(echo.UnaryMethod) && time.Since(ended) < 10*time.Second {
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			_, _ = echo.Unary(ctx, cc)
+			cancel()
+			time.Sleep(20 * time.Millisecond) // paced calls, as light traffic would come
+		}
+		r.Note = fmt.Sprintf("the circuit closed %.2f s after the outage ended (sleep window 1 s)", time.Since(ended).Seconds())
 	}
 	var last time.Time
 	if n := lastCall.Load(); n > 0 {
@@ -285,7 +300,10 @@ func (r *result) crashNote(sc scenario, crashedAt, lastCall time.Time) {
 // drive makes calls calls from callers goroutines, each with the demo's
 // deadline; in a crash scenario, crash runs a third into the run. It
 // returns the successes, every call's latency and when the crash came.
-func drive(sc scenario, calls, callers int, call func(ctx context.Context) error, crash func()) (int64, []time.Duration, time.Time) {
+//
+// With runFor set, the callers call for that long instead (the steady state
+// past the start-up transient), however many calls it takes.
+func drive(sc scenario, calls, callers int, runFor time.Duration, call func(ctx context.Context) error, crash func()) (int64, []time.Duration, time.Time) {
 	var (
 		next      atomic.Int64
 		ok        atomic.Int64
@@ -295,13 +313,14 @@ func drive(sc scenario, calls, callers int, call func(ctx context.Context) error
 		wg        sync.WaitGroup
 	)
 	crashAt := int64(calls / 3)
+	end := time.Now().Add(runFor)
 	for range callers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				i := next.Add(1)
-				if i > int64(calls) {
+				if runFor > 0 && time.Now().After(end) || runFor == 0 && i > int64(calls) {
 					return
 				}
 				if sc.crash && i == crashAt {

@@ -39,6 +39,9 @@ type scenario struct {
 	// recovers lifts the rules after the run, lets 6 s of light traffic
 	// pass, and reports node-1's share of the next calls.
 	recovers bool
+	// ends lifts the rules after the run and reports how long the rpcguard
+	// client's circuit takes to close (its sleep window is 1 s).
+	ends bool
 }
 
 var scenarios = []scenario{
@@ -47,7 +50,9 @@ var scenarios = []scenario{
 	{name: "erroring", what: "node-1 answers every call with Unavailable", rules: []faultinject.Rule{{Name: "node-1 Unavailable", Node: "node-1", Rate: 1, Code: codes.Unavailable}}},
 	{name: "slow-node", what: "node-1 answers 200 ms late", rules: []faultinject.Rule{{Name: "node-1 +200ms", Node: "node-1", Rate: 1, Latency: faultinject.Fixed(200e6)}}},
 	{name: "black-hole", what: "node-1 takes calls and never answers", rules: []faultinject.Rule{{Name: "node-1 hangs", Node: "node-1", Rate: 1, Hang: true}}},
-	{name: "outage", what: "every node answers Unavailable: the breaker keeps the load off", rules: []faultinject.Rule{{Name: "all Unavailable", Rate: 1, Code: codes.Unavailable}}},
+	{name: "outage", what: "every node answers Unavailable: the breaker keeps the load off, then it ends", ends: true, rules: []faultinject.Rule{{Name: "all Unavailable", Rate: 1, Code: codes.Unavailable}}},
+	{name: "brownout-60", what: "every node fails 60% of attempts (Unavailable): degraded, not down", rules: []faultinject.Rule{{Name: "60% Unavailable", Rate: 0.6, Code: codes.Unavailable}}},
+	{name: "brownout-30", what: "every node fails 30% of attempts (Unavailable)", rules: []faultinject.Rule{{Name: "30% Unavailable", Rate: 0.3, Code: codes.Unavailable}}},
 	{name: "crash-ttl", what: "node-1 freezes and stops renewing, a third into the run", crash: true},
 	{name: "slow-recovers", what: "node-1 200 ms late, then healthy: is it won back?", recovers: true, rules: []faultinject.Rule{{Name: "node-1 +200ms", Node: "node-1", Rate: 1, Latency: faultinject.Fixed(200e6)}}},
 	{name: "5-nodes-2-dead-1-err", what: "5 nodes: 2 killed (registered), 1 answers Unavailable", nodes: 5, dead: []int{1, 2}, rules: []faultinject.Rule{{Name: "node-3 Unavailable", Node: "node-3", Rate: 1, Code: codes.Unavailable}}},
