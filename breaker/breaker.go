@@ -36,6 +36,43 @@ type command struct {
 	rejected error
 	sample   sampler
 	stats    stats
+	// A run of failures opens the circuit here, beside hystrix's error
+	// rate (see Settings.ErrorPercent): failures in a row, and until when
+	// the circuit refuses (unix ns; 0: not tripped).
+	run     atomic.Int64
+	tripped atomic.Int64
+}
+
+// tripAfter is how many failures in a row open a circuit whatever its
+// window's error rate: an outage that begins while the window still holds
+// successful calls (at 90% it would open only once they left it, up to 10 s
+// later). A brownout does not make such runs: at 50% call failures, one
+// chance in 10^12.
+func (s Settings) tripAfter() int64 { return 2 * int64(s.VolumeThreshold) }
+
+// admitTripped reports whether a tripped circuit lets this call through:
+// once the sleep window has passed, one call (the probe) and none after it
+// for another window; always when the circuit is not tripped.
+func (c *command) admitTripped(now int64) bool {
+	until := c.tripped.Load()
+	if until == 0 {
+		return true
+	}
+	return now >= until && c.tripped.CompareAndSwap(until, now+int64(c.s.SleepWindow))
+}
+
+// outcome moves the run of failures: a success ends it (and closes a
+// tripped circuit), a failure adds to it.
+func (c *command) outcome(event int, now int64) {
+	switch event {
+	case eventSuccess:
+		c.run.Store(0)
+		c.tripped.Store(0)
+	case eventFailure, eventTimeout:
+		if c.run.Add(1) >= c.s.tripAfter() {
+			c.tripped.CompareAndSwap(0, now+int64(c.s.SleepWindow))
+		}
+	}
 }
 
 // stats counts a command's events for Snapshot: exact totals, and the last
@@ -84,7 +121,7 @@ func (b *Breaker) Snapshot() []CircuitStats {
 	b.cmds.Range(func(_, v any) bool {
 		c := v.(*command)
 		t := &c.stats.totals
-		st := CircuitStats{Command: c.name, Open: c.cb.IsOpen(),
+		st := CircuitStats{Command: c.name, Open: c.tripped.Load() != 0 || c.cb.IsOpen(),
 			Successes: t[eventSuccess].Load(), Failures: t[eventFailure].Load(), Timeouts: t[eventTimeout].Load(),
 			ShortCircuits: t[eventShortCircuit].Load(), Rejected: t[eventRejected].Load(),
 			Canceled: t[eventCanceled].Load() + t[eventDeadline].Load()}
@@ -278,7 +315,7 @@ func (b *Breaker) enter(ctx context.Context, name string) (*command, time.Time, 
 		return nil, time.Time{}, err
 	}
 	start := time.Now()
-	if !c.cb.AllowRequest() {
+	if !c.admitTripped(start.UnixNano()) || !c.cb.AllowRequest() {
 		return nil, start, b.refuse(ctx, c, start, eventShortCircuit, c.open)
 	}
 	if c.s.MaxConcurrent > 0 && c.inflight.Add(1) > int64(c.s.MaxConcurrent) {
@@ -364,6 +401,7 @@ func (b *Breaker) fallback(ctx context.Context, c *command, err error) (int, err
 func (b *Breaker) report(c *command, event, fb int, start time.Time, run time.Duration) {
 	evs := events[event][fb]
 	c.stats.add(event, start.Add(run).UnixNano())
+	c.outcome(event, start.Add(run).UnixNano())
 	if (event == eventSuccess || event == eventFailure || event == eventTimeout) && c.sample.keep(start.Add(run).UnixNano()) {
 		if err := c.cb.ReportEvent(evs, start, run); err != nil {
 			if h := b.o.hooks.OnDropped; h != nil {
@@ -410,5 +448,5 @@ func (b *Breaker) Namespace() string { return b.o.namespace }
 // never used).
 func (b *Breaker) IsOpen(name string) bool {
 	c, ok := b.cmds.Load(name)
-	return ok && c.(*command).cb.IsOpen()
+	return ok && (c.(*command).tripped.Load() != 0 || c.(*command).cb.IsOpen())
 }

@@ -523,3 +523,43 @@ func TestSampledMetricsKeepTheCircuitRight(t *testing.T) {
 		}
 	}
 }
+
+// An outage that begins while the window holds successful calls opens the
+// circuit after a run of 2 × VolumeThreshold failures (at 90% of the window
+// it would open only once the successes left it, up to 10 s later), and a
+// probe after the sleep window closes it once the dependency answers.
+func TestOutageAfterHealthyTrafficOpensAtOnce(t *testing.T) {
+	const sleep = 200 * time.Millisecond
+	b := newBreaker(t, nil, breaker.WithSettings(breaker.Settings{SleepWindow: sleep}))
+	node, cc := grpcSetup(t, b)
+	for range 100 {
+		if err := unary(cc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	node.SetFault(failPattern(5))
+	for i := 0; !b.IsOpen(echo.UnaryMethod); i++ {
+		if i == 40 {
+			t.Fatal("40 failures in a row after 100 successes did not open the circuit")
+		}
+		if err := unary(cc); errors.Is(err, breaker.ErrOpen) {
+			t.Fatalf("call %d refused before the circuit opened", i)
+		}
+	}
+	served := node.Calls()
+	for range 100 {
+		if err := unary(cc); !errors.Is(err, breaker.ErrOpen) {
+			t.Fatalf("%v, want ErrOpen", err)
+		}
+	}
+	if node.Calls() != served {
+		t.Fatalf("%d calls reached the server through the open circuit", node.Calls()-served)
+	}
+	node.SetFault(nil)
+	testcluster.WaitFor(t, 10*sleep+5*time.Second, "a probe to close the circuit", func() bool {
+		return unary(cc) == nil
+	})
+	if b.IsOpen(echo.UnaryMethod) {
+		t.Fatal("the probe's success left the circuit open")
+	}
+}

@@ -44,6 +44,9 @@ type Settings struct {
 	// library at all. Below 90% the retry budget bounds what the failures
 	// cost the dependency (retries add at most Budget.Ratio of the
 	// successful traffic) and the caller gets what the dependency can give.
+	// A run of 2 × VolumeThreshold failures in a row also opens it, so that
+	// an outage that begins while the window still holds successful calls
+	// opens it at once, not once they have left the 10 s window.
 	ErrorPercent int
 	// MetricsRate is how many outcomes a second, at most, reach the
 	// circuit's rolling metrics (hystrix's, which cost about 1.5 µs and a

@@ -160,6 +160,14 @@ func describe(name string) string {
 // rpcguard lost, and the attempts it spared the fleet.
 func summary(r map[string]result) string {
 	bare, guard := r[clientBare], r[clientRPCGuard]
+	if bare.Calls != guard.Calls { // -for: each client made as many calls as it could
+		line := fmt.Sprintf("bare gRPC served %.1f%% of its %d calls; rpcguard %.1f%% of %d, with %.2f attempts per call",
+			bare.SuccessPct, bare.Calls, guard.SuccessPct, guard.Calls, guard.AttemptsPerCall)
+		if plain, ok := r[clientMicro]; ok {
+			line += fmt.Sprintf("\n     go-micro served %.1f%%; with gomicro %.1f%%", plain.SuccessPct, r[clientGoMicro].SuccessPct)
+		}
+		return line
+	}
 	lost := func(x result) int { return x.Calls - int(x.SuccessPct*float64(x.Calls)/100+0.5) }
 	attempts := func(x result) int { return int(x.AttemptsPerCall*float64(x.Calls) + 0.5) }
 	d := attempts(bare) - attempts(guard)
