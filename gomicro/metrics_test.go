@@ -15,7 +15,8 @@ import (
 )
 
 // A metrics.Observer sees a go-micro client's nodes under the service's
-// name: the dead node registered among them is ejected.
+// name: the dead node registered among them is out of the picks
+// (unreachable: it refuses connections).
 func TestGoMicroClientObserved(t *testing.T) {
 	f := &fleet{k: mucp, reg: newMicroRegistry(), brk: newMicroBroker()}
 	for _, id := range []string{"greeter-0", "greeter-1"} {
@@ -52,8 +53,8 @@ func TestGoMicroClientObserved(t *testing.T) {
 		t.Fatalf("observed %+v; want the greeter service's 3 nodes", snap.Clients)
 	}
 	for _, n := range snap.Clients[0].Nodes {
-		if want := n.Node.ID == "greeter-dead"; n.Ejected != want {
-			t.Errorf("%s ejected = %v, want %v", n.Node.ID, n.Ejected, want)
+		if want := n.Node.ID == "greeter-dead"; n.Unreachable != want || n.Ejected {
+			t.Errorf("%s unreachable = %v, ejected = %v; want %v, false", n.Node.ID, n.Unreachable, n.Ejected, want)
 		}
 	}
 }

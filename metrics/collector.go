@@ -16,6 +16,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 
 var (
 	nodeEjected    = desc("rpcguard_node_ejected", "1 while the node is ejected by outlier detection.", "service", "node")
+	nodeUnreach    = desc("rpcguard_node_unreachable", "1 while the node is out of the picks after it refused a connection.", "service", "node")
 	nodeEjections  = desc("rpcguard_node_ejections_total", "Ejections of the node since it joined.", "service", "node")
 	nodeInFlight   = desc("rpcguard_node_in_flight", "Attempts in flight to the node.", "service", "node")
 	nodeAttempts   = desc("rpcguard_node_attempts_total", "Attempts to the node by outcome (success, failure; neutral ones are not counted).", "service", "node", "outcome")
@@ -35,7 +36,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{nodeEjected, nodeEjections, nodeInFlight, nodeAttempts, nodeLatency,
+	for _, d := range []*prometheus.Desc{nodeEjected, nodeUnreach, nodeEjections, nodeInFlight, nodeAttempts, nodeLatency,
 		circuitOpen, circuitEvents, circuitErrors, circuitVolume, budgetNow, budgetMax, limitNow, limitInFlight,
 		regUp, regRenewals, regFailures, regCheckFailed} {
 		ch <- d
@@ -54,6 +55,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		for _, n := range cl.Nodes {
 			id := n.Node.ID
 			gauge(nodeEjected, b2f(n.Ejected), cl.Service, id)
+			gauge(nodeUnreach, b2f(n.Unreachable), cl.Service, id)
 			counter(nodeEjections, n.Ejections, cl.Service, id)
 			gauge(nodeInFlight, float64(n.InFlight), cl.Service, id)
 			counter(nodeAttempts, n.Successes, cl.Service, id, "success")

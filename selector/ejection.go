@@ -23,13 +23,20 @@ const (
 // outcome moves ns's failure rate with one outcome: a moving average, and
 // the weight its outcomes carry so far, which corrects its start from zero
 // (a node with few outcomes has the rate they show, not one near 0).
+//
+// The hot path of a healthy node writes nothing: a success adds nothing to a
+// rate already near 0, and the weight stops moving once it is near 1.
 func (ns *nodeState) outcome(failed bool) {
 	x := 0.0
 	if failed {
 		x = 1
 	}
-	addTo(&ns.failRate, func(old float64) float64 { return old + failRateWeight*(x-old) })
-	addTo(&ns.failWeight, func(old float64) float64 { return old + failRateWeight*(1-old) })
+	if failed || math.Float64frombits(ns.failRate.Load()) > 1e-6 {
+		addTo(&ns.failRate, func(old float64) float64 { return old + failRateWeight*(x-old) })
+	}
+	if math.Float64frombits(ns.failWeight.Load()) < 1-1e-6 {
+		addTo(&ns.failWeight, func(old float64) float64 { return old + failRateWeight*(1-old) })
+	}
 }
 
 func addTo(a *atomic.Uint64, f func(float64) float64) {
@@ -102,6 +109,33 @@ func (s *Selector) maybeEject(ns *nodeState) {
 	s.mu.Unlock()
 	if h := s.opts.hooks.OnEject; h != nil {
 		h(ns.node, d)
+	}
+}
+
+// Unreachable: how long a node that refused a connection stays out of the
+// picks, as gRPC's reconnect backoff keeps a subchannel out: 1 s, then 1.6
+// times more after each refusal in a row, at most 30 s. It does not count
+// towards Ejection.MaxPercent (gRPC's picker never sees such a node); when
+// a call has no other node left, it may still go to one.
+const (
+	unreachableBase = int64(time.Second)
+	unreachableMax  = int64(30 * time.Second)
+)
+
+// unreachable takes ns out of the picks after an attempt that failed
+// without reaching it.
+func (s *Selector) unreachable(ns *nodeState) {
+	k := ns.refusals.Add(1) - 1
+	d := min(float64(unreachableBase)*math.Pow(1.6, float64(min(k, 16))), float64(unreachableMax))
+	if ns.unreachableUntil.CompareAndSwap(0, s.now()+int64(d)) {
+		s.nUnreach.Add(1)
+	}
+}
+
+// reachable ends ns's unreachable mark that ran until until, once.
+func (s *Selector) reachable(ns *nodeState, until int64) {
+	if ns.unreachableUntil.CompareAndSwap(until, 0) {
+		s.nUnreach.Add(-1)
 	}
 }
 

@@ -31,7 +31,7 @@ func (s *Selector) pick(ctx context.Context, v *view) (Picked, int, error) {
 	}
 	c, slot := scope(ctx)
 	e := eligibility{s: s, c: c}
-	if s.nEjected.Load() > 0 {
+	if s.nEjected.Load() > 0 || s.nUnreach.Load() > 0 {
 		e.now = s.now()
 	}
 	if s.opts.strategy == PowerOfTwo {
@@ -41,14 +41,13 @@ func (s *Selector) pick(ctx context.Context, v *view) (Picked, int, error) {
 		e.c.mu.Lock()
 		defer e.c.mu.Unlock()
 	}
-	var i int
-	switch s.opts.strategy {
-	case RoundRobin:
-		i = e.scan(v, int((s.rr.Add(1)-1)%uint64(n)))
-	case Random:
-		i = e.scan(v, rand.IntN(n))
-	default:
-		i = e.twoChoices(v)
+	i := e.choose(v)
+	if i < 0 && s.nUnreach.Load() > 0 {
+		// No reachable node left for this call: try the unreachable ones
+		// too rather than refuse it (an attempt to a node that still
+		// refuses fails fast and is never sent).
+		e.anyReach = true
+		i = e.choose(v)
 	}
 	if i < 0 {
 		var err error
@@ -96,14 +95,23 @@ func WithPickCheck(ctx context.Context, check func(Node) error) context.Context 
 type eligibility struct {
 	s     *Selector
 	c     *Record // nil: the call keeps no record
-	now   int64   // 0: no node is ejected, skip the check
+	now   int64   // 0: no node is ejected or unreachable, skip the check
 	clock int64   // the Selector clock, for power of two choices
+	// anyReach: pick unreachable nodes too (none of the others is eligible)
+	anyReach bool
 }
 
-// in reports whether ns is not ejected, returning it if its time is up.
+// in reports whether ns is neither ejected nor unreachable, returning it
+// from either once its time is up.
 func (e *eligibility) in(ns *nodeState) bool {
 	if e.now == 0 {
 		return true
+	}
+	if until := ns.unreachableUntil.Load(); until != 0 && !e.anyReach {
+		if e.now < until {
+			return false
+		}
+		e.s.reachable(ns, until)
 	}
 	until := ns.ejectedUntil.Load()
 	if until == 0 {
@@ -192,6 +200,17 @@ func lessLoaded(a, b *nodeState) bool {
 		return ea < eb
 	}
 	return float64(ia+1)*math.Float64frombits(ea) < float64(ib+1)*math.Float64frombits(eb)
+}
+
+// choose picks an eligible node by the strategy, or -1.
+func (e *eligibility) choose(v *view) int {
+	switch e.s.opts.strategy {
+	case RoundRobin:
+		return e.scan(v, int((e.s.rr.Add(1)-1)%uint64(len(v.nodes))))
+	case Random:
+		return e.scan(v, rand.IntN(len(v.nodes)))
+	}
+	return e.twoChoices(v)
 }
 
 // fallback runs when no node is eligible: it tells ErrNoNodes from

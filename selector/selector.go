@@ -20,6 +20,7 @@ type Selector struct {
 	view     atomic.Pointer[view]
 	rr       atomic.Uint64 // round-robin position, shared by all calls
 	nEjected atomic.Int64  // nodes whose ejection has not been seen to end
+	nUnreach atomic.Int64  // nodes marked unreachable, not yet seen back
 
 	mu sync.Mutex // serializes Update and ejection decisions
 	// Guarded by mu. keep names the nodes whose state outlives their
@@ -46,9 +47,15 @@ type nodeState struct {
 	failRate     atomic.Uint64 // moving average of Failure (1) and Success (0) outcomes, as float64 bits
 	failWeight   atomic.Uint64 // the weight of the outcomes in failRate so far, in [0, 1), as float64 bits
 	ejectedUntil atomic.Int64  // Selector clock; 0 while the node is in
-	successes    atomic.Int64  // attempts the classifier called a success
-	failures     atomic.Int64  // and a failure
-	totalEjected atomic.Int64  // ejections since the node joined
+	// A node whose attempt failed unsent (it refused the connection) is out
+	// of the picks until then (Selector clock; 0: reachable), as gRPC keeps
+	// a subchannel that cannot connect out of its picker; refusals in a
+	// row, for the backoff.
+	unreachableUntil atomic.Int64
+	refusals         atomic.Int64
+	successes        atomic.Int64 // attempts the classifier called a success
+	failures         atomic.Int64 // and a failure
+	totalEjected     atomic.Int64 // ejections since the node joined
 
 	// guarded by Selector.mu
 	ejections  int   // ejections so far, the multiplier of BaseTime
@@ -81,6 +88,9 @@ type NodeStats struct {
 	Ejected    bool
 	EjectedFor time.Duration
 	Ejections  int64
+	// Unreachable tells whether the node is out of the picks now because
+	// it refused a connection (not an ejection: see Ejection).
+	Unreachable bool
 	// InFlight is how many attempts it has now; Successes and Failures
 	// count its attempts' outcomes as the classifier saw them (neutral
 	// ones are in neither); Latency is the moving average power of two
@@ -101,6 +111,9 @@ func (s *Selector) Snapshot() []NodeStats {
 			Latency: time.Duration(math.Float64frombits(ns.ewma.Load()))}
 		if u := ns.ejectedUntil.Load(); u != 0 && now < u {
 			st.Ejected, st.EjectedFor = true, time.Duration(u-now)
+		}
+		if u := ns.unreachableUntil.Load(); u != 0 && now < u {
+			st.Unreachable = true
 		}
 		out[i] = st
 	}
@@ -182,10 +195,14 @@ func (s *Selector) stateOf(n Node, prev map[string]*nodeState) *nodeState {
 	return ns
 }
 
-// forget ends the ejection of a node whose state is dropped. s.mu is held.
+// forget ends the ejection of a node whose state is dropped, and its
+// unreachable mark. s.mu is held.
 func (s *Selector) forget(ns *nodeState) {
 	if until := ns.ejectedUntil.Load(); until != 0 && ns.ejectedUntil.CompareAndSwap(until, 0) {
 		s.nEjected.Add(-1)
+	}
+	if until := ns.unreachableUntil.Load(); until != 0 && ns.unreachableUntil.CompareAndSwap(until, 0) {
+		s.nUnreach.Add(-1)
 	}
 }
 
@@ -301,9 +318,13 @@ func (p Picked) report(o outcome.Outcome, used, sent bool) {
 	if o == outcome.Success {
 		p.ns.successes.Add(1)
 		p.ns.consecutive.Store(0)
+		p.ns.refusals.Store(0)
 		return
 	}
 	p.ns.failures.Add(1)
+	if !sent {
+		s.unreachable(p.ns)
+	}
 	if p.c != nil {
 		if now == 0 {
 			now = s.now()

@@ -569,3 +569,52 @@ func TestPowerOfTwoWinsBackARecoveredNodeOnTheClock(t *testing.T) {
 		}
 	})
 }
+
+// A node whose attempt failed unsent (it refused the connection) is out of
+// the picks for 1 s, as gRPC keeps a subchannel that cannot connect out of
+// its picker, not counted as ejected; back after it; and a call with no
+// other node left still goes to it rather than fail.
+func TestUnreachableNodeSkippedForABackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := newSelector(t, nodes(3), selector.WithStrategy(selector.RoundRobin))
+		refuse := func(id string) {
+			for {
+				p, err := s.Pick(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p.Node.ID == id {
+					p.Done(status.Error(codes.Unavailable, "connection refused"), false)
+					return
+				}
+				p.Done(nil, true)
+			}
+		}
+		picked := func(n int) map[string]int {
+			got := map[string]int{}
+			for range n {
+				p, err := s.Pick(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				got[p.Node.ID]++
+				p.Done(nil, true)
+			}
+			return got
+		}
+		refuse("n1")
+		if got := picked(30); got["n1"] != 0 || got["n0"] == 0 || got["n2"] == 0 {
+			t.Fatalf("picks right after n1 refused: %v, want none on n1", got)
+		}
+		time.Sleep(1100 * time.Millisecond)
+		if got := picked(30); got["n1"] == 0 {
+			t.Fatalf("picks 1.1 s after n1 refused: %v, want n1 back", got)
+		}
+		for _, id := range []string{"n0", "n1", "n2"} {
+			refuse(id)
+		}
+		if got := picked(30); len(got) == 0 {
+			t.Fatal("no pick with every node unreachable")
+		}
+	})
+}
