@@ -1,0 +1,77 @@
+package rpcguard_test
+
+import (
+	"context"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/rpcguard/rpcguard"
+	"github.com/rpcguard/rpcguard/echo"
+	"github.com/rpcguard/rpcguard/internal/testcluster"
+)
+
+// The recovery measurement of issue 23 (opt-in: RPCGUARD_MEASURE_RECOVERY=1,
+// about 30 s): 3 nodes, 4 paced callers through NewClient's defaults; node-2
+// answers 200 ms late for 3 s, then is healthy; its share of the attempts
+// in each 5 s window from 5 s after it recovered must be at least 25% (a
+// fair share is 33%), also while other processes keep the cores busy (the
+// latency a loaded client measures carries its own scheduling delay).
+func TestRecoveredNodeShareMeasured(t *testing.T) {
+	if os.Getenv("RPCGUARD_MEASURE_RECOVERY") == "" {
+		t.Skip("a 30 s measurement: RPCGUARD_MEASURE_RECOVERY=1 to run it")
+	}
+	c := testcluster.Start(t, 3)
+	cc, err := rpcguard.NewClient("recovery", c.Source(t), rpcguard.WithDialOptions(grpc.WithTransportCredentials(insecure.NewCredentials())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tick := time.NewTicker(5 * time.Millisecond) // paced: 200 calls a second each
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				cctx, cancel := context.WithTimeout(ctx, time.Second)
+				_, _ = echo.Unary(cctx, cc)
+				cancel()
+			}
+		}()
+	}
+	defer func() { stop(); wg.Wait() }()
+	slow := c.Nodes[2]
+	time.Sleep(2 * time.Second) // warm: the measurement's own pacing, not an event to wait for
+	slow.SetFault(echo.Delay(200 * time.Millisecond))
+	time.Sleep(3 * time.Second)
+	slow.SetFault(nil)
+	time.Sleep(5 * time.Second)
+	var shares []float64
+	for range 4 {
+		before := [3]int64{c.Nodes[0].Calls(), c.Nodes[1].Calls(), c.Nodes[2].Calls()}
+		time.Sleep(5 * time.Second)
+		total := int64(0)
+		for i, n := range c.Nodes {
+			total += n.Calls() - before[i]
+		}
+		shares = append(shares, float64(slow.Calls()-before[2])/float64(total))
+	}
+	t.Logf("the recovered node's share, 5-10 s, 10-15 s, 15-20 s, 20-25 s after it recovered: %.2f", shares)
+	for _, s := range shares {
+		if s < 0.25 {
+			t.Errorf("a window with %.2f of the attempts on the recovered node, want at least 0.25", s)
+		}
+	}
+}
