@@ -161,7 +161,7 @@ func (e *eligibility) twoChoices(v *view) int {
 		if e.probe(a) {
 			return i
 		}
-		if e.probe(b) || lessLoaded(b, a) {
+		if e.probe(b) || e.lessLoaded(b, a) {
 			return j
 		}
 		return i
@@ -190,16 +190,19 @@ func (e *eligibility) probe(ns *nodeState) bool {
 // Linkerd's least-loaded balancers, so equal in-flight counts are broken by
 // the EWMA. A node without a latency sample yet is compared on in-flight
 // counts alone (and wins a tie, so that it gets its first sample).
-func lessLoaded(a, b *nodeState) bool {
+func (e *eligibility) lessLoaded(a, b *nodeState) bool {
 	ia, ib := a.inflight.Load(), b.inflight.Load()
-	ea, eb := a.ewma.Load(), b.ewma.Load()
+	ea, eb := e.latency(a), e.latency(b)
 	if ea == 0 || eb == 0 {
 		if ia != ib {
 			return ia < ib
 		}
 		return ea < eb
 	}
-	return float64(ia+1)*math.Float64frombits(ea) < float64(ib+1)*math.Float64frombits(eb)
+	// Within 10% is a tie, kept by the node drawn first (at random): an
+	// average that converges from above on the others' would otherwise
+	// lose every comparison on the last fraction of a millisecond.
+	return float64(ia+1)*math.Float64frombits(ea) < 0.9*float64(ib+1)*math.Float64frombits(eb)
 }
 
 // choose picks an eligible node by the strategy, or -1.
@@ -253,7 +256,12 @@ func (e *eligibility) fallback(v *view) (int, error) {
 // failing fast does not look like the fastest node. A sample that follows
 // none for staleAfter replaces the EWMA: what it said is out of date.
 func (ns *nodeState) observe(sample float64, failed bool, now int64) {
-	stale := now-ns.sampled.Swap(now) > staleAfter
+	gap := now - ns.sampled.Swap(now)
+	stale := gap > staleAfter
+	w := ewmaWeight // a sample after a gap weighs more, as the average faded (decayTau)
+	if float64(gap) > decayTau/20 {
+		w = max(w, 1-math.Exp(-float64(gap)/decayTau))
+	}
 	for {
 		oldBits := ns.ewma.Load()
 		old := math.Float64frombits(oldBits)
@@ -263,10 +271,35 @@ func (ns *nodeState) observe(sample float64, failed bool, now int64) {
 		}
 		nv := x
 		if oldBits != 0 && !stale {
-			nv = old + ewmaWeight*(x-old)
+			nv = old + w*(x-old)
 		}
 		if ns.ewma.CompareAndSwap(oldBits, math.Float64bits(nv)) {
 			return
 		}
 	}
+}
+
+// decayTau is how fast what a node's samples said fades without a new one:
+// in a comparison its latency counts e^(−age/decayTau) of itself, and a
+// sample after a gap weighs 1 − e^(−gap/decayTau) (at least ewmaWeight).
+// A loaded client's samples carry its own scheduling delay; a healthy node
+// that drew an unlucky one lost every comparison, got no new sample, and
+// stayed out until its average went stale (5 s): with 4 callers its share
+// fell to 8% of a 5 s window. Fading, it is back within a second, and the
+// sample it then gets says what it is now. A node that is really slow (200
+// times the others' latency) looks as good as them after about 2.7 s, and
+// then costs one slow call, which replaces its faded average: one slow
+// call per 2.7 s (the stale probe cost one per 5 s), the price of a
+// healthy node never staying out for long.
+const decayTau = float64(500 * time.Millisecond)
+
+// latency is ns's latency for a comparison: its moving average, faded by
+// the age of its last sample (decayTau).
+func (e *eligibility) latency(ns *nodeState) uint64 {
+	bits := ns.ewma.Load()
+	age := float64(e.clock - ns.sampled.Load())
+	if bits == 0 || age < decayTau/20 { // fresh: nothing to fade (and no math.Exp)
+		return bits
+	}
+	return math.Float64bits(math.Float64frombits(bits) * math.Exp(-age/decayTau))
 }
