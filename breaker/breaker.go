@@ -121,7 +121,7 @@ func (b *Breaker) Snapshot() []CircuitStats {
 	b.cmds.Range(func(_, v any) bool {
 		c := v.(*command)
 		t := &c.stats.totals
-		st := CircuitStats{Command: c.name, Open: c.tripped.Load() != 0 || c.cb.IsOpen(),
+		st := CircuitStats{Command: c.name, Open: c.isOpen(),
 			Successes: t[eventSuccess].Load(), Failures: t[eventFailure].Load(), Timeouts: t[eventTimeout].Load(),
 			ShortCircuits: t[eventShortCircuit].Load(), Rejected: t[eventRejected].Load(),
 			Canceled: t[eventCanceled].Load() + t[eventDeadline].Load()}
@@ -448,5 +448,9 @@ func (b *Breaker) Namespace() string { return b.o.namespace }
 // never used).
 func (b *Breaker) IsOpen(name string) bool {
 	c, ok := b.cmds.Load(name)
-	return ok && (c.(*command).tripped.Load() != 0 || c.(*command).cb.IsOpen())
+	return ok && c.(*command).isOpen()
 }
+
+// isOpen reports whether the circuit refuses calls now: tripped by a run of
+// failures, or open by hystrix's error rate.
+func (c *command) isOpen() bool { return c.tripped.Load() != 0 || c.cb.IsOpen() }

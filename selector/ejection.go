@@ -39,6 +39,7 @@ func (ns *nodeState) outcome(failed bool) {
 	}
 }
 
+// addTo replaces the float64 in a (as bits) with f of it, atomically.
 func addTo(a *atomic.Uint64, f func(float64) float64) {
 	for {
 		oldBits := a.Load()

@@ -262,21 +262,16 @@ func (ns *nodeState) observe(sample float64, failed bool, now int64) {
 	if float64(gap) > decayTau/20 {
 		w = max(w, 1-math.Exp(-float64(gap)/decayTau))
 	}
-	for {
-		oldBits := ns.ewma.Load()
-		old := math.Float64frombits(oldBits)
+	addTo(&ns.ewma, func(old float64) float64 {
 		x := sample
 		if failed && !stale {
 			x = math.Max(x, 4*old)
 		}
-		nv := x
-		if oldBits != 0 && !stale {
-			nv = old + w*(x-old)
+		if old == 0 || stale {
+			return x
 		}
-		if ns.ewma.CompareAndSwap(oldBits, math.Float64bits(nv)) {
-			return
-		}
-	}
+		return old + w*(x-old)
+	})
 }
 
 // decayTau is how fast what a node's samples said fades without a new one:
