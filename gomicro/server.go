@@ -50,17 +50,8 @@ func NewSubscriberWrapper(opts ...Option) (server.SubscriberWrapper, error) {
 func (c *config) subscriberWrapper() server.SubscriberWrapper {
 	return func(next server.SubscriberFunc) server.SubscriberFunc {
 		return func(ctx context.Context, msg server.Message) error {
-			md, _ := metadata.FromContext(ctx)
-			name := "subscribe " + msg.Topic()
-			return toCaller(ctx, c.stack.Serve(ctx, stack.ServerOp{Name: name, Span: tracing.SpanInfo{Component: component, Parent: pairs(md)}},
-				func(ctx context.Context) error {
-					if c.faults != nil {
-						if err := c.faults.Apply(ctx, msg.Topic(), "subscribe", c.node, ""); err != nil {
-							return err
-						}
-					}
-					return FromMicro(next(ctx, msg))
-				}))
+			return toCaller(ctx, c.serve(ctx, "subscribe "+msg.Topic(), false, msg.Topic(), "subscribe",
+				func(ctx context.Context) error { return next(ctx, msg) }))
 		}
 	}
 }
@@ -68,17 +59,25 @@ func (c *config) subscriberWrapper() server.SubscriberWrapper {
 func (c *config) handlerWrapper() server.HandlerWrapper {
 	return func(h server.HandlerFunc) server.HandlerFunc {
 		return func(ctx context.Context, req server.Request, rsp interface{}) error {
-			md, _ := metadata.FromContext(ctx)
-			err := c.stack.Serve(ctx, stack.ServerOp{Name: req.Endpoint(), Stream: req.Stream(),
-				Span: tracing.SpanInfo{Component: component, Parent: pairs(md)}}, func(ctx context.Context) error {
-				if c.faults != nil {
-					if err := c.faults.Apply(ctx, req.Service(), req.Endpoint(), c.node, ""); err != nil {
-						return err
-					}
-				}
-				return FromMicro(h(ctx, req, rsp)) // the handler's go-micro errors, read by their code
-			})
-			return ToMicro(req.Service(), err)
+			return ToMicro(req.Service(), c.serve(ctx, req.Endpoint(), req.Stream(), req.Service(), req.Endpoint(),
+				func(ctx context.Context) error { return h(ctx, req, rsp) }))
 		}
 	}
+}
+
+// serve runs a handler or subscriber through the server stack as name (a
+// server span under the trace in go-micro's metadata, the breaker), after
+// the faults of the node it serves as for service and method; the handler's
+// go-micro errors are read by their code (FromMicro).
+func (c *config) serve(ctx context.Context, name string, stream bool, service, method string, handle func(ctx context.Context) error) error {
+	md, _ := metadata.FromContext(ctx)
+	return c.stack.Serve(ctx, stack.ServerOp{Name: name, Stream: stream, Span: tracing.SpanInfo{Component: component, Parent: pairs(md)}},
+		func(ctx context.Context) error {
+			if c.faults != nil {
+				if err := c.faults.Apply(ctx, service, method, c.node, ""); err != nil {
+					return err
+				}
+			}
+			return FromMicro(handle(ctx))
+		})
 }
