@@ -3,7 +3,6 @@ package rpcguard_test
 import (
 	"context"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,43 +30,17 @@ func TestRecoveredNodeShareMeasured(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cc.Close() })
-	ctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(5 * time.Millisecond) // paced: 200 calls a second each
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				cctx, cancel := context.WithTimeout(ctx, time.Second)
-				_, _ = echo.Unary(cctx, cc)
-				cancel()
-			}
-		}()
-	}
-	defer func() { stop(); wg.Wait() }()
-	slow := c.Nodes[2]
-	time.Sleep(2 * time.Second) // warm: the measurement's own pacing, not an event to wait for
-	slow.SetFault(echo.Delay(200 * time.Millisecond))
-	time.Sleep(3 * time.Second)
-	slow.SetFault(nil)
-	time.Sleep(5 * time.Second)
-	var shares []float64
-	for range 4 {
-		before := [3]int64{c.Nodes[0].Calls(), c.Nodes[1].Calls(), c.Nodes[2].Calls()}
-		time.Sleep(5 * time.Second)
-		total := int64(0)
-		for i, n := range c.Nodes {
-			total += n.Calls() - before[i]
+	shares := testcluster.RecoveryShares(t, 2, c.Calls, func(slow bool) {
+		if slow {
+			c.Nodes[2].SetFault(echo.Delay(200 * time.Millisecond))
+		} else {
+			c.Nodes[2].SetFault(nil)
 		}
-		shares = append(shares, float64(slow.Calls()-before[2])/float64(total))
-	}
+	}, func(ctx context.Context) {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_, _ = echo.Unary(cctx, cc)
+	})
 	t.Logf("the recovered node's share, 5-10 s, 10-15 s, 15-20 s, 20-25 s after it recovered: %.2f", shares)
 	for _, s := range shares {
 		if s < 0.25 {

@@ -3,11 +3,11 @@ package gomicro_test
 import (
 	"context"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rpcguard/rpcguard/faultinject"
+	"github.com/rpcguard/rpcguard/internal/testcluster"
 )
 
 // The recovery measurement of issue 23 on go-micro (opt-in:
@@ -22,47 +22,22 @@ func TestRecoveredNodeShareMeasured(t *testing.T) {
 	}
 	inj := newInjector(t)
 	f := faultyFleet(t, 3, inj, nil)
-	ctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(5 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				_, _ = f.call("x")
-			}
-		}()
-	}
-	defer func() { stop(); wg.Wait() }()
-	time.Sleep(2 * time.Second) // warm: the measurement's own pacing, not an event to wait for
-	if err := inj.SetRules(faultinject.Rule{Name: "slow", Node: "greeter-greeter-2", Rate: 1, Latency: faultinject.Fixed(200 * time.Millisecond)}); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(3 * time.Second)
-	if err := inj.SetRules(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(5 * time.Second)
-	var shares []float64
-	for range 4 {
-		var before [3]int64
+	calls := func() []int64 {
+		out := make([]int64, len(f.servers))
 		for i, s := range f.servers {
-			before[i] = s.calls.Load()
+			out[i] = s.calls.Load()
 		}
-		time.Sleep(5 * time.Second)
-		total := int64(0)
-		for i, s := range f.servers {
-			total += s.calls.Load() - before[i]
-		}
-		shares = append(shares, float64(f.servers[2].calls.Load()-before[2])/float64(total))
+		return out
 	}
+	shares := testcluster.RecoveryShares(t, 2, calls, func(slow bool) {
+		var rules []faultinject.Rule
+		if slow {
+			rules = append(rules, faultinject.Rule{Name: "slow", Node: "greeter-greeter-2", Rate: 1, Latency: faultinject.Fixed(200 * time.Millisecond)})
+		}
+		if err := inj.SetRules(rules...); err != nil {
+			t.Error(err)
+		}
+	}, func(context.Context) { _, _ = f.call("x") })
 	t.Logf("the recovered node's share, 5-10 s, 10-15 s, 15-20 s, 20-25 s after it recovered: %.2f", shares)
 	for _, s := range shares {
 		if s < 0.25 {
