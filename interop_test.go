@@ -2,18 +2,22 @@ package rpcguard_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/grpclog"
 	"google.golang.org/grpc/interop"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
 
 	"github.com/rpcguard/rpcguard"
 	"github.com/rpcguard/rpcguard/breaker"
@@ -232,5 +236,72 @@ func TestInterop(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// inputRecorder serves StreamingInputCall and counts the streams whose
+// client's half-close (io.EOF) reached it.
+type inputRecorder struct {
+	testgrpc.UnimplementedTestServiceServer
+	eofs atomic.Int32
+}
+
+func (r *inputRecorder) StreamingInputCall(stream testgrpc.TestService_StreamingInputCallServer) error {
+	for {
+		if _, err := stream.Recv(); err != nil {
+			if errors.Is(err, io.EOF) {
+				r.eofs.Add(1)
+			}
+			return stream.SendAndClose(&testgrpc.StreamingInputCallResponse{})
+		}
+	}
+}
+
+// TestCancelledStreamSendsNothingMore is cancel_after_begin made
+// deterministic: once the caller cancels, a CloseSend must not reach the
+// server, or the server's answer could come back as an OK for a call the
+// caller cancelled (CI saw it: gRPC ends the stream on its own goroutine,
+// and the stack's end functions, which run when ctx ends too, delayed it).
+func TestCancelledStreamSendsNothingMore(t *testing.T) {
+	for _, st := range interopStacks {
+		t.Run(st.name, func(t *testing.T) {
+			rec := &inputRecorder{}
+			srv := grpc.NewServer()
+			testgrpc.RegisterTestServiceServer(srv, rec)
+			lis, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { _ = srv.Serve(lis) }()
+			defer srv.Stop()
+			reg, err := health.NewMemory()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer reg.Close()
+			if err := reg.Register(context.Background(), "grpc.testing", selector.Node{ID: "rec", Addr: lis.Addr().String()}, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			cc, err := st.client(t, reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cc.Close()
+			for range 300 {
+				ctx, cancel := context.WithCancel(context.Background())
+				stream, err := testgrpc.NewTestServiceClient(cc).StreamingInputCall(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cancel()
+				if _, err := stream.CloseAndRecv(); status.Code(err) != codes.Canceled {
+					t.Fatalf("CloseAndRecv after cancel: %v, want Canceled", err)
+				}
+			}
+			srv.GracefulStop() // every handler has returned
+			if n := rec.eofs.Load(); n > 0 {
+				t.Errorf("%d of 300 cancelled streams' half-close reached the server", n)
+			}
+		})
 	}
 }

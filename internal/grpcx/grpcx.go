@@ -25,8 +25,16 @@ import (
 //     do one or the other), and with the error of a SendMsg, CloseSend or
 //     Header that is not io.EOF (the stream is broken; io.EOF means the real
 //     status waits in RecvMsg).
+//
+// Once ctx has ended, the stream sends nothing more: SendMsg returns io.EOF
+// (the status, Canceled or DeadlineExceeded, waits in RecvMsg) and CloseSend
+// does nothing. gRPC ends the stream on a goroutine of its own when ctx ends;
+// a send that slipped in first could still reach the server and be answered
+// (an OK for a stream the caller cancelled). A bare client loses that race
+// almost never, but the wrappers' own end functions, which run when ctx ends
+// too, delay gRPC's goroutine enough to lose it now and then.
 func OnEnd(ctx context.Context, desc *grpc.StreamDesc, cs grpc.ClientStream, end func(err error)) grpc.ClientStream {
-	s := &endStream{ClientStream: cs, single: desc == nil || !desc.ServerStreams}
+	s := &endStream{ClientStream: cs, ctx: ctx, single: desc == nil || !desc.ServerStreams}
 	s.fin = func(err error) { s.once.Do(func() { end(err) }) }
 	s.stop = context.AfterFunc(ctx, func() { s.fin(ctx.Err()) })
 	return s
@@ -34,6 +42,7 @@ func OnEnd(ctx context.Context, desc *grpc.StreamDesc, cs grpc.ClientStream, end
 
 type endStream struct {
 	grpc.ClientStream
+	ctx    context.Context
 	single bool // the server sends one message: the first RecvMsg ends the stream
 	once   sync.Once
 	fin    func(error) // runs end once
@@ -62,12 +71,18 @@ func (s *endStream) RecvMsg(m any) error {
 }
 
 func (s *endStream) SendMsg(m any) error {
+	if s.ctx.Err() != nil {
+		return io.EOF
+	}
 	err := s.ClientStream.SendMsg(m)
 	s.broken(err)
 	return err
 }
 
 func (s *endStream) CloseSend() error {
+	if s.ctx.Err() != nil {
+		return nil
+	}
 	err := s.ClientStream.CloseSend()
 	s.broken(err)
 	return err
