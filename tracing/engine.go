@@ -53,17 +53,25 @@ func (t *Tracing) StartCall(ctx context.Context, op string, info SpanInfo) (_ co
 		return ctx, func(error) {}
 	}
 	var parent opentracing.SpanContext
-	if info.Parent != nil && spanFrom(ctx) == nil {
+	if t.bridge != nil {
+		parent = t.bridge.Parent(ctx)
+	}
+	if parent == nil && info.Parent != nil && spanFrom(ctx) == nil {
 		parent = t.extract(tr, info.Parent)
 	}
 	span := startClient(ctx, tr, op, info.component(), parent)
+	rpc := tagRPC(span, op, info.component())
 	if info.PeerService != "" {
 		ext.PeerService.Set(span, info.PeerService)
 	}
-	ctx = selector.JoinRecord(opentracing.ContextWithSpan(ctx, span))
+	ctx = opentracing.ContextWithSpan(ctx, span)
+	if t.bridge != nil {
+		ctx = t.bridge.Started(ctx, span, false)
+	}
+	ctx = selector.JoinRecord(ctx)
 	return ctx, func(err error) {
 		tagLastNode(span, ctx)
-		finishRPC(span, err)
+		finishRPC(span, err, rpc)
 	}
 }
 
@@ -78,6 +86,7 @@ func (t *Tracing) StartAttempt(ctx context.Context, op string, info SpanInfo) (_
 		return ctx, func(error) {}
 	}
 	span := startClient(ctx, tr, op+" attempt", info.component(), nil)
+	rpc := tagRPC(span, op, info.component())
 	tagAttempt(span, ctx, true)
 	hasNode := info.Node.ID != ""
 	if hasNode {
@@ -88,7 +97,7 @@ func (t *Tracing) StartAttempt(ctx context.Context, op string, info SpanInfo) (_
 		if !hasNode {
 			tagAttempt(span, ctx, false)
 		}
-		finishRPC(span, err)
+		finishRPC(span, err, rpc)
 	}
 }
 
@@ -106,7 +115,12 @@ func (t *Tracing) StartServer(ctx context.Context, op string, info SpanInfo) (_ 
 		parent = t.extract(tr, info.Parent)
 	}
 	span := tr.StartSpan(op, ext.RPCServerOption(parent), opentracing.Tag{Key: string(ext.Component), Value: info.component()})
-	return opentracing.ContextWithSpan(ctx, span), func(err error) { finishRPC(span, err) }
+	rpc := tagRPC(span, op, info.component())
+	ctx = opentracing.ContextWithSpan(ctx, span)
+	if t.bridge != nil {
+		ctx = t.bridge.Started(ctx, span, true)
+	}
+	return ctx, func(err error) { finishRPC(span, err, rpc) }
 }
 
 // Inject writes the span in ctx into a carrier through set, for a client of
@@ -119,9 +133,18 @@ func (t *Tracing) Inject(ctx context.Context, set func(k, v string)) {
 // inject writes the span in ctx through set, keeping the pairs ok accepts.
 func (t *Tracing) inject(ctx context.Context, ok func(k, v string) bool, set func(k, v string)) {
 	tr, on := t.tracerFor()
-	span := spanFrom(ctx)
-	if !on || span == nil {
+	if !on {
 		return
 	}
-	_ = tr.Inject(span.Context(), format, writer{t: t, ok: ok, set: set})
+	var sc opentracing.SpanContext
+	if t.bridge != nil {
+		sc = t.bridge.Parent(ctx)
+	}
+	if span := spanFrom(ctx); sc == nil && span != nil {
+		sc = span.Context()
+	}
+	if sc == nil {
+		return
+	}
+	_ = tr.Inject(sc, format, writer{t: t, ok: ok, set: set})
 }

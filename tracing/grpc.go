@@ -17,7 +17,10 @@ import (
 // The gRPC carrier: it starts and finishes spans through the engine
 // (engine.go) and moves trace headers in and out of metadata.
 
-const componentGRPC = "gRPC"
+const (
+	componentGRPC  = "gRPC"
+	componentMicro = "go-micro" // gomicro's spans
+)
 
 // UnaryClientInterceptor makes the call span: one client span per logical
 // call, named by the full method, tagged with the peer (the node of the last

@@ -3,6 +3,8 @@ package tracing
 import (
 	"context"
 	"errors"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,14 +28,45 @@ const (
 	TagGRPCCode  = "grpc.code"           // the gRPC status code, by name
 )
 
-// startClient starts a client span named op, child of the span in ctx.
+// OpenTelemetry's semantic-convention attributes, set as tags on every
+// back-end (Jaeger shows them as tags, OpenTelemetry as attributes).
+const (
+	tagRPCSystem     = "rpc.system"           // "grpc", "go-micro"
+	tagRPCService    = "rpc.service"          // gRPC: the full service name
+	tagRPCMethod     = "rpc.method"           // gRPC: the method name
+	tagRPCStatusCode = "rpc.grpc.status_code" // gRPC: the status code, as a number
+	tagServerAddress = "server.address"       // the node's host
+	tagServerPort    = "server.port"          // the node's port, as a number
+)
+
+// tagRPC tags an RPC span with the semantic conventions' names: the
+// system for gRPC and go-micro spans, the service and method of a gRPC
+// method ("/pkg.Service/Method"). It reports whether the span is a gRPC
+// call's (whose finish adds rpc.grpc.status_code).
+func tagRPC(span opentracing.Span, op, component string) (grpcSpan bool) {
+	switch component {
+	case componentGRPC:
+		span.SetTag(tagRPCSystem, "grpc")
+		if svc, method, ok := strings.Cut(strings.TrimPrefix(op, "/"), "/"); ok && strings.HasPrefix(op, "/") {
+			span.SetTag(tagRPCService, svc)
+			span.SetTag(tagRPCMethod, method)
+		}
+		return true
+	case componentMicro:
+		span.SetTag(tagRPCSystem, "go-micro")
+	}
+	return false
+}
+
+// startClient starts a client span named op, child of parent, or else of
+// the span in ctx.
 func startClient(ctx context.Context, tr opentracing.Tracer, op, component string, parent opentracing.SpanContext) opentracing.Span {
 	var opts [3]opentracing.StartSpanOption
 	o := append(opts[:0], ext.SpanKindRPCClient, opentracing.Tag{Key: string(ext.Component), Value: component})
-	if span := spanFrom(ctx); span != nil {
-		o = append(o, opentracing.ChildOf(span.Context()))
-	} else if parent != nil {
+	if parent != nil {
 		o = append(o, opentracing.ChildOf(parent))
+	} else if span := spanFrom(ctx); span != nil {
+		o = append(o, opentracing.ChildOf(span.Context()))
 	}
 	return tr.StartSpan(op, o...)
 }
@@ -62,6 +95,12 @@ func tagAttempt(span opentracing.Span, ctx context.Context, start bool) {
 func tagNode(span opentracing.Span, n selector.Node) {
 	span.SetTag(TagNodeID, n.ID)
 	ext.PeerAddress.Set(span, n.Addr)
+	if host, port, err := net.SplitHostPort(n.Addr); err == nil {
+		span.SetTag(tagServerAddress, host)
+		if p, err := strconv.Atoi(port); err == nil {
+			span.SetTag(tagServerPort, p)
+		}
+	}
 }
 
 // tagLastNode tags a call span with the node of the call's last pick.
@@ -73,13 +112,17 @@ func tagLastNode(span opentracing.Span, ctx context.Context) {
 	}
 }
 
-// finishRPC ends a span with err's outcome: the gRPC code as a tag; for
+// finishRPC ends a span with err's outcome: the gRPC code as a tag (and as
+// rpc.grpc.status_code on a gRPC call's span, grpcSpan); for
 // errors other than the caller's cancellation, error=true and the message
 // in a log; rpcguard's reasons (open circuit, spent budget, ...) as a tag
 // and logs.
-func finishRPC(span opentracing.Span, err error) {
+func finishRPC(span opentracing.Span, err error, grpcSpan bool) {
 	code := status.Code(err)
 	span.SetTag(TagGRPCCode, code.String())
+	if grpcSpan {
+		span.SetTag(tagRPCStatusCode, int(code))
+	}
 	if err != nil && code != codes.Canceled && !errors.Is(err, context.Canceled) {
 		ext.Error.Set(span, true)
 		span.LogFields(log.String("event", "error"), log.String("message", err.Error()))

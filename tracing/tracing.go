@@ -15,6 +15,24 @@ type Tracing struct {
 	maxHeader int
 	prefixes  []string
 	hooks     Hooks
+	bridge    Bridge // nil: spans live in OpenTracing's context only
+}
+
+// Bridge joins a Tracing to another tracing API that keeps its spans and
+// baggage in a context.Context of its own (package tracing/otel makes one
+// for OpenTelemetry), so that a call continues the trace that API's code
+// started, and a handler sees its server span and baggage through that API.
+type Bridge interface {
+	// Parent returns the span a call started with ctx continues when it is
+	// not the OpenTracing span in ctx: the other API's span in ctx (started
+	// by that API's code, after the OpenTracing span if any), as a span
+	// context of the Tracing's tracer; nil otherwise.
+	Parent(ctx context.Context) opentracing.SpanContext
+	// Started returns ctx (which holds span, a call or server span just
+	// started) with what the other API needs: for a call span, the
+	// baggage ctx holds through that API is copied into span; for a server
+	// span, span's baggage is put into ctx for that API to read.
+	Started(ctx context.Context, span opentracing.Span, server bool) context.Context
 }
 
 // Hooks observe a Tracing. Each may be nil and must not block.
@@ -31,7 +49,7 @@ type Hooks struct {
 // defaultTraceHeaders returns the prefixes of WithTraceHeaders' default (a
 // new slice each time: no caller shares, or can change, the default).
 func defaultTraceHeaders() []string {
-	return []string{"uber-trace-id", "uberctx-", "jaeger-debug-id", "jaeger-baggage", "traceparent", "tracestate", "x-b3-", "b3", "ot-tracer-", "ot-baggage-"}
+	return []string{"uber-trace-id", "uberctx-", "jaeger-debug-id", "jaeger-baggage", "traceparent", "tracestate", "baggage", "x-b3-", "b3", "ot-tracer-", "ot-baggage-"}
 }
 
 // Option configures a Tracing.
@@ -65,7 +83,7 @@ func WithMaxHeaderBytes(n int) Option {
 // WithTraceHeaders sets the prefixes of the incoming headers handed to the
 // tracer (lowercase). Default: Jaeger's ("uber-trace-id", "uberctx-",
 // "jaeger-debug-id", "jaeger-baggage"), W3C trace context ("traceparent",
-// "tracestate"), B3 ("x-b3-", "b3") and the OpenTracing basic tracer's
+// "tracestate") and baggage ("baggage"), B3 ("x-b3-", "b3") and the OpenTracing basic tracer's
 // ("ot-tracer-", "ot-baggage-").
 func WithTraceHeaders(prefixes ...string) Option {
 	return func(tr *Tracing) error {
@@ -78,6 +96,17 @@ func WithTraceHeaders(prefixes ...string) Option {
 			}
 		}
 		tr.prefixes = prefixes
+		return nil
+	}
+}
+
+// WithBridge joins the Tracing to another tracing API (see Bridge).
+func WithBridge(b Bridge) Option {
+	return func(tr *Tracing) error {
+		if b == nil {
+			return fmt.Errorf("tracing: WithBridge: nil Bridge")
+		}
+		tr.bridge = b
 		return nil
 	}
 }
