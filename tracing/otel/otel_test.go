@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -27,7 +28,13 @@ import (
 	rgotel "github.com/rpcguard/rpcguard/tracing/otel"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, testcluster.HystrixGoroutines()...) }
+func TestMain(m *testing.M) {
+	// The SDK reports what it drops (malformed baggage from remote
+	// clients, an exporter's errors) through the process's error handler,
+	// which logs each; the tests make them on purpose.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(error) {}))
+	goleak.VerifyTestMain(m, testcluster.HystrixGoroutines()...)
+}
 
 // w3c is the default propagator, as the servers' otelgrpc uses it.
 var w3c = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
