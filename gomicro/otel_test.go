@@ -5,10 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"go-micro.dev/v4/server"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
-	"go-micro.dev/v4/server"
 
 	"github.com/rpcguard/rpcguard/gomicro"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
