@@ -265,3 +265,62 @@ func TestHedgedCallIsOneTraceWithOtelgrpcServers(t *testing.T) {
 		t.Errorf("no hedge span to node fast:\n%s", tree(spans))
 	}
 }
+
+// A call continues the OpenTelemetry span its context holds: the
+// application's own root span, and, inside a handler behind rpcguard's
+// server span, a span the handler started through OpenTelemetry's API
+// (which comes after the server span: the call goes under it).
+func TestCallContinuesTheOtelSpanInItsContext(t *testing.T) {
+	tp, sr := newProvider(t)
+	tg := newTracing(t, tp)
+	app := tp.Tracer("app")
+	b := otelServer(t, "b", tp, w3c)
+	toB := client(t, tg, nil, b)
+	a, err := echo.Start("a", grpc.ChainUnaryInterceptor(tg.UnaryServerInterceptor()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Kill)
+	a.SetFault(func(ctx context.Context, _ string) error {
+		ctx, work := app.Start(ctx, "work")
+		defer work.End()
+		_, err := echo.Unary(ctx, toB, grpc.WaitForReady(true))
+		return err
+	})
+	cc := client(t, tg, nil, a)
+	ctx, root := app.Start(context.Background(), "root")
+	_, err = echo.Unary(ctx, cc, grpc.WaitForReady(true))
+	root.End()
+	if err != nil {
+		t.Fatal(err)
+	}
+	testcluster.WaitFor(t, 5*time.Second, "8 spans", func() bool { return len(sr.Ended()) == 8 })
+	spans := sr.Ended()
+	t.Logf("\n%s", tree(spans))
+	byName := map[string][]sdktrace.ReadOnlySpan{}
+	for _, s := range spans {
+		byName[s.Name()] = append(byName[s.Name()], s)
+	}
+	parentOf := func(child, parent sdktrace.ReadOnlySpan) bool {
+		return child.Parent().SpanID() == parent.SpanContext().SpanID() && child.SpanContext().TraceID() == parent.SpanContext().TraceID()
+	}
+	calls, works, servers := byName[echo.UnaryMethod], byName["work"], byName[echo.UnaryMethod]
+	if len(byName["root"]) != 1 || len(works) != 1 || len(calls) != 3 { // two call spans and a server span share the method's name
+		t.Fatalf("spans:\n%s", tree(spans))
+	}
+	root0, work := byName["root"][0], works[0]
+	var first, second, aServer sdktrace.ReadOnlySpan
+	for _, s := range servers {
+		switch {
+		case s.SpanKind() == trace.SpanKindServer:
+			aServer = s
+		case parentOf(s, root0):
+			first = s
+		case parentOf(s, work):
+			second = s
+		}
+	}
+	if first == nil || second == nil || aServer == nil || !parentOf(work, aServer) {
+		t.Errorf("want root → call → attempt → A's server span → work → call:\n%s", tree(spans))
+	}
+}
