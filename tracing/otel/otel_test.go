@@ -96,6 +96,16 @@ func client(t testing.TB, tg *tracing.Tracing, p *retry.Policy, nodes ...*echo.S
 	return cc
 }
 
+// idempotent is a retry policy for which every method is idempotent.
+func idempotent(t testing.TB) *retry.Policy {
+	t.Helper()
+	p, err := retry.New(retry.WithIdempotent("*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // untilFirstTried calls until a call's first attempt went to first
 // (its calls grew before second's did), resetting the recorder's view
 // before each: it returns the spans that call ended with.
@@ -206,11 +216,7 @@ func TestRetriedCallIsOneTraceWithOtelgrpcServers(t *testing.T) {
 	t.Cleanup(func() { _ = stp.Shutdown(context.Background()) })
 	bad, good := otelServer(t, "bad", stp, w3c), otelServer(t, "good", stp, w3c)
 	bad.SetFault(echo.FailWith(codes.Unavailable))
-	p, err := retry.New(retry.WithIdempotent("*"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc := client(t, newTracing(t, ctp), p, bad, good)
+	cc := client(t, newTracing(t, ctp), idempotent(t), bad, good)
 	spans := untilFirstTried(t, sr, cc, bad, 5)
 	t.Logf("retried call:\n%s", tree(spans))
 	oneTrace(t, spans)

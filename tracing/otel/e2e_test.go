@@ -1,0 +1,87 @@
+package otel_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"google.golang.org/grpc/codes"
+
+	"github.com/rpcguard/rpcguard/echo"
+	"github.com/rpcguard/rpcguard/internal/testcluster"
+)
+
+// TestOTLPEndToEnd sends a retried call's spans over OTLP/gRPC to a real
+// collector or Jaeger and, when RPCGUARD_JAEGER_QUERY names Jaeger's query
+// API, reads the trace back. It runs only when RPCGUARD_OTLP_ENDPOINT names
+// the collector's OTLP/gRPC port (see the README):
+//
+//	RPCGUARD_OTLP_ENDPOINT=127.0.0.1:4317
+//	RPCGUARD_JAEGER_QUERY=http://127.0.0.1:16686
+func TestOTLPEndToEnd(t *testing.T) {
+	endpoint, query := os.Getenv("RPCGUARD_OTLP_ENDPOINT"), os.Getenv("RPCGUARD_JAEGER_QUERY")
+	if endpoint == "" {
+		t.Skip("set RPCGUARD_OTLP_ENDPOINT (and RPCGUARD_JAEGER_QUERY) to run against a real collector")
+	}
+	ctx := context.Background()
+	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(endpoint), otlptracegrpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	service := fmt.Sprintf("rpcguard-otlp-e2e-%d", time.Now().UnixNano())
+	res := resource.NewSchemaless(attribute.String("service.name", service))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	stp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	bad, good := otelServer(t, "bad", stp, w3c), otelServer(t, "good", stp, w3c)
+	bad.SetFault(echo.FailWith(codes.Unavailable))
+	cc := client(t, newTracing(t, tp), idempotent(t), bad, good)
+	for range 4 { // round robin: at least one call tries the bad node first
+		if _, err := echo.Unary(ctx, cc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []*sdktrace.TracerProvider{tp, stp} {
+		if err := p.Shutdown(ctx); err != nil { // flushes: an export error fails here
+			t.Fatal(err)
+		}
+	}
+	if query == "" {
+		return
+	}
+	testcluster.WaitFor(t, 30*time.Second, "a retried call's trace in Jaeger's query API", func() bool {
+		resp, err := http.Get(query + "/api/traces?limit=10&service=" + url.QueryEscape(service))
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Data []struct {
+				Spans []struct {
+					OperationName string `json:"operationName"`
+				} `json:"spans"`
+			} `json:"data"`
+		}
+		if json.NewDecoder(resp.Body).Decode(&body) != nil {
+			return false
+		}
+		for _, tr := range body.Data {
+			ops := map[string]int{}
+			for _, s := range tr.Spans {
+				ops[s.OperationName]++
+			}
+			if ops[echo.UnaryMethod] == 1 && ops[echo.UnaryMethod+" attempt"] == 2 && ops["rpcguard.test.Echo/Unary"] == 2 {
+				return true
+			}
+		}
+		return false
+	})
+}
