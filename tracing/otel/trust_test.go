@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -304,4 +306,55 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("%s: %v, %v; want an error", name, tg, err)
 		}
 	}
+}
+
+// The HTTP carrier on OpenTelemetry: rpcguard's RoundTripper to rpcguard's
+// middleware is one trace, the server span under the client span, and the
+// handler reads the caller's OTel baggage and its own span through OTel's
+// API. A baggage member whose key no header can carry (non-ASCII) never
+// fails the request.
+func TestHTTPOnOtelIsOneTrace(t *testing.T) {
+	tp, sr := newProvider(t)
+	tg := newTracing(t, tp)
+	type seen struct {
+		tenant string
+		span   trace.SpanContext
+	}
+	got := make(chan seen, 1)
+	srv := httptest.NewServer(tg.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- seen{baggage.FromContext(r.Context()).Member("tenant").Value(), trace.SpanFromContext(r.Context()).SpanContext()}
+	})))
+	defer srv.Close()
+	hc := &http.Client{Transport: tg.RoundTripper(nil)}
+	for _, keys := range [][]string{{"tenant"}, {"tenant", "clé"}} {
+		var members []baggage.Member
+		for _, k := range keys {
+			m, err := baggage.NewMemberRaw(k, "José")
+			if err != nil {
+				t.Fatal(err)
+			}
+			members = append(members, m)
+		}
+		bag, err := baggage.New(members...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, root := tp.Tracer("app").Start(baggage.ContextWithBaggage(context.Background(), bag), "root")
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/x", nil)
+		resp, err := hc.Do(req)
+		root.End()
+		if err != nil {
+			t.Fatalf("baggage keys %q: %v", keys, err)
+		}
+		_ = resp.Body.Close()
+		s := <-got
+		if len(keys) == 1 && s.tenant != "José" {
+			t.Errorf("the handler read baggage %q, want José", s.tenant)
+		}
+		if s.span.TraceID() != root.SpanContext().TraceID() {
+			t.Errorf("baggage keys %q: the server span is in trace %v, the caller's is %v", keys, s.span.TraceID(), root.SpanContext().TraceID())
+		}
+	}
+	testcluster.WaitFor(t, 5*time.Second, "6 spans", func() bool { return len(sr.Ended()) == 6 })
+	t.Logf("\n%s", tree(sr.Ended()))
 }
