@@ -33,14 +33,16 @@ func TestOTLPEndToEnd(t *testing.T) {
 		t.Skip("set RPCGUARD_OTLP_ENDPOINT (and RPCGUARD_JAEGER_QUERY) to run against a real collector")
 	}
 	ctx := context.Background()
-	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(endpoint), otlptracegrpc.WithInsecure())
-	if err != nil {
-		t.Fatal(err)
-	}
 	service := fmt.Sprintf("rpcguard-otlp-e2e-%d", time.Now().UnixNano())
 	res := resource.NewSchemaless(attribute.String("service.name", service))
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	stp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	provider := func() *sdktrace.TracerProvider { // an exporter each: a provider's Shutdown shuts its exporter
+		exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(endpoint), otlptracegrpc.WithInsecure())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	}
+	tp, stp := provider(), provider()
 	bad, good := otelServer(t, "bad", stp, w3c), otelServer(t, "good", stp, w3c)
 	bad.SetFault(echo.FailWith(codes.Unavailable))
 	cc := client(t, newTracing(t, tp), idempotent(t), bad, good)
