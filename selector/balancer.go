@@ -28,6 +28,7 @@ import (
 //	{"loadBalancingConfig": [{"rpcguard_selector": {
 //	    "strategy": "round_robin",
 //	    "ejection": {"consecutiveFailures": 5, "baseTime": "30s", "maxTime": "300s", "maxPercent": 50},
+//	    "subset": {"size": 32, "minNodes": 200, "client": -1, "spares": 2},
 //	    "reuseTried": false,
 //	    "metadata": {"version": "v2"}
 //	}}]}
@@ -35,7 +36,9 @@ import (
 // Every field is optional. "strategy" is "random", "round_robin" (default) or
 // "p2c". "ejection", when present, enables outlier ejection; its missing
 // fields take DefaultEjection's values; durations are Go or protobuf JSON
-// durations ("30s", "1.5s", "250ms"). "metadata" keeps the nodes whose
+// durations ("30s", "1.5s", "250ms"). "subset" sets subsetting (see
+// Subset; its missing fields take DefaultSubset's values, and "size": 0
+// disables it; without "subset", DefaultSubset applies). "metadata" keeps the nodes whose
 // metadata has every listed key and value. Unknown fields are errors.
 //
 // The picker avoids the nodes the call's record (NewRecord,
@@ -61,10 +64,32 @@ type lbConfig struct {
 
 	Strategy   Strategy          `json:"strategy,omitempty"`
 	Ejection   json.RawMessage   `json:"ejection,omitempty"`
+	Subset     *subsetJSON       `json:"subset,omitempty"`
 	ReuseTried bool              `json:"reuseTried,omitempty"`
 	Metadata   map[string]string `json:"metadata,omitempty"`
 
 	opts []Option // derived from the fields above
+}
+
+// subsetJSON is "subset": missing fields take DefaultSubset's values.
+type subsetJSON struct {
+	Size     *int `json:"size,omitempty"`
+	MinNodes *int `json:"minNodes,omitempty"`
+	Client   *int `json:"client,omitempty"`
+	Spares   *int `json:"spares,omitempty"`
+}
+
+func (j *subsetJSON) subset() Subset {
+	s := DefaultSubset()
+	for _, f := range []struct {
+		in  *int
+		out *int
+	}{{j.Size, &s.Size}, {j.MinNodes, &s.MinNodes}, {j.Client, &s.Client}, {j.Spares, &s.Spares}} {
+		if f.in != nil {
+			*f.out = *f.in
+		}
+	}
+	return s
 }
 
 type ejectionJSON struct {
@@ -95,6 +120,9 @@ func (b *builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingCo
 			return nil, fmt.Errorf("%s: service config: %w", b.name, err)
 		}
 		cfg.opts = append(cfg.opts, WithEjection(e))
+	}
+	if cfg.Subset != nil {
+		cfg.opts = append(cfg.opts, WithSubset(cfg.Subset.subset()))
 	}
 	if cfg.ReuseTried {
 		cfg.opts = append(cfg.opts, WithReuseTried())
@@ -191,11 +219,43 @@ func (gb *grpcBalancer) UpdateClientConnState(s balancer.ClientConnState) error 
 		gb.sel, gb.cfg, gb.selOpts = sel, cfg, selOpts
 	}
 	known := make(map[string]bool, len(s.ResolverState.Addresses))
+	all := make([]Node, 0, len(s.ResolverState.Addresses))
 	for _, a := range s.ResolverState.Addresses {
-		known[nodeOf(a).ID] = true
+		n := nodeOf(a)
+		known[n.ID] = true
+		all = append(all, n)
 	}
 	gb.sel.retain(known)
+	if f := gb.sel.setFleet(all); f.order != nil {
+		// Subsetting: connect to the subset and its spares only.
+		s.ResolverState = subsetState(s.ResolverState, f.order[:min(len(f.order), f.in+gb.sel.opts.subset.Spares)])
+	}
 	return gb.Balancer.UpdateClientConnState(s)
+}
+
+// subsetState is rs with only the addresses (and endpoints) of nodes.
+func subsetState(rs resolver.State, nodes []Node) resolver.State {
+	keep := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		keep[n.ID] = true
+	}
+	var addrs []resolver.Address
+	for _, a := range rs.Addresses {
+		if keep[nodeOf(a).ID] {
+			addrs = append(addrs, a)
+		}
+	}
+	var eps []resolver.Endpoint
+	for _, ep := range rs.Endpoints {
+		for _, a := range ep.Addresses {
+			if keep[nodeOf(a).ID] {
+				eps = append(eps, ep)
+				break
+			}
+		}
+	}
+	rs.Addresses, rs.Endpoints = addrs, eps
+	return rs
 }
 
 // Build implements base.PickerBuilder: the ready subconnections become the
@@ -214,7 +274,7 @@ func (gb *grpcBalancer) Build(info base.PickerBuildInfo) balancer.Picker {
 		byID[n.ID] = sc
 	}
 	slices.SortFunc(nodes, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
-	v, kept := gb.sel.update(nodes)
+	v, kept := gb.sel.update(nodes, nil)
 	p := &picker{sel: gb.sel, v: v, kept: kept, scs: make([]balancer.SubConn, len(v.nodes))}
 	for i, ns := range v.nodes {
 		p.scs[i] = byID[ns.node.ID]

@@ -503,3 +503,80 @@ func TestGRPCMetadataFilterFromServiceConfig(t *testing.T) {
 		return errors.Is(err, selector.ErrNoNodes)
 	})
 }
+
+// TestGRPCSubset: with subsetting, the balancer connects to the client's
+// subset and its spares only, and calls go to the subset; when every node
+// of the subset is down, calls go to a spare.
+func TestGRPCSubset(t *testing.T) {
+	cluster := testcluster.Start(t, 12)
+	src, err := selector.NewStatic(toNodes(cluster.Nodes)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var sel *selector.Selector
+	onNew := selector.WithSelectorOptions(selector.WithOnNew(func(s *selector.Selector) { mu.Lock(); sel = s; mu.Unlock() }))
+	sc := fmt.Sprintf(`{"loadBalancingConfig":[{%q:{"strategy":"p2c","subset":{"size":4,"minNodes":0,"client":3,"spares":1}}}]}`, selector.BalancerName)
+	cc := testcluster.Dial(t, "rpcguard:///echo", testcluster.Resolver(t, src, onNew), grpc.WithDefaultServiceConfig(sc))
+	inSubset := func() (in, all map[string]bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		in, all = map[string]bool{}, map[string]bool{}
+		if sel == nil {
+			return in, all
+		}
+		for _, st := range sel.Snapshot() {
+			all[st.Node.ID] = true
+			if st.InSubset {
+				in[st.Node.ID] = true
+			}
+		}
+		return in, all
+	}
+	call := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := echo.Unary(ctx, cc, grpc.WaitForReady(true))
+		return err
+	}
+	for range 300 {
+		if err := call(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var in, ready map[string]bool
+	testcluster.WaitFor(t, 10*time.Second, "the subset and a spare connected", func() bool {
+		in, ready = inSubset()
+		return len(in) >= 2 && len(ready) == len(in)+1
+	})
+	spareCalls := int64(0)
+	for i, n := range cluster.Nodes {
+		c := cluster.Calls()[i]
+		switch {
+		case !ready[n.ID] && c > 0:
+			t.Errorf("node %s, neither in the subset %v nor a spare, served %d calls", n.ID, in, c)
+		case ready[n.ID] && !in[n.ID]:
+			spareCalls = c
+		}
+	}
+	if spareCalls > 15 { // only while no node of the subset was connected yet
+		t.Errorf("the spare served %d of 300 calls", spareCalls)
+	}
+	for _, n := range cluster.Nodes {
+		if in[n.ID] {
+			n.Kill()
+		}
+	}
+	testcluster.WaitFor(t, 10*time.Second, "calls served outside the dead subset", func() bool {
+		before := cluster.Calls()
+		if call() != nil {
+			return false
+		}
+		for i, n := range cluster.Nodes {
+			if cluster.Calls()[i] > before[i] {
+				return ready[n.ID] && !in[n.ID] // the spare
+			}
+		}
+		return false
+	})
+}

@@ -115,6 +115,7 @@ type options struct {
 	strategy   Strategy
 	filters    []func(Node) bool
 	ejection   Ejection
+	subset     Subset
 	reuseTried bool
 	classifier outcome.Classifier
 	hooks      Hooks
@@ -211,7 +212,7 @@ func WithHooks(h Hooks) Option {
 }
 
 func buildOptions(opts []Option) (options, error) {
-	o := options{strategy: RoundRobin, classifier: outcome.Default}
+	o := options{strategy: RoundRobin, classifier: outcome.Default, subset: DefaultSubset()}
 	for _, opt := range opts {
 		if opt == nil {
 			return o, fmt.Errorf("selector: nil Option")

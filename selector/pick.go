@@ -41,13 +41,19 @@ func (s *Selector) pick(ctx context.Context, v *view) (Picked, int, error) {
 		e.c.mu.Lock()
 		defer e.c.mu.Unlock()
 	}
-	i := e.choose(v)
+	i := e.choose(v.nodes[:v.sub])
+	if i < 0 && v.sub < n {
+		// No eligible node in the client's subset: one outside it.
+		if i = e.choose(v.nodes[v.sub:]); i >= 0 {
+			i += v.sub
+		}
+	}
 	if i < 0 && s.nUnreach.Load() > 0 {
 		// No reachable node left for this call: try the unreachable ones
 		// too rather than refuse it (an attempt to a node that still
 		// refuses fails fast and is never sent).
 		e.anyReach = true
-		i = e.choose(v)
+		i = e.choose(v.nodes)
 	}
 	if i < 0 {
 		var err error
@@ -129,14 +135,14 @@ func (e *eligibility) ok(ns *nodeState) bool {
 }
 
 // scan returns the first eligible node at or after start, wrapping, or -1.
-func (e *eligibility) scan(v *view, start int) int {
-	n := len(v.nodes)
+func (e *eligibility) scan(nodes []*nodeState, start int) int {
+	n := len(nodes)
 	for k := 0; k < n; k++ {
 		i := start + k
 		if i >= n {
 			i -= n
 		}
-		if e.ok(v.nodes[i]) {
+		if e.ok(nodes[i]) {
 			return i
 		}
 	}
@@ -144,17 +150,17 @@ func (e *eligibility) scan(v *view, start int) int {
 }
 
 // twoChoices draws two distinct nodes and keeps the less loaded eligible one.
-func (e *eligibility) twoChoices(v *view) int {
-	n := len(v.nodes)
+func (e *eligibility) twoChoices(nodes []*nodeState) int {
+	n := len(nodes)
 	if n == 1 {
-		return e.scan(v, 0)
+		return e.scan(nodes, 0)
 	}
 	i := rand.IntN(n)
 	j := rand.IntN(n - 1)
 	if j >= i {
 		j++
 	}
-	a, b := v.nodes[i], v.nodes[j]
+	a, b := nodes[i], nodes[j]
 	okA, okB := e.ok(a), e.ok(b)
 	switch {
 	case okA && okB:
@@ -170,7 +176,7 @@ func (e *eligibility) twoChoices(v *view) int {
 	case okB:
 		return j
 	}
-	return e.scan(v, i)
+	return e.scan(nodes, i)
 }
 
 // probe reports whether this pick should take ns to refresh a stale latency
@@ -205,15 +211,19 @@ func (e *eligibility) lessLoaded(a, b *nodeState) bool {
 	return float64(ia+1)*math.Float64frombits(ea) < 0.9*float64(ib+1)*math.Float64frombits(eb)
 }
 
-// choose picks an eligible node by the strategy, or -1.
-func (e *eligibility) choose(v *view) int {
+// choose picks an eligible node of nodes by the strategy, and returns its
+// index, or -1.
+func (e *eligibility) choose(nodes []*nodeState) int {
+	if len(nodes) == 0 {
+		return -1
+	}
 	switch e.s.opts.strategy {
 	case RoundRobin:
-		return e.scan(v, int((e.s.rr.Add(1)-1)%uint64(len(v.nodes))))
+		return e.scan(nodes, int((e.s.rr.Add(1)-1)%uint64(len(nodes))))
 	case Random:
-		return e.scan(v, rand.IntN(len(v.nodes)))
+		return e.scan(nodes, rand.IntN(len(nodes)))
 	}
-	return e.twoChoices(v)
+	return e.twoChoices(nodes)
 }
 
 // fallback runs when no node is eligible: it tells ErrNoNodes from

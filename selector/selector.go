@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,11 +29,19 @@ type Selector struct {
 	// set whose connection is not ready); parked holds that state.
 	keep   map[string]bool
 	parked map[string]*nodeState
+	// Guarded by mu: the fleet's order for this client (Subset.ranks; nil:
+	// not subset) and how many of its first nodes are the subset.
+	rank   map[string]int
+	rankIn int
 }
 
-// view is one immutable node set; nodes passed the filters.
+// view is one immutable node set; nodes passed the filters. With
+// subsetting, the first sub nodes are the client's subset and the others
+// follow in the order a pick takes them when none of the subset is
+// eligible; without, sub is len(nodes).
 type view struct {
 	nodes []*nodeState
+	sub   int
 }
 
 // nodeState is a node and what the selector learned about it. It survives
@@ -98,6 +107,9 @@ type NodeStats struct {
 	InFlight            int64
 	Successes, Failures int64
 	Latency             time.Duration
+	// InSubset tells whether the node is in this client's subset (every
+	// node is, when the service is not subset: see Subset).
+	InSubset bool
 }
 
 // Snapshot returns the stats of the current nodes, in the node set's order.
@@ -108,7 +120,7 @@ func (s *Selector) Snapshot() []NodeStats {
 	for i, ns := range v.nodes {
 		st := NodeStats{Node: ns.node, Ejections: ns.totalEjected.Load(), InFlight: ns.inflight.Load(),
 			Successes: ns.successes.Load(), Failures: ns.failures.Load(),
-			Latency: time.Duration(math.Float64frombits(ns.ewma.Load()))}
+			Latency: time.Duration(math.Float64frombits(ns.ewma.Load())), InSubset: i < v.sub}
 		if u := ns.ejectedUntil.Load(); u != 0 && now < u {
 			st.Ejected, st.EjectedFor = true, time.Duration(u-now)
 		}
@@ -131,7 +143,7 @@ func (s *Selector) Update(nodes []Node) error {
 	if err := validateNodes(nodes); err != nil {
 		return err
 	}
-	_, kept := s.update(nodes)
+	_, kept := s.update(nodes, s.fleet(nodes))
 	if h := s.opts.hooks.OnUpdate; h != nil {
 		h(kept)
 	}
@@ -139,10 +151,14 @@ func (s *Selector) Update(nodes []Node) error {
 }
 
 // update installs nodes (already validated) and returns the new view and
-// the nodes it kept. The caller runs the OnUpdate hook once the view is in
-// effect.
-func (s *Selector) update(nodes []Node) (*view, []Node) {
+// the nodes it kept. With a fleet, its order becomes the client's (see
+// setFleet); nil keeps the last. The caller runs the OnUpdate hook once the
+// view is in effect.
+func (s *Selector) update(nodes []Node, f *fleetOrder) (*view, []Node) {
 	s.mu.Lock()
+	if f != nil {
+		s.rank, s.rankIn = f.rank, f.in
+	}
 	old := s.view.Load()
 	prev := make(map[string]*nodeState, len(old.nodes))
 	for _, ns := range old.nodes {
@@ -160,6 +176,25 @@ func (s *Selector) update(nodes []Node) (*view, []Node) {
 			ns = &nodeState{node: n}
 		}
 		nv.nodes = append(nv.nodes, ns)
+	}
+	nv.sub = len(nv.nodes)
+	if s.rank != nil {
+		// The subset first, then the rest in the client's order; nodes the
+		// fleet did not list (none, unless a caller updates the view with
+		// nodes it never gave setFleet) last.
+		rank := func(ns *nodeState) int {
+			if r, ok := s.rank[ns.node.ID]; ok {
+				return r
+			}
+			return len(s.rank)
+		}
+		slices.SortStableFunc(nv.nodes, func(a, b *nodeState) int { return rank(a) - rank(b) })
+		nv.sub = 0
+		for nv.sub < len(nv.nodes) && rank(nv.nodes[nv.sub]) < s.rankIn {
+			nv.sub++
+		}
+	}
+	for _, ns := range nv.nodes {
 		kept = append(kept, ns.node)
 	}
 	for id, gone := range prev {
@@ -175,6 +210,45 @@ func (s *Selector) update(nodes []Node) (*view, []Node) {
 	s.view.Store(nv)
 	s.mu.Unlock()
 	return nv, kept
+}
+
+// fleetOrder is a fleet's order for this client (Subset.ranks): each
+// node's rank, the first in of them its subset; rank nil: not subset.
+type fleetOrder struct {
+	order []Node
+	rank  map[string]int
+	in    int
+}
+
+// fleet orders the whole node set the client's subset comes from (see
+// Subset). The plain API's fleet is what Update installs; the gRPC
+// balancer's is the resolver's set, of which the view holds the connected
+// nodes (setFleet).
+func (s *Selector) fleet(nodes []Node) *fleetOrder {
+	var passed []Node
+	for _, n := range nodes {
+		if s.passes(n) {
+			passed = append(passed, n)
+		}
+	}
+	order, in := s.opts.subset.ranks(passed)
+	f := &fleetOrder{order: order, in: in}
+	if order != nil {
+		f.rank = make(map[string]int, len(order))
+		for i, n := range order {
+			f.rank[n.ID] = i
+		}
+	}
+	return f
+}
+
+// setFleet makes nodes the fleet of the views that follow, and returns it.
+func (s *Selector) setFleet(nodes []Node) *fleetOrder {
+	f := s.fleet(nodes)
+	s.mu.Lock()
+	s.rank, s.rankIn = f.rank, f.in
+	s.mu.Unlock()
+	return f
 }
 
 // stateOf takes n's state out of prev or the parked states, if the node is
