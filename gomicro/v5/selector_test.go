@@ -21,6 +21,7 @@ import (
 
 	"github.com/rpcguard/rpcguard/gomicro/v5"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
+	"github.com/rpcguard/rpcguard/selector"
 )
 
 // Greeter is a go-micro handler that counts its calls and may fail them.
@@ -148,5 +149,31 @@ func TestSelectorInGoMicrosRetryLoop(t *testing.T) {
 	}
 	if failed != 0 || revisits != 0 {
 		t.Fatalf("%d of 200 calls failed and %d attempts went back to a node their call tried; want none", failed, revisits)
+	}
+}
+
+// TestSubsetOnGoMicro: gomicro's selector subsets a fleet as the gRPC
+// balancer does: with Subset{Size: 3} of 9 nodes, every call lands on the
+// client's subset (about 3 nodes), never on the others.
+func TestSubsetOnGoMicro(t *testing.T) {
+	f := &fleet{k: mucp, reg: newMicroRegistry(), brk: newMicroBroker(),
+		sopts: []selector.Option{selector.WithStrategy(selector.PowerOfTwo), selector.WithSubset(selector.Subset{Size: 3, Client: 4})}}
+	for i := range 9 {
+		f.servers = append(f.servers, f.k.start(t, fmt.Sprintf("greeter-%d", i), f.reg, f.brk))
+	}
+	f.cli = f.client(t, nil)
+	for range 200 {
+		if _, err := f.call("x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	used := 0
+	for _, g := range f.servers {
+		if g.calls.Load() > 0 {
+			used++
+		}
+	}
+	if used < 2 || used > 5 {
+		t.Errorf("calls went to %d of 9 nodes, want the subset of about 3", used)
 	}
 }
