@@ -21,6 +21,7 @@ var (
 	nodeInFlight   = desc("rpcguard_node_in_flight", "Attempts in flight to the node.", "service", "node")
 	nodeAttempts   = desc("rpcguard_node_attempts_total", "Attempts to the node by outcome (success, failure; neutral ones are not counted).", "service", "node", "outcome")
 	nodeLatency    = desc("rpcguard_node_latency_seconds", "The node's latency, as power of two choices averages it (0 before a sample).", "service", "node")
+	nodeInSubset   = desc("rpcguard_node_in_subset", "1 while the node is in the client's subset (every node is when the service is not subset).", "service", "node")
 	circuitOpen    = desc("rpcguard_circuit_open", "1 while the circuit is open.", "client", "command")
 	circuitEvents  = desc("rpcguard_circuit_events_total", "The breaker's events by kind (success, failure, timeout, short_circuit, rejected, canceled).", "client", "command", "event")
 	circuitErrors  = desc("rpcguard_circuit_error_ratio", "The share of the last 10 s's outcomes that failed or timed out.", "client", "command")
@@ -36,7 +37,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{nodeEjected, nodeUnreach, nodeEjections, nodeInFlight, nodeAttempts, nodeLatency,
+	for _, d := range []*prometheus.Desc{nodeEjected, nodeUnreach, nodeEjections, nodeInFlight, nodeAttempts, nodeLatency, nodeInSubset,
 		circuitOpen, circuitEvents, circuitErrors, circuitVolume, budgetNow, budgetMax, limitNow, limitInFlight,
 		regUp, regRenewals, regFailures, regCheckFailed} {
 		ch <- d
@@ -61,6 +62,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			counter(nodeAttempts, n.Successes, cl.Service, id, "success")
 			counter(nodeAttempts, n.Failures, cl.Service, id, "failure")
 			gauge(nodeLatency, n.Latency.Seconds(), cl.Service, id)
+			gauge(nodeInSubset, b2f(n.InSubset), cl.Service, id)
 		}
 	}
 	for _, ci := range s.Circuits {

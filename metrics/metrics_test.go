@@ -224,3 +224,33 @@ func get(t *testing.T, url string) string {
 	}
 	return string(b)
 }
+
+// Subset membership shows as rpcguard_node_in_subset and on the page.
+func TestSubsetMembershipIsVisible(t *testing.T) {
+	obs := metrics.New()
+	sel, err := selector.New(selector.WithSubset(selector.Subset{Size: 2, Client: 0}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []selector.Node
+	for i := range 8 {
+		nodes = append(nodes, selector.Node{ID: fmt.Sprintf("n%d", i), Addr: fmt.Sprintf("127.0.0.1:%d", 9000+i)})
+	}
+	if err := sel.Update(nodes); err != nil {
+		t.Fatal(err)
+	}
+	obs.WatchSelector("big", sel)
+	in := 0.0
+	for _, n := range nodes {
+		in += value(t, obs.Registry(), "rpcguard_node_in_subset", "service", "big", "node", n.ID)
+	}
+	if in < 1 || in > 4 {
+		t.Errorf("%v of 8 nodes in a subset of 2", in)
+	}
+	srv := httptest.NewServer(obs.DebugHandler())
+	defer srv.Close()
+	body := get(t, srv.URL)
+	if strings.Count(body, `<td class="subset">in</td>`) != int(in) || !strings.Contains(body, `<td class="subset">outside</td>`) {
+		t.Errorf("the page does not show the subset of %v nodes", in)
+	}
+}

@@ -59,7 +59,7 @@ type pageClient struct {
 
 type pageNode struct {
 	ID, Addr            string
-	Ejected             bool
+	Ejected, InSubset   bool
 	EjectedFor, Latency string
 	Share               int // percent of the client's attempts
 	SharePx             int
@@ -96,7 +96,7 @@ func view(s Snapshot) pageData {
 }
 
 func pageNodeOf(n selector.NodeStats, total int64) pageNode {
-	pn := pageNode{ID: n.Node.ID, Addr: n.Node.Addr, Ejected: n.Ejected, Successes: n.Successes, Failures: n.Failures,
+	pn := pageNode{ID: n.Node.ID, Addr: n.Node.Addr, Ejected: n.Ejected, InSubset: n.InSubset, Successes: n.Successes, Failures: n.Failures,
 		InFlight: n.InFlight, Ejections: n.Ejections, Latency: "-"}
 	if n.Ejected {
 		pn.EjectedFor = "(" + n.EjectedFor.Round(time.Second).String() + " more)"
