@@ -8,7 +8,7 @@
 //	server span (tracing) → breaker → the handler.
 //
 // Start with New and Do (a call), Open (a stream) or Serve (a handler). The
-// gRPC stack of rpcguard.NewClient and rpcguard.ServerOptions, go-micro's
+// gRPC client stack of rpcguard.NewClient, go-micro's
 // wrappers (package gomicro), the HTTP Middleware and the plain Call are
 // thin adapters on these functions, so that a setting (a breaker Timeout,
 // a panic guard, a default) behaves the same on every transport.
