@@ -2,10 +2,7 @@ package tracing_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"os"
 	"testing"
 	"time"
@@ -46,28 +43,12 @@ func TestJaegerEndToEnd(t *testing.T) {
 	if err := closer.Close(); err != nil { // flushes the spans to the collector
 		t.Fatal(err)
 	}
-	var found bool
 	testcluster.WaitFor(t, 30*time.Second, "the trace in Jaeger's query API", func() bool {
-		resp, err := http.Get(query + "/api/traces?limit=5&service=" + url.QueryEscape(service))
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var body struct {
-			Data []struct {
-				Spans []struct {
-					OperationName string `json:"operationName"`
-				} `json:"spans"`
-			} `json:"data"`
-		}
-		if json.NewDecoder(resp.Body).Decode(&body) != nil {
-			return false
-		}
-		for _, tr := range body.Data {
-			for _, s := range tr.Spans {
-				found = found || s.OperationName == echo.UnaryMethod
+		for _, ops := range testcluster.JaegerTraces(query, service) {
+			if ops[echo.UnaryMethod] > 0 {
+				return true
 			}
 		}
-		return found
+		return false
 	})
 }

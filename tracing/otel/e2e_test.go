@@ -2,10 +2,7 @@ package otel_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"os"
 	"testing"
 	"time"
@@ -60,26 +57,7 @@ func TestOTLPEndToEnd(t *testing.T) {
 		return
 	}
 	testcluster.WaitFor(t, 30*time.Second, "a retried call's trace in Jaeger's query API", func() bool {
-		resp, err := http.Get(query + "/api/traces?limit=10&service=" + url.QueryEscape(service))
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var body struct {
-			Data []struct {
-				Spans []struct {
-					OperationName string `json:"operationName"`
-				} `json:"spans"`
-			} `json:"data"`
-		}
-		if json.NewDecoder(resp.Body).Decode(&body) != nil {
-			return false
-		}
-		for _, tr := range body.Data {
-			ops := map[string]int{}
-			for _, s := range tr.Spans {
-				ops[s.OperationName]++
-			}
+		for _, ops := range testcluster.JaegerTraces(query, service) {
 			if ops[echo.UnaryMethod] == 1 && ops[echo.UnaryMethod+" attempt"] == 2 && ops["rpcguard.test.Echo/Unary"] == 2 {
 				return true
 			}
