@@ -225,6 +225,9 @@ type fleetOrder struct {
 // balancer's is the resolver's set, of which the view holds the connected
 // nodes (setFleet).
 func (s *Selector) fleet(nodes []Node) *fleetOrder {
+	if !s.opts.subset.applies(len(nodes)) {
+		return &fleetOrder{} // filters only remove nodes: still too few
+	}
 	var passed []Node
 	for _, n := range nodes {
 		if s.passes(n) {

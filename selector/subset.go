@@ -96,7 +96,7 @@ var processClient = sync.OnceValue(func() int {
 // node. It returns nil when the node set is not subset (too small, or
 // subsetting is off).
 func (s Subset) ranks(nodes []Node) (order []Node, in int) {
-	if s.Size <= 0 || len(nodes) <= s.MinNodes || len(nodes) <= s.Size {
+	if !s.applies(len(nodes)) {
 		return nil, 0
 	}
 	slicesN := len(nodes) / s.Size
@@ -142,6 +142,9 @@ func (s Subset) ranks(nodes []Node) (order []Node, in int) {
 	}
 	return order, in
 }
+
+// applies reports whether a fleet of n nodes is subset.
+func (s Subset) applies(n int) bool { return s.Size > 0 && n > s.MinNodes && n > s.Size }
 
 // nodeHash places a node in a round: a hash of its ID, mixed with the
 // round, the same in every process.

@@ -7,12 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"go-micro.dev/v5/server"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/rpcguard/rpcguard/gomicro/v5"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
 	rgotel "github.com/rpcguard/rpcguard/tracing/otel"
 )
@@ -32,22 +30,7 @@ func TestOtelTraceAcrossTwoHops(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wopts := []gomicro.Option{gomicro.WithTracing(tg)}
-			hw, err := gomicro.NewHandlerWrapper(gomicro.WithTracing(tg))
-			if err != nil {
-				t.Fatal(err)
-			}
-			f := newFleetOn(t, k, newMicroRegistry(), 1, wopts, server.WrapHandler(hw))
-			front := k.server(server.Name("front"), server.Id("front-0"), server.Address("127.0.0.1:0"),
-				server.Registry(f.reg), server.Broker(f.brk), server.RegisterTTL(time.Minute), server.WrapHandler(hw))
-			if err := front.Handle(front.NewHandler(&Relay{cli: f.client(t, wopts)})); err != nil {
-				t.Fatal(err)
-			}
-			if err := front.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = front.Stop() })
-			top := f.client(t, wopts)
+			top := relayChain(t, k, newMicroRegistry(), tg)
 			for i := range 20 {
 				before := len(sr.Ended())
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/rpcguard/rpcguard/gomicro/v5"
 	"github.com/rpcguard/rpcguard/internal/testcluster"
+	"github.com/rpcguard/rpcguard/tracing"
 )
 
 // Relay is a go-micro handler that calls greeter's Greeter.Hello with its
@@ -27,6 +28,29 @@ type Relay struct{ cli client.Client }
 
 func (r *Relay) Hello(ctx context.Context, req *Req, rsp *Rsp) error {
 	return r.cli.Call(ctx, r.cli.NewRequest("greeter", "Greeter.Hello", req), rsp)
+}
+
+// relayChain starts greeter (one node) and front (a Relay to greeter) on
+// k and reg, their handlers and clients wrapped by gomicro with tg, and
+// returns a gomicro client of front.
+func relayChain(t *testing.T, k kind, reg registry.Registry, tg *tracing.Tracing) client.Client {
+	t.Helper()
+	wopts := []gomicro.Option{gomicro.WithTracing(tg)}
+	hw, err := gomicro.NewHandlerWrapper(gomicro.WithTracing(tg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFleetOn(t, k, reg, 1, wopts, server.WrapHandler(hw))
+	front := k.server(server.Name("front"), server.Id("front-0"), server.Address("127.0.0.1:0"),
+		server.Registry(f.reg), server.Broker(f.brk), server.RegisterTTL(time.Minute), server.WrapHandler(hw))
+	if err := front.Handle(front.NewHandler(&Relay{cli: f.client(t, wopts)})); err != nil {
+		t.Fatal(err)
+	}
+	if err := front.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = front.Stop() })
+	return f.client(t, wopts)
 }
 
 // client → front → greeter, all on gomicro: in every one of 40 traces the
@@ -46,22 +70,7 @@ func TestTraceParentsAcrossTwoHops(t *testing.T) {
 		k := rk.k
 		t.Run(rk.name, func(t *testing.T) {
 			tg, rep := inMemoryTracing(t, "hops")
-			wopts := []gomicro.Option{gomicro.WithTracing(tg)}
-			hw, err := gomicro.NewHandlerWrapper(gomicro.WithTracing(tg))
-			if err != nil {
-				t.Fatal(err)
-			}
-			f := newFleetOn(t, k, rk.reg(t), 1, wopts, server.WrapHandler(hw))
-			front := k.server(server.Name("front"), server.Id("front-0"), server.Address("127.0.0.1:0"),
-				server.Registry(f.reg), server.Broker(f.brk), server.RegisterTTL(time.Minute), server.WrapHandler(hw))
-			if err := front.Handle(front.NewHandler(&Relay{cli: f.client(t, wopts)})); err != nil {
-				t.Fatal(err)
-			}
-			if err := front.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = front.Stop() })
-			top := f.client(t, wopts)
+			top := relayChain(t, k, rk.reg(t), tg)
 			for i := range 40 {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				var rsp Rsp
