@@ -9,8 +9,13 @@ import (
 	"github.com/rpcguard/rpcguard/outcome"
 )
 
-// ewmaWeight is the weight of a new latency sample in a node's EWMA.
-const ewmaWeight = 0.3
+// ewmaWeight is the weight of a new latency sample in a node's EWMA: about
+// the last 20 samples count, so that one sample the client delayed itself
+// (a loaded client's scheduling delay, a GC pause) moves the average little
+// (with 0.3, one sample in ten 8 ms late swung three equal nodes' shares by
+// ±14% of a 5 s window; with 0.1, ±9%). A node that turns slow is shunned
+// at once all the same: its calls stay in flight, and load counts them.
+const ewmaWeight = 0.1
 
 // staleAfter is how long what power of two choices learned of a node's
 // latency stays true without a new sample. A node that was slow is not
@@ -167,7 +172,7 @@ func (e *eligibility) twoChoices(nodes []*nodeState) int {
 		if e.probe(a) {
 			return i
 		}
-		if e.probe(b) || e.lessLoaded(b, a) {
+		if e.probe(b) || e.prefer(b, a) {
 			return j
 		}
 		return i
@@ -185,18 +190,32 @@ func (e *eligibility) twoChoices(nodes []*nodeState) int {
 func (e *eligibility) probe(ns *nodeState) bool {
 	last := ns.sampled.Load()
 	if last == 0 || e.clock-last <= staleAfter {
-		return false // never sampled (lessLoaded favours it) or fresh
+		return false // never sampled (prefer favours it) or fresh
 	}
 	p := ns.probed.Load()
 	return e.clock-p > staleAfter && ns.probed.CompareAndSwap(p, e.clock)
 }
 
-// lessLoaded reports whether a should be preferred over b. Load is the
+// clearlyWorse is the load ratio from which prefer never takes the worse
+// node: what a client's own delay does to an average of about 20 samples
+// stays below it, while a slow node's faded average, once a call to it is
+// in flight, doubles past it (so a node that fades back into the picks
+// gets one call, not one from every caller until that call returns).
+const clearlyWorse = 4
+
+// prefer reports whether this pick should take a over b. Load is the
 // expected wait: (attempts in flight + 1) × latency EWMA, as in Finagle's and
-// Linkerd's least-loaded balancers, so equal in-flight counts are broken by
-// the EWMA. A node without a latency sample yet is compared on in-flight
-// counts alone (and wins a tie, so that it gets its first sample).
-func (e *eligibility) lessLoaded(a, b *nodeState) bool {
+// Linkerd's least-loaded balancers. A node without a latency sample yet is
+// compared on in-flight counts alone (and wins a tie, so that it gets its
+// first sample). A load clearlyWorse than the other's never wins; below
+// that, a wins with probability lb²/(la²+lb²): loads that differ by what a
+// loaded client's own scheduling delay adds to its samples (1.2×: 41%,
+// 1.5×: 31%) share the picks nearly evenly, while a node that is worse
+// loses most comparisons (2×: 20%, 3×: 10%). Always taking the lesser
+// load, the worst of three equal nodes got no pick at all until its
+// average faded, and on a loaded client a recovered node's share swung
+// from 8% to 40% of a 5 s window.
+func (e *eligibility) prefer(a, b *nodeState) bool {
 	ia, ib := a.inflight.Load(), b.inflight.Load()
 	ea, eb := e.latency(a), e.latency(b)
 	if ea == 0 || eb == 0 {
@@ -205,10 +224,16 @@ func (e *eligibility) lessLoaded(a, b *nodeState) bool {
 		}
 		return ea < eb
 	}
-	// Within 10% is a tie, kept by the node drawn first (at random): an
-	// average that converges from above on the others' would otherwise
-	// lose every comparison on the last fraction of a millisecond.
-	return float64(ia+1)*math.Float64frombits(ea) < 0.9*float64(ib+1)*math.Float64frombits(eb)
+	la := float64(ia+1) * math.Float64frombits(ea)
+	lb := float64(ib+1) * math.Float64frombits(eb)
+	switch {
+	case la >= clearlyWorse*lb:
+		return false
+	case lb >= clearlyWorse*la:
+		return true
+	}
+	la, lb = la*la, lb*lb
+	return rand.Float64()*(la+lb) < lb
 }
 
 // choose picks an eligible node of nodes by the strategy, and returns its
@@ -288,15 +313,15 @@ func (ns *nodeState) observe(sample float64, failed bool, now int64) {
 // in a comparison its latency counts e^(−age/decayTau) of itself, and a
 // sample after a gap weighs 1 − e^(−gap/decayTau) (at least ewmaWeight).
 // A loaded client's samples carry its own scheduling delay; a healthy node
-// that drew an unlucky one lost every comparison, got no new sample, and
-// stayed out until its average went stale (5 s): with 4 callers its share
-// fell to 8% of a 5 s window. Fading, it is back within a second, and the
+// that drew an unlucky run of them loses most comparisons (prefer) and
+// gets few new samples: fading, it is back within a second or two, and the
 // sample it then gets says what it is now. A node that is really slow (200
-// times the others' latency) looks as good as them after about 2.7 s, and
-// then costs one slow call, which replaces its faded average: one slow
-// call per 2.7 s (the stale probe cost one per 5 s), the price of a
-// healthy node never staying out for long.
-const decayTau = float64(500 * time.Millisecond)
+// times the others' latency) fades into the range where it wins now and
+// then after about 2 s (at 1,000 picks a second), and that slow call
+// replaces its faded average: one slow call per 2 s or so (the stale probe
+// alone cost one per 5 s), the price of a healthy node never staying out
+// for long.
+const decayTau = float64(time.Second)
 
 // latency is ns's latency for a comparison: its moving average, faded by
 // the age of its last sample (decayTau).

@@ -2,6 +2,7 @@ package selector_test
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -15,13 +16,15 @@ import (
 // delay (exponential, 0.3 ms on average, and one in ten 8 ms), 4 paced
 // callers on a fake clock (testing/synctest), node n2 200 ms slow for 3 s,
 // then healthy. In every 5 s window from 5 s after it recovered it gets at
-// least 10% of the picks (a fair share is 33%; the lowest window seen here
-// is 14%; before latencies faded with age, windows fell to 8%, as a healthy
-// node that drew an unlucky sample stayed out until its average went
-// stale). Issue 23 wants 25%: not met in every window yet.
+// least 20% of the picks (a fair share is 33%), and its share swings little
+// from window to window: a standard deviation under 0.04 over 12 seeds × 6
+// windows. Seen here over 720 windows: lowest 0.25, standard deviation
+// 0.030; before prefer's weighted choice and the slower EWMA (issue 23),
+// lowest 0.17, standard deviation 0.046, as the worst of three equal nodes
+// got no pick until its average faded.
 func TestRecoveredNodeHeldOnALoadedClient(t *testing.T) {
-	var worst float64 = 1
-	for seed := range uint64(6) {
+	var all []float64
+	for seed := range uint64(12) {
 		synctest.Test(t, func(t *testing.T) {
 			s := newSelector(t, nodes(3), selector.WithStrategy(selector.PowerOfTwo))
 			rng := rand.New(rand.NewPCG(seed, 7))
@@ -80,12 +83,19 @@ func TestRecoveredNodeHeldOnALoadedClient(t *testing.T) {
 			stop()
 			wg.Wait()
 			t.Logf("seed %d: %.2f", seed, shares)
-			for _, x := range shares {
-				worst = min(worst, x)
-			}
+			all = append(all, shares...)
 		})
 	}
-	if worst < 0.10 {
-		t.Fatalf("a window with %.2f of the picks on the recovered node, want at least 0.10", worst)
+	var sum, sq float64
+	for _, x := range all {
+		if x < 0.20 {
+			t.Errorf("a window with %.2f of the picks on the recovered node, want at least 0.20", x)
+		}
+		sum += x
+		sq += x * x
+	}
+	mean := sum / float64(len(all))
+	if sd := math.Sqrt(sq/float64(len(all)) - mean*mean); sd > 0.04 {
+		t.Errorf("the recovered node's share swings by %.3f (standard deviation) around %.2f, want at most 0.04", sd, mean)
 	}
 }
