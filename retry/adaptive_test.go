@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -81,36 +82,82 @@ func TestDefaultBudgetRoutesAroundABadNodeAndStopsAStorm(t *testing.T) {
 // turn, and a waiting attempt ends with its caller's deadline without
 // having been sent.
 func TestConcurrencyLimitQueuesWithinTheDeadline(t *testing.T) {
-	p := mustPolicy(t, retry.WithMaxAttempts(1))
-	sel := plainSelector(t, 1)
-	full := status.Error(codes.ResourceExhausted, "full")
-	if err := p.Do(context.Background(), sel, func(context.Context, selector.Node) error { return full }); status.Code(err) != codes.ResourceExhausted {
-		t.Fatalf("got %v", err) // the limit is now 1
-	}
-	hold, held := make(chan struct{}), make(chan struct{})
-	done := make(chan error)
-	go func() {
-		done <- p.Do(context.Background(), sel, func(context.Context, selector.Node) error {
-			close(held)
-			<-hold
-			return nil
-		})
-	}()
-	<-held
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	var sent atomic.Bool
-	err := p.Do(ctx, sel, func(context.Context, selector.Node) error { sent.Store(true); return nil })
-	if !errors.Is(err, context.DeadlineExceeded) || sent.Load() {
-		t.Fatalf("a waiting call: %v (sent %v), want its deadline and nothing sent", err, sent.Load())
-	}
-	close(hold)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Do(context.Background(), sel, func(context.Context, selector.Node) error { return nil }); err != nil {
-		t.Fatalf("after the slot came back: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		p := mustPolicy(t, retry.WithMaxAttempts(1))
+		sel := plainSelector(t, 1)
+		full := status.Error(codes.ResourceExhausted, "full")
+		if err := p.Do(context.Background(), sel, func(context.Context, selector.Node) error { return full }); status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("got %v", err) // the limit is now 1
+		}
+		hold, held := make(chan struct{}), make(chan struct{})
+		done := make(chan error)
+		go func() {
+			done <- p.Do(context.Background(), sel, func(context.Context, selector.Node) error {
+				close(held)
+				<-hold
+				return nil
+			})
+		}()
+		<-held
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond) // within the longest wait (10 ms at least)
+		defer cancel()
+		var sent atomic.Bool
+		err := p.Do(ctx, sel, func(context.Context, selector.Node) error { sent.Store(true); return nil })
+		if !errors.Is(err, context.DeadlineExceeded) || sent.Load() {
+			t.Fatalf("a waiting call: %v (sent %v), want its deadline and nothing sent", err, sent.Load())
+		}
+		close(hold)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Do(context.Background(), sel, func(context.Context, selector.Node) error { return nil }); err != nil {
+			t.Fatalf("after the slot came back: %v", err)
+		}
+	})
+}
+
+// While the limit is on, an attempt waits for a slot at most 8 attempts'
+// time (at least 10 ms), on a fake clock: with the limit at 1 and attempts
+// of about 20 ms, while an attempt holds the slot for a second, a waiting
+// call ends after 160 ms with ErrFleetFull (ResourceExhausted), sent
+// nowhere, not at its deadline; a call that waits for a slot that frees in
+// time is served. An open loop of callers past what the fleet serves would
+// otherwise each queue to its deadline.
+func TestConcurrencyLimitWaitsAtMostEightAttempts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := mustPolicy(t, retry.WithMaxAttempts(1))
+		sel := plainSelector(t, 1)
+		full := status.Error(codes.ResourceExhausted, "full")
+		if err := p.Do(context.Background(), sel, func(context.Context, selector.Node) error {
+			time.Sleep(20 * time.Millisecond)
+			return full
+		}); status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("got %v", err) // the limit is now 1, an attempt about 20 ms
+		}
+		hold := func(d time.Duration) {
+			go func() {
+				_ = p.Do(context.Background(), sel, func(context.Context, selector.Node) error { time.Sleep(d); return nil })
+			}()
+			synctest.Wait()
+		}
+		hold(time.Second)
+		start := time.Now()
+		var sent atomic.Bool
+		err := p.Do(context.Background(), sel, func(context.Context, selector.Node) error { sent.Store(true); return nil })
+		if !errors.Is(err, retry.ErrFleetFull) || status.Code(err) != codes.ResourceExhausted || sent.Load() {
+			t.Fatalf("a call behind a stuck slot: %v (code %v, sent %v), want ErrFleetFull, ResourceExhausted, nothing sent", err, status.Code(err), sent.Load())
+		}
+		if waited := time.Since(start); waited < 100*time.Millisecond || waited > 200*time.Millisecond {
+			t.Fatalf("it waited %v, want about 8 attempts' time (160 ms)", waited)
+		}
+		time.Sleep(time.Second) // the holder ends, and its success raises the limit to 2
+		hold(20 * time.Millisecond)
+		hold(20 * time.Millisecond)
+		start = time.Now()
+		if err := p.Do(context.Background(), sel, func(context.Context, selector.Node) error { return nil }); err != nil || time.Since(start) != 20*time.Millisecond {
+			t.Fatalf("a call that waited for a slot freed after 20 ms: %v after %v", err, time.Since(start))
+		}
+	})
 }
 
 func plainSelector(t *testing.T, n int) *selector.Selector {

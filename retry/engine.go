@@ -48,7 +48,7 @@ func run[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(ctx
 	)
 	defer func() {
 		if holding {
-			p.limit.release(false, false)
+			p.limit.release(false, false, 0)
 			if cancel != nil {
 				cancel()
 			}
@@ -59,6 +59,9 @@ func run[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(ctx
 			return zero, p.failure(tries, reason, ctxError{err: err})
 		}
 		if err := p.limit.acquire(ctx); err != nil { // waits only while the fleet is full
+			if err == ErrFleetFull {
+				return zero, p.failure(tries, err, nil)
+			}
 			return zero, p.failure(tries, reason, ctxError{err: err})
 		}
 		holding = true
@@ -72,7 +75,7 @@ func run[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(ctx
 		v, err := attempt(actx)
 		holding = false
 		out := outcomeOf(actx, err)
-		p.limit.release(out.overloaded(), out.err == nil)
+		p.limit.release(out.overloaded(), out.err == nil, time.Since(start))
 		if cancel != nil {
 			out.timedOut = out.timedOut || ownTimeout(actx, ctx, out.err)
 			cancel()

@@ -20,6 +20,12 @@ var (
 	// ErrBudgetExhausted: the Policy's retry budget had no room for a retry.
 	// Standing alone it answers ResourceExhausted.
 	ErrBudgetExhausted error = &grpcerr.Sentinel{Msg: "retry: retry budget exhausted", Code: codes.ResourceExhausted}
+	// ErrFleetFull: servers refused attempts with ResourceExhausted, and
+	// an attempt waited for a slot under the Policy's adaptive concurrency
+	// limit for 8 attempts' time without one: the queue does not move, and
+	// the call ends rather than wait to its deadline. It answers
+	// ResourceExhausted.
+	ErrFleetFull error = &grpcerr.Sentinel{Msg: "retry: the fleet is full (ResourceExhausted): no slot for another attempt", Code: codes.ResourceExhausted}
 	// ErrAttemptsExhausted: the call used all its attempts.
 	ErrAttemptsExhausted error = &grpcerr.Sentinel{Msg: "retry: attempts exhausted", Code: codes.Unavailable}
 )

@@ -57,19 +57,22 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 			defer wg.Done()
 			t0 := time.Now()
 			if err := p.limit.acquire(tctx); err != nil {
-				results <- result{n: n, out: outcome{err: status.FromContextError(err).Err()}, took: time.Since(t0)}
+				if err != ErrFleetFull {
+					err = status.FromContextError(err).Err()
+				}
+				results <- result{n: n, out: outcome{err: err}, took: time.Since(t0)}
 				return
 			}
 			returned := false
 			defer func() {
 				if !returned { // recovered here, re-panicked by hedge on the caller's goroutine
-					p.limit.release(false, false)
+					p.limit.release(false, false, 0)
 					results <- result{n: n, out: outcome{err: errPanicked}, took: time.Since(t0), panicked: recover()}
 				}
 			}()
 			v, out := attempt(tctx)
 			returned = true
-			p.limit.release(out.overloaded(), out.err == nil)
+			p.limit.release(out.overloaded(), out.err == nil, time.Since(t0))
 			if cc.perAttempt > 0 {
 				out.timedOut = out.timedOut || ownTimeout(tctx, ctx, out.err)
 			}

@@ -16,7 +16,13 @@ import (
 // by 10% again at the next refusal after calmWindow. Attempts past
 // the limit wait in FIFO order, within their caller's deadline, instead of
 // being refused by the servers and retried at once (which starves the
-// callers that wait and multiplies attempts). After quiet of quietAfter with
+// callers that wait and multiplies attempts); but none waits longer than
+// maxWaitRounds attempts' time (the average attempt under the limit, at
+// least minWait): a queue that does not move faster than that is one the
+// fleet cannot serve, and calls that kept waiting would grow it until
+// every call waits to its deadline (open-loop arrivals at 2× what a
+// shedding server serves: answered calls' p50 0.6 s of a 1 s deadline).
+// Such an attempt fails with ErrFleetFull. After quiet of quietAfter with
 // no refusal, the limit is off again.
 type limiter struct {
 	inflight atomic.Int64
@@ -24,18 +30,29 @@ type limiter struct {
 
 	mu         sync.Mutex
 	limit      float64
-	waiters    []chan struct{} // FIFO
+	waiters    []waiter // in arrival order
 	lastDrop   time.Time
 	lastSignal time.Time
+	avg        time.Duration // an attempt's duration under the limit, averaged
+	lastFull   time.Time     // when a wait last ran out (ErrFleetFull)
 }
 
 const (
-	calmWindow = 20 * time.Millisecond // one decrease per burst of refusals
-	quietAfter = 5 * time.Second
+	calmWindow    = 20 * time.Millisecond // one decrease per burst of refusals
+	maxWaitRounds = 8                     // attempts' time an attempt may wait for a slot
+	minWait       = 10 * time.Millisecond // the shortest such wait
+	quietAfter    = 5 * time.Second
 )
 
+// waiter is an attempt waiting for a slot.
+type waiter struct {
+	ch    chan struct{}
+	since time.Time
+}
+
 // acquire takes a slot for an attempt, waiting for one while the limit is
-// on; it fails only with ctx's error.
+// on; it fails with ctx's error, or ErrFleetFull when no slot came in
+// maxWaitRounds attempts' time.
 func (l *limiter) acquire(ctx context.Context) error {
 	if l == nil {
 		return nil
@@ -51,29 +68,39 @@ func (l *limiter) acquire(ctx context.Context) error {
 		return nil
 	}
 	ch := make(chan struct{})
-	l.waiters = append(l.waiters, ch)
+	l.waiters = append(l.waiters, waiter{ch: ch, since: time.Now()})
+	wait := time.NewTimer(max(minWait, maxWaitRounds*l.avg))
 	l.mu.Unlock()
+	defer wait.Stop()
+	var err error
 	select {
 	case <-ch: // the releaser counted us in
 		return nil
 	case <-ctx.Done():
-		l.mu.Lock()
-		for i, w := range l.waiters {
-			if w == ch {
-				l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
-				l.mu.Unlock()
-				return ctx.Err()
-			}
-		}
-		l.mu.Unlock()
-		l.release(false, false) // handed a slot as ctx ended: give it on
-		return ctx.Err()
+		err = ctx.Err()
+	case <-wait.C:
+		err = ErrFleetFull
 	}
+	l.mu.Lock()
+	if err == ErrFleetFull {
+		l.lastFull = time.Now()
+	}
+	for i, w := range l.waiters {
+		if w.ch == ch {
+			l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
+			l.mu.Unlock()
+			return err
+		}
+	}
+	l.mu.Unlock()
+	l.release(false, false, 0) // handed a slot as we gave up: give it on
+	return err
 }
 
 // release gives an attempt's slot back; overloaded says the server refused
-// it with ResourceExhausted, ok that it succeeded.
-func (l *limiter) release(overloaded, ok bool) {
+// it with ResourceExhausted, ok that it succeeded, took how long it ran (0:
+// not an attempt's).
+func (l *limiter) release(overloaded, ok bool, took time.Duration) {
 	if l == nil {
 		return
 	}
@@ -83,6 +110,12 @@ func (l *limiter) release(overloaded, ok bool) {
 	}
 	l.mu.Lock()
 	now := time.Now()
+	switch {
+	case took > 0 && l.avg == 0:
+		l.avg = took
+	case took > 0:
+		l.avg += (took - l.avg) / 8
+	}
 	in := float64(l.inflight.Add(-1) + 1) // with this attempt
 	switch {
 	case overloaded:
@@ -106,8 +139,18 @@ func (l *limiter) release(overloaded, ok bool) {
 		l.limit += 1 / l.limit
 	}
 	for len(l.waiters) > 0 && (!l.limited.Load() || float64(l.inflight.Load()) < l.limit) {
-		ch := l.waiters[0]
-		l.waiters = l.waiters[1:]
+		// First come, first served, while the queue moves; once waits
+		// ran out (ErrFleetFull) in the last second, more calls come than
+		// the fleet serves, and the newest goes first (adaptive LIFO): it
+		// has the most time left, and the oldest are the ones the wait
+		// bound refuses anyway. Served in arrival order, every call then
+		// waited nearly the whole bound.
+		i := 0
+		if !l.lastFull.IsZero() && now.Sub(l.lastFull) < time.Second {
+			i = len(l.waiters) - 1
+		}
+		ch := l.waiters[i].ch
+		l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
 		l.inflight.Add(1)
 		close(ch)
 	}

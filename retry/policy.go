@@ -108,6 +108,9 @@ type Stats struct {
 	Limited  bool
 	Limit    float64
 	InFlight int64
+	// Waiting is the attempts that wait for a slot under the limit (each
+	// for at most 8 attempts' time: past that, ErrFleetFull).
+	Waiting int
 }
 
 // Snapshot returns the Policy's stats.
@@ -121,7 +124,7 @@ func (p *Policy) Snapshot() Stats {
 		st.InFlight = l.inflight.Load()
 		if l.limited.Load() {
 			l.mu.Lock()
-			st.Limited, st.Limit = true, l.limit
+			st.Limited, st.Limit, st.Waiting = true, l.limit, len(l.waiters)
 			l.mu.Unlock()
 		}
 	}
