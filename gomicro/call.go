@@ -28,6 +28,9 @@ func NewCallWrapper(opts ...Option) (client.CallWrapper, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.shed != nil {
+		return nil, errShedderOnClient
+	}
 	return func(next client.CallFunc) client.CallFunc {
 		return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, o client.CallOptions) error {
 			finish := func(error) {}

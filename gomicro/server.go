@@ -67,9 +67,21 @@ func (c *config) handlerWrapper() server.HandlerWrapper {
 
 // serve runs a handler or subscriber through the server stack as name (a
 // server span under the trace in go-micro's metadata, the breaker), after
-// the faults of the node it serves as for service and method; the handler's
-// go-micro errors are read by their code (FromMicro).
+// the faults of the node it serves as for service and method, and after
+// WithShedder's Limiter admitted it; the handler's go-micro errors are read
+// by their code (FromMicro).
 func (c *config) serve(ctx context.Context, name string, stream bool, service, method string, handle func(ctx context.Context) error) error {
+	if c.shed != nil {
+		acquire := c.shed.Acquire
+		if stream {
+			acquire = c.shed.AcquireStream
+		}
+		t, err := acquire(ctx)
+		if err != nil {
+			return err
+		}
+		defer t.Release()
+	}
 	md, _ := metadata.FromContext(ctx)
 	return c.stack.Serve(ctx, stack.ServerOp{Name: name, Stream: stream, Span: tracing.SpanInfo{Component: component, Parent: pairs(md)}},
 		func(ctx context.Context) error {

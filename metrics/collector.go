@@ -30,6 +30,10 @@ var (
 	budgetMax      = desc("rpcguard_retry_budget_max", "Retries the client's budget holds at most.", "client")
 	limitNow       = desc("rpcguard_retry_concurrency_limit", "The adaptive concurrency limit while it is on (a server answered ResourceExhausted lately); 0 while off.", "client")
 	limitInFlight  = desc("rpcguard_retry_in_flight", "Attempts in flight under the client's policy.", "client")
+	shedShedding   = desc("rpcguard_shed_shedding", "1 while the server's load shedder refuses the calls that waited past its target.", "server")
+	shedCalls      = desc("rpcguard_shed_calls_total", "Calls the server's load shedder admitted or refused.", "server", "outcome")
+	shedInFlight   = desc("rpcguard_shed_in_flight", "Calls the server's load shedder admitted that have not ended.", "server")
+	shedTarget     = desc("rpcguard_shed_target_seconds", "The queueing delay the server's load shedder allows (its target, raised by the service time).", "server")
 	regUp          = desc("rpcguard_registration_registered", "1 while the node is registered, as far as its registrar knows.", "service", "node")
 	regRenewals    = desc("rpcguard_registration_renewals_total", "Successful registrations and renewals.", "service", "node")
 	regFailures    = desc("rpcguard_registration_failures_total", "Registry calls that failed.", "service", "node")
@@ -39,7 +43,7 @@ var (
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{nodeEjected, nodeUnreach, nodeEjections, nodeInFlight, nodeAttempts, nodeLatency, nodeInSubset,
 		circuitOpen, circuitEvents, circuitErrors, circuitVolume, budgetNow, budgetMax, limitNow, limitInFlight,
-		regUp, regRenewals, regFailures, regCheckFailed} {
+		shedShedding, shedCalls, shedInFlight, shedTarget, regUp, regRenewals, regFailures, regCheckFailed} {
 		ch <- d
 	}
 }
@@ -82,6 +86,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(budgetMax, p.BudgetMax, p.Client)
 		gauge(limitNow, p.Limit, p.Client)
 		gauge(limitInFlight, float64(p.InFlight), p.Client)
+	}
+	for _, sh := range s.Shedders {
+		gauge(shedShedding, b2f(sh.Shedding), sh.Server)
+		counter(shedCalls, sh.Admitted, sh.Server, "admitted")
+		counter(shedCalls, sh.Refused, sh.Server, "refused")
+		gauge(shedInFlight, float64(sh.InFlight), sh.Server)
+		gauge(shedTarget, sh.Target.Seconds(), sh.Server)
 	}
 	for _, r := range s.Registrations {
 		gauge(regUp, b2f(r.Registered), r.Service, r.Node.ID)

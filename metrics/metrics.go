@@ -30,9 +30,11 @@ import (
 	"github.com/rpcguard/rpcguard/health"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
+	"github.com/rpcguard/rpcguard/shed"
 )
 
-// Observer watches selectors, breakers, retry policies and registrars. It
+// Observer watches selectors, breakers, retry policies, load shedders and
+// registrars. It
 // is safe for concurrent use.
 type Observer struct {
 	reg     *prometheus.Registry
@@ -43,6 +45,7 @@ type Observer struct {
 	selectors  map[string]*selector.Selector
 	breakers   map[string]*breaker.Breaker
 	policies   map[string]*retry.Policy
+	shedders   map[string]*shed.Limiter
 	registrars []*health.Registrar
 }
 
@@ -55,7 +58,7 @@ func New() *Observer {
 			Help: "Retries a client's retry policy started, by client and method."}, []string{"client", "method"}),
 		hedges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "rpcguard_hedges_total",
 			Help: "Hedged attempts a client's retry policy started, by client and method."}, []string{"client", "method"}),
-		selectors: map[string]*selector.Selector{}, breakers: map[string]*breaker.Breaker{}, policies: map[string]*retry.Policy{}}
+		selectors: map[string]*selector.Selector{}, breakers: map[string]*breaker.Breaker{}, policies: map[string]*retry.Policy{}, shedders: map[string]*shed.Limiter{}}
 	o.reg.MustRegister(o.retries, o.hedges, collector{o})
 	return o
 }
@@ -106,6 +109,13 @@ func (o *Observer) WatchPolicy(client string, p *retry.Policy) {
 	o.policies[client] = p
 }
 
+// WatchShedder watches a server's load shedder (package shed) as server's.
+func (o *Observer) WatchShedder(server string, l *shed.Limiter) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.shedders[server] = l
+}
+
 // RetryHooks counts client's retries and hedges: pass them to retry.New
 // with retry.WithHooks (Chain them with your own).
 func (o *Observer) RetryHooks(client string) retry.Hooks {
@@ -152,6 +162,7 @@ func (o *Observer) Unwatch(name string, rs ...*health.Registrar) {
 	delete(o.selectors, name)
 	delete(o.breakers, name)
 	delete(o.policies, name)
+	delete(o.shedders, name)
 	o.registrars = slices.DeleteFunc(o.registrars, func(r *health.Registrar) bool { return slices.Contains(rs, r) })
 }
 
@@ -161,6 +172,7 @@ type Snapshot struct {
 	Clients       []ClientSnapshot
 	Circuits      []CircuitSnapshot
 	Policies      []PolicySnapshot
+	Shedders      []ShedderSnapshot
 	Registrations []health.RegistrarStats
 }
 
@@ -182,10 +194,17 @@ type PolicySnapshot struct {
 	retry.Stats
 }
 
+// ShedderSnapshot is one watched server's load shedder.
+type ShedderSnapshot struct {
+	Server string
+	shed.Stats
+}
+
 // Snapshot reads every watched engine's snapshot, sorted by name.
 func (o *Observer) Snapshot() Snapshot {
 	o.mu.Lock()
 	sels, brks, pols, regs := maps.Clone(o.selectors), maps.Clone(o.breakers), maps.Clone(o.policies), slices.Clone(o.registrars)
+	sheds := maps.Clone(o.shedders)
 	o.mu.Unlock()
 	var s Snapshot
 	for _, name := range slices.Sorted(maps.Keys(sels)) {
@@ -199,6 +218,9 @@ func (o *Observer) Snapshot() Snapshot {
 	for _, name := range slices.Sorted(maps.Keys(pols)) {
 		s.Policies = append(s.Policies, PolicySnapshot{Client: name, Stats: pols[name].Snapshot()})
 	}
+	for _, name := range slices.Sorted(maps.Keys(sheds)) {
+		s.Shedders = append(s.Shedders, ShedderSnapshot{Server: name, Stats: sheds[name].Snapshot()})
+	}
 	for _, r := range regs {
 		s.Registrations = append(s.Registrations, r.Snapshot())
 	}
@@ -210,5 +232,5 @@ func (o *Observer) Snapshot() Snapshot {
 
 // String names the Observer's contents, for logs.
 func (s Snapshot) String() string {
-	return fmt.Sprintf("%d clients, %d circuits, %d policies, %d registrations", len(s.Clients), len(s.Circuits), len(s.Policies), len(s.Registrations))
+	return fmt.Sprintf("%d clients, %d circuits, %d policies, %d shedders, %d registrations", len(s.Clients), len(s.Circuits), len(s.Policies), len(s.Shedders), len(s.Registrations))
 }

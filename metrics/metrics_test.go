@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,7 @@ import (
 	"github.com/rpcguard/rpcguard/metrics"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
+	"github.com/rpcguard/rpcguard/shed"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m, testcluster.HystrixGoroutines()...) }
@@ -252,5 +254,41 @@ func TestSubsetMembershipIsVisible(t *testing.T) {
 	body := get(t, srv.URL)
 	if strings.Count(body, `<td class="subset">in</td>`) != int(in) || !strings.Contains(body, `<td class="subset">outside</td>`) {
 		t.Errorf("the page does not show the subset of %v nodes", in)
+	}
+}
+
+// A server's load shedder shows as rpcguard_shed_* and on the page: its
+// state, admitted and refused calls.
+func TestShedderIsVisible(t *testing.T) {
+	obs := metrics.New()
+	var l *shed.Limiter
+	synctest.Test(t, func(t *testing.T) {
+		var err error
+		if l, err = shed.New(); err != nil {
+			t.Fatal(err)
+		}
+		for range 200 { // a standing queue: every call waited 20 ms
+			if tok, err := l.Acquire(shed.Arrived(context.Background(), time.Now().Add(-20*time.Millisecond))); err == nil {
+				time.Sleep(time.Millisecond)
+				tok.Release()
+			}
+		}
+	})
+	obs.WatchShedder("greeter", l)
+	st := l.Snapshot()
+	if st.Refused == 0 || !st.Shedding {
+		t.Fatalf("stats %+v: the scenario did not shed", st)
+	}
+	if v := value(t, obs.Registry(), "rpcguard_shed_calls_total", "server", "greeter", "outcome", "refused"); v != float64(st.Refused) {
+		t.Errorf("refused %v in the scrape, %d in the snapshot", v, st.Refused)
+	}
+	if v := value(t, obs.Registry(), "rpcguard_shed_shedding", "server", "greeter"); v != 1 {
+		t.Errorf("rpcguard_shed_shedding %v, want 1", v)
+	}
+	srv := httptest.NewServer(obs.DebugHandler())
+	defer srv.Close()
+	body := get(t, srv.URL)
+	if !strings.Contains(body, `<tr class="shedder shedding"><td class="name">greeter</td>`) || !strings.Contains(body, fmt.Sprintf("<td>%d</td>", st.Refused)) {
+		t.Errorf("the page does not show the shedder:\n%s", body)
 	}
 }

@@ -49,6 +49,7 @@ type pageData struct {
 	Clients       []pageClient
 	Circuits      []CircuitSnapshot
 	Policies      []PolicySnapshot
+	Shedders      []ShedderSnapshot
 	Registrations []pageRegistration
 }
 
@@ -73,7 +74,7 @@ type pageRegistration struct {
 }
 
 func view(s Snapshot) pageData {
-	d := pageData{When: time.Now().Format("15:04:05"), Refresh: 1, Circuits: s.Circuits, Policies: s.Policies}
+	d := pageData{When: time.Now().Format("15:04:05"), Refresh: 1, Circuits: s.Circuits, Policies: s.Policies, Shedders: s.Shedders}
 	for _, c := range s.Clients {
 		pc := pageClient{Service: c.Service}
 		var total int64

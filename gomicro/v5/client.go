@@ -22,6 +22,7 @@ import (
 	"github.com/rpcguard/rpcguard/outcome"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
+	"github.com/rpcguard/rpcguard/shed"
 	"github.com/rpcguard/rpcguard/stack"
 	"github.com/rpcguard/rpcguard/tracing"
 )
@@ -35,6 +36,7 @@ type config struct {
 	stack    *stack.Stack
 	stackOps []stack.Option
 	faults   *faultinject.Injector
+	shed     *shed.Limiter
 	node     string            // the node a handler wrapper serves as, for faults
 	sopts    []selector.Option // ServiceOptions' selector's
 	wrapped  atomic.Pointer[guardClient]
@@ -96,6 +98,22 @@ func withStackOption(o stack.Option) Option {
 func WithFaults(inj *faultinject.Injector, node string) Option {
 	return func(c *config) error { c.faults, c.node = inj, node; return nil }
 }
+
+// WithShedder puts l in front of a handler or subscriber wrapper: a
+// request that waited too long in a standing queue is refused with 429
+// before any other work (see package shed; go-micro does not say when a
+// request arrived, so its wait is the Go scheduler's). Off by default.
+func WithShedder(l *shed.Limiter) Option {
+	return func(c *config) error {
+		if l == nil {
+			return fmt.Errorf("gomicro: WithShedder(nil)")
+		}
+		c.shed = l
+		return nil
+	}
+}
+
+var errShedderOnClient = errors.New("gomicro: WithShedder is a server's option (NewHandlerWrapper, NewSubscriberWrapper, ServiceOptions)")
 
 func build(opts []Option) (*config, error) {
 	c := &config{}
@@ -168,6 +186,9 @@ func NewClientWrapper(opts ...Option) (client.Wrapper, error) {
 	c, err := buildWrapper(opts)
 	if err != nil {
 		return nil, err
+	}
+	if c.shed != nil {
+		return nil, errShedderOnClient
 	}
 	return c.clientWrapper(), nil
 }
