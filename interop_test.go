@@ -24,6 +24,7 @@ import (
 	"github.com/rpcguard/rpcguard/health"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
+	"github.com/rpcguard/rpcguard/shed"
 	"github.com/rpcguard/rpcguard/stack"
 	"github.com/rpcguard/rpcguard/tracing"
 )
@@ -163,8 +164,8 @@ func piecesClient(reg *health.Memory, serviceConfig string) (*grpc.ClientConn, e
 }
 
 // startInteropNodes starts n interop servers on 127.0.0.1, registered in a
-// memory registry, with rpcguard's server interceptors (tracing and a
-// breaker) if guarded.
+// memory registry, with rpcguard's server interceptors (tracing, a breaker
+// and a load shedder) if guarded.
 func startInteropNodes(t *testing.T, n int, guarded bool) *health.Memory {
 	reg, err := health.NewMemory()
 	if err != nil {
@@ -180,6 +181,14 @@ func startInteropNodes(t *testing.T, n int, guarded bool) *health.Memory {
 		if guarded {
 			opts = append(opts, grpc.ChainUnaryInterceptor(s.Tracing().UnaryServerInterceptor(), s.Breaker().UnaryServerInterceptor()),
 				grpc.ChainStreamInterceptor(s.Tracing().StreamServerInterceptor(), s.Breaker().StreamServerInterceptor()))
+			// A load shedder in the path, its tap included; its target so
+			// high that a loaded machine never makes it shed: what is
+			// tested is that admitting changes nothing a caller sees.
+			lim, err := shed.New(shed.WithTarget(time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts = append(opts, lim.ServerOptions()...)
 		}
 		srv := grpc.NewServer(opts...)
 		testgrpc.RegisterTestServiceServer(srv, interop.NewTestServer())

@@ -2,6 +2,8 @@ package shed_test
 
 import (
 	"context"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -204,5 +206,24 @@ func TestShedHTTP(t *testing.T) {
 	}
 	if got := handled.Load() - before; got != l.Snapshot().Admitted-20 {
 		t.Fatalf("the handler ran %d times for %d admitted requests", got, l.Snapshot().Admitted-20)
+	}
+}
+
+// A handler that panics gives its slot back: net/http recovers the panic
+// per request, and the Limiter's in-flight count is 0 after it.
+func TestShedHTTPPanicReleasesItsSlot(t *testing.T) {
+	l := newLimiter(t)
+	srv := httptest.NewUnstartedServer(l.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("handler bug") })))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	for range 3 {
+		if resp, err := http.Get(srv.URL); err == nil {
+			_ = resp.Body.Close()
+			t.Fatalf("a panicking handler answered %s", resp.Status)
+		}
+	}
+	if st := l.Snapshot(); st.InFlight != 0 || st.Admitted != 3 {
+		t.Fatalf("stats %+v after 3 panics, want 3 admitted and none in flight", st)
 	}
 }
