@@ -36,14 +36,18 @@ func (l *Limiter) Tap(next tap.ServerInHandle) tap.ServerInHandle {
 }
 
 // ServerOptions returns the gRPC server options of the Limiter: the Tap
-// and both interceptors.
+// (grpc.InTapHandle) and both interceptors. grpc-go takes one tap per
+// server and panics at a second: a server with a tap of its own passes
+// grpc.InTapHandle(l.Tap(yours)) and the two interceptors instead.
 func (l *Limiter) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{grpc.InTapHandle(l.Tap(nil)),
 		grpc.ChainUnaryInterceptor(l.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(l.StreamServerInterceptor())}
 }
 
 // UnaryServerInterceptor refuses a call that waited too long in a standing
-// queue with ResourceExhausted and a grpc-retry-pushback-ms trailer.
+// queue with ResourceExhausted and a grpc-retry-pushback-ms trailer. Put it
+// first in the chain: a refusal should cost nothing. Without the Tap, a
+// call's wait is the Go scheduler's estimate (see the package doc).
 func (l *Limiter) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		t, err := l.Acquire(ctx)
