@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 
 	"github.com/rpcguard/rpcguard"
 	"github.com/rpcguard/rpcguard/breaker"
@@ -225,5 +226,35 @@ func TestShedHTTPPanicReleasesItsSlot(t *testing.T) {
 	}
 	if st := l.Snapshot(); st.InFlight != 0 || st.Admitted != 3 {
 		t.Fatalf("stats %+v after 3 panics, want 3 admitted and none in flight", st)
+	}
+}
+
+// The Limiter's Tap chains a tap of the server's own: it runs after the
+// arrival is stamped, and its refusal is the stream's.
+func TestShedTapChainsYours(t *testing.T) {
+	l := newLimiter(t)
+	var seen atomic.Int64
+	yours := func(ctx context.Context, info *tap.Info) (context.Context, error) {
+		seen.Add(1)
+		if info.FullMethodName == "/"+echo.Service+"/ServerStream" {
+			return nil, status.Error(codes.PermissionDenied, "not for you")
+		}
+		return ctx, nil
+	}
+	n, err := echo.Start("tapped", grpc.InTapHandle(l.Tap(yours)),
+		grpc.ChainUnaryInterceptor(l.UnaryServerInterceptor()), grpc.ChainStreamInterceptor(l.StreamServerInterceptor()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Kill)
+	cc := dial(t, n.Addr)
+	if _, err := echo.Unary(context.Background(), cc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := echo.ServerStream(context.Background(), cc, 1); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a stream your tap refused: %v, want PermissionDenied", err)
+	}
+	if seen.Load() != 2 || l.Snapshot().Admitted != 1 {
+		t.Fatalf("your tap saw %d streams, the Limiter admitted %d; want 2 and 1", seen.Load(), l.Snapshot().Admitted)
 	}
 }
