@@ -6,6 +6,7 @@ import (
 	"go-micro.dev/v4/metadata"
 	"go-micro.dev/v4/server"
 
+	"github.com/rpcguard/rpcguard/shed"
 	"github.com/rpcguard/rpcguard/stack"
 	"github.com/rpcguard/rpcguard/tracing"
 )
@@ -72,11 +73,13 @@ func (c *config) handlerWrapper() server.HandlerWrapper {
 // by their code (FromMicro).
 func (c *config) serve(ctx context.Context, name string, stream bool, service, method string, handle func(ctx context.Context) error) error {
 	if c.shed != nil {
-		acquire := c.shed.Acquire
+		var t shed.Token
+		var err error
 		if stream {
-			acquire = c.shed.AcquireStream
+			t, err = c.shed.AcquireStream(ctx)
+		} else {
+			t, err = c.shed.Acquire(ctx)
 		}
-		t, err := acquire(ctx)
 		if err != nil {
 			return err
 		}

@@ -70,9 +70,10 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 					results <- result{n: n, out: outcome{err: errPanicked}, took: time.Since(t0), panicked: recover()}
 				}
 			}()
+			sent := time.Now() // the attempt's own time, not its wait for a slot, feeds the limit's wait bound
 			v, out := attempt(tctx)
 			returned = true
-			p.limit.release(out.overloaded(), out.err == nil, time.Since(t0))
+			p.limit.release(out.overloaded(), out.err == nil, time.Since(sent))
 			if cc.perAttempt > 0 {
 				out.timedOut = out.timedOut || ownTimeout(tctx, ctx, out.err)
 			}
