@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -132,7 +133,13 @@ func TestConcurrencyLimitWaitsAtMostEightAttempts(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 			return full
 		}); status.Code(err) != codes.ResourceExhausted {
-			t.Fatalf("got %v", err) // the limit is now 1, an attempt about 20 ms
+			t.Fatalf("got %v", err) // the limit is now 1
+		}
+		if err := p.Do(context.Background(), sel, func(context.Context, selector.Node) error {
+			time.Sleep(20 * time.Millisecond)
+			return nil
+		}); err != nil {
+			t.Fatal(err) // an attempt takes about 20 ms (refusals, instant, do not count); the limit is 2
 		}
 		hold := func(d time.Duration) {
 			go func() {
@@ -140,6 +147,7 @@ func TestConcurrencyLimitWaitsAtMostEightAttempts(t *testing.T) {
 			}()
 			synctest.Wait()
 		}
+		hold(time.Second)
 		hold(time.Second)
 		start := time.Now()
 		var sent atomic.Bool
@@ -150,7 +158,8 @@ func TestConcurrencyLimitWaitsAtMostEightAttempts(t *testing.T) {
 		if waited := time.Since(start); waited < 100*time.Millisecond || waited > 200*time.Millisecond {
 			t.Fatalf("it waited %v, want about 8 attempts' time (160 ms)", waited)
 		}
-		time.Sleep(time.Second) // the holder ends, and its success raises the limit to 2
+		time.Sleep(time.Second) // the holders end, and their successes raise the limit to 2.9
+		hold(20 * time.Millisecond)
 		hold(20 * time.Millisecond)
 		hold(20 * time.Millisecond)
 		start = time.Now()
@@ -158,6 +167,51 @@ func TestConcurrencyLimitWaitsAtMostEightAttempts(t *testing.T) {
 			t.Fatalf("a call that waited for a slot freed after 20 ms: %v after %v", err, time.Since(start))
 		}
 	})
+}
+
+// Waiters for a slot are served in arrival order while the queue holds at
+// most 4 rounds of the limit (callers in a closed loop, a burst: each is
+// served well within the wait bound), and newest first past that (more
+// calls come than the fleet serves: the oldest would be refused by the
+// bound anyway, and the newest has the most time left).
+func TestConcurrencyLimitServesOldestFirstUntilTheQueueIsLong(t *testing.T) {
+	for _, tc := range []struct {
+		waiters   int
+		wantFirst int
+	}{{4, 0}, {6, 5}} {
+		t.Run(fmt.Sprint(tc.waiters, " waiters"), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := mustPolicy(t, retry.WithMaxAttempts(1))
+				sel := plainSelector(t, 1)
+				full := status.Error(codes.ResourceExhausted, "full")
+				_ = p.Do(context.Background(), sel, func(context.Context, selector.Node) error { return full }) // the limit is now 1
+				failed := status.Error(codes.Internal, "failed")                                                // neither raises nor lowers it: one slot at a time
+				release := make(chan struct{})
+				go func() {
+					_ = p.Do(context.Background(), sel, func(context.Context, selector.Node) error { <-release; return failed })
+				}()
+				synctest.Wait()
+				var mu sync.Mutex
+				var order []int
+				for i := range tc.waiters {
+					go func() {
+						_ = p.Do(context.Background(), sel, func(context.Context, selector.Node) error {
+							mu.Lock()
+							order = append(order, i)
+							mu.Unlock()
+							return failed
+						})
+					}()
+					synctest.Wait() // queued in this order
+				}
+				close(release)
+				synctest.Wait()
+				if len(order) != tc.waiters || order[0] != tc.wantFirst {
+					t.Fatalf("served %v, want waiter %d first", order, tc.wantFirst)
+				}
+			})
+		})
+	}
 }
 
 func plainSelector(t *testing.T, n int) *selector.Selector {

@@ -11,9 +11,9 @@ import (
 // manner of Netflix's concurrency-limits (AIMD): it is off (no limit, no
 // queue, an atomic counter) until a server answers ResourceExhausted, the
 // signal that the fleet is full. Then the limit becomes 90% of the attempts
-// in flight, less one for each further refusal of the same burst (within
-// calmWindow), grows by one for every limit's worth of successes, and drops
-// by 10% again at the next refusal after calmWindow. Attempts past
+// in flight, grows by one for every limit's worth of successes, and drops
+// by 10% again at the next refusal of an attempt that started after that
+// decrease (one decrease per round of attempts). Attempts past
 // the limit wait in FIFO order, within their caller's deadline, instead of
 // being refused by the servers and retried at once (which starves the
 // callers that wait and multiplies attempts); but none waits longer than
@@ -33,14 +33,14 @@ type limiter struct {
 	waiters    []waiter // in arrival order
 	lastDrop   time.Time
 	lastSignal time.Time
-	avg        time.Duration // an attempt's duration under the limit, averaged
-	lastFull   time.Time     // when a wait last ran out (ErrFleetFull)
+	avg        time.Duration // an attempt's duration under the limit, refusals aside, averaged
 }
 
 const (
-	calmWindow    = 20 * time.Millisecond // one decrease per burst of refusals
-	maxWaitRounds = 8                     // attempts' time an attempt may wait for a slot
-	minWait       = 10 * time.Millisecond // the shortest such wait
+	maxWaitRounds = 8                      // attempts' time an attempt may wait for a slot
+	lifoRounds    = maxWaitRounds / 2      // the queue's work, in rounds of the limit, past which the newest goes first
+	minWait       = 10 * time.Millisecond  // the shortest such wait
+	firstWait     = 100 * time.Millisecond // the wait before any attempt under the limit ended
 	quietAfter    = 5 * time.Second
 )
 
@@ -69,7 +69,11 @@ func (l *limiter) acquire(ctx context.Context) error {
 	}
 	ch := make(chan struct{})
 	l.waiters = append(l.waiters, waiter{ch: ch, since: time.Now()})
-	wait := time.NewTimer(max(minWait, maxWaitRounds*l.avg))
+	bound := firstWait
+	if l.avg > 0 {
+		bound = max(minWait, maxWaitRounds*l.avg)
+	}
+	wait := time.NewTimer(bound)
 	l.mu.Unlock()
 	defer wait.Stop()
 	var err error
@@ -82,9 +86,6 @@ func (l *limiter) acquire(ctx context.Context) error {
 		err = ErrFleetFull
 	}
 	l.mu.Lock()
-	if err == ErrFleetFull {
-		l.lastFull = time.Now()
-	}
 	for i, w := range l.waiters {
 		if w.ch == ch {
 			l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
@@ -111,16 +112,21 @@ func (l *limiter) release(overloaded, ok bool, took time.Duration) {
 	l.mu.Lock()
 	now := time.Now()
 	switch {
-	case took > 0 && l.avg == 0:
+	case took <= 0 || overloaded: // a refusal comes back at once: it says nothing of how long a slot is held
+	case l.avg == 0:
 		l.avg = took
-	case took > 0:
+	default:
 		l.avg += (took - l.avg) / 8
 	}
 	in := float64(l.inflight.Add(-1) + 1) // with this attempt
 	switch {
 	case overloaded:
 		l.lastSignal = now
-		if now.Sub(l.lastDrop) >= calmWindow {
+		// One decrease per round: a refusal of an attempt that started
+		// before the last decrease says nothing of the limit set then
+		// (a stampede's refusals arrive together, and counting each would
+		// take the limit far below what the fleet serves).
+		if started := now.Add(-took); !l.limited.Load() || !started.Before(l.lastDrop) {
 			base := in
 			if l.limited.Load() {
 				base = min(base, l.limit)
@@ -128,10 +134,6 @@ func (l *limiter) release(overloaded, ok bool, took time.Duration) {
 			l.limit = max(1, 0.9*base)
 			l.lastDrop = now
 			l.limited.Store(true)
-		} else {
-			// The same burst: every further refusal is one attempt more
-			// than the fleet takes.
-			l.limit = max(1, l.limit-1)
 		}
 	case l.limited.Load() && now.Sub(l.lastSignal) >= quietAfter:
 		l.limited.Store(false) // the overload is over
@@ -139,14 +141,15 @@ func (l *limiter) release(overloaded, ok bool, took time.Duration) {
 		l.limit += 1 / l.limit
 	}
 	for len(l.waiters) > 0 && (!l.limited.Load() || float64(l.inflight.Load()) < l.limit) {
-		// First come, first served, while the queue moves; once waits
-		// ran out (ErrFleetFull) in the last second, more calls come than
-		// the fleet serves, and the newest goes first (adaptive LIFO): it
-		// has the most time left, and the oldest are the ones the wait
-		// bound refuses anyway. Served in arrival order, every call then
-		// waited nearly the whole bound.
+		// First come, first served while the queue holds less than
+		// lifoRounds rounds of the limit (it then moves in well under the
+		// wait bound: callers in a closed loop, a burst); past that, more
+		// calls come than the fleet serves, and the newest goes first
+		// (adaptive LIFO): it has the most time left, and the oldest are
+		// the ones the wait bound refuses anyway. Served in arrival order,
+		// every call would then wait nearly the whole bound.
 		i := 0
-		if !l.lastFull.IsZero() && now.Sub(l.lastFull) < time.Second {
+		if float64(len(l.waiters)) > lifoRounds*l.limit {
 			i = len(l.waiters) - 1
 		}
 		ch := l.waiters[i].ch
