@@ -56,7 +56,8 @@ func TestNewClientServesAnOverload(t *testing.T) {
 		took = append(took, time.Since(start))
 		mu.Unlock()
 		if err != nil {
-			reasons.Store(err.Error()[:min(len(err.Error()), 90)], true)
+			v, _ := reasons.LoadOrStore(err.Error()[:min(len(err.Error()), 90)], new(atomic.Int64))
+			v.(*atomic.Int64).Add(1)
 		}
 		switch {
 		case err == nil:
@@ -75,7 +76,7 @@ func TestNewClientServesAnOverload(t *testing.T) {
 	t.Logf("%.1f%% succeeded, p99 %v, %.3f attempts per call, %d refused by an open circuit",
 		100*float64(ok.Load())/calls, took[len(took)*99/100].Round(time.Millisecond), float64(attempts)/calls, open.Load())
 	if float64(ok.Load()) < 0.95*calls {
-		reasons.Range(func(k, _ any) bool { t.Log("failed: ", k); return true })
+		reasons.Range(func(k, v any) bool { t.Log("failed: ", k, v.(*atomic.Int64).Load()); return true })
 		t.Errorf("%d of %d calls succeeded, want at least 95%%", ok.Load(), calls)
 	}
 	if float64(attempts) > 1.2*calls {

@@ -111,7 +111,7 @@ func WithServiceConfig(js string) Option {
 // the service config cannot carry: hooks (ejections, returns, node-set
 // updates) and a classifier. They reach the one registered
 // rpcguard_selector balancer through the client's resolver
-// (selector.WithSelectorOptions); the balancer's JSON config still applies.
+// (selector.NewResolverBuilder's options); the balancer's JSON config still applies.
 func WithSelectorOptions(opts ...selector.Option) Option {
 	return func(c *config) error { c.selOpts = append(c.selOpts, opts...); return nil } // checked by the resolver's builder
 }
@@ -177,11 +177,7 @@ func DialOptions(service string, src selector.Source, opts ...Option) ([]grpc.Di
 			return nil, fmt.Errorf("rpcguard: service %q: %w", service, err)
 		}
 	}
-	var ropts []selector.ResolverOption
-	if len(c.selOpts) > 0 {
-		ropts = append(ropts, selector.WithSelectorOptions(c.selOpts...))
-	}
-	rb, err := selector.NewResolverBuilder(src, ropts...)
+	rb, err := selector.NewResolverBuilder(src, c.selOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("rpcguard: service %q: %w", service, err)
 	}

@@ -138,7 +138,7 @@ func TestHedgedGoMicroCalls(t *testing.T) {
 	var hedges atomic.Int64
 	policy, err := retry.New(retry.WithIdempotent("Greeter.*"), retry.WithHedging(20*time.Millisecond, "Greeter.Hello"),
 		retry.WithBudget(retry.Budget{Off: true}),
-		retry.WithHooks(retry.Hooks{OnHedge: func(context.Context, retry.HedgeInfo) { hedges.Add(1) }}))
+		retry.WithHooks(retry.Hooks{OnHedge: func(context.Context, retry.RetryInfo) { hedges.Add(1) }}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,7 @@ func TestSharedAddressNewerRegistrationWins(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		cc := testcluster.Dial(t, "rpcguard:///echo", testcluster.Resolver(t, reg, selector.WithOnDropped(func(_ string, err error) { rep.add(err.Error()) })),
+		cc := testcluster.Dial(t, "rpcguard:///echo", testcluster.Resolver(t, reg, selector.WithHooks(selector.Hooks{OnDropped: func(_ string, err error) { rep.add(err.Error()) }})),
 			grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"rpcguard_selector":{"strategy":"round_robin"}}]}`))
 		testcluster.WaitFor(t, 10*time.Second, "calls on node-late", func() bool {
 			_, _ = echo.Unary(ctx, cc, grpc.WaitForReady(true))

@@ -121,7 +121,7 @@ func (o *Observer) WatchShedder(server string, l *shed.Limiter) {
 func (o *Observer) RetryHooks(client string) retry.Hooks {
 	return retry.Hooks{
 		OnRetry: func(_ context.Context, r retry.RetryInfo) { o.retries.WithLabelValues(client, r.Method).Inc() },
-		OnHedge: func(_ context.Context, h retry.HedgeInfo) { o.hedges.WithLabelValues(client, h.Method).Inc() },
+		OnHedge: func(_ context.Context, h retry.RetryInfo) { o.hedges.WithLabelValues(client, h.Method).Inc() },
 	}
 }
 
@@ -135,7 +135,7 @@ func ChainRetryHooks(hs ...retry.Hooks) retry.Hooks {
 				}
 			}
 		},
-		OnHedge: func(ctx context.Context, hi retry.HedgeInfo) {
+		OnHedge: func(ctx context.Context, hi retry.RetryInfo) {
 			for _, h := range hs {
 				if h.OnHedge != nil {
 					h.OnHedge(ctx, hi)

@@ -113,7 +113,7 @@ func hedge[T any](ctx context.Context, p *Policy, cc *callConfig, attempt func(c
 			return false
 		}
 		if h := p.cfg.hooks.OnHedge; h != nil {
-			h(ctx, HedgeInfo{Method: cc.method, Attempt: launched + 1, After: time.Since(start)})
+			h(ctx, RetryInfo{Method: cc.method, Attempt: launched + 1, Delay: time.Since(start)})
 		}
 		launch()
 		return true

@@ -118,27 +118,23 @@ func (b Budget) validate() error {
 	return nil
 }
 
-// RetryInfo describes a retry about to wait and start.
+// RetryInfo describes an attempt after the first, about to start: a retry
+// (OnRetry, before its wait) or a hedge (OnHedge).
 type RetryInfo struct {
-	Method  string        // the gRPC full method, or "" for the plain API
-	Attempt int           // the number of the attempt about to start (2 for the first retry)
-	Delay   time.Duration // the wait before it
-	Err     error         // the previous attempt's error
-	Node    selector.Node // the previous attempt's node, if known
-}
-
-// HedgeInfo describes a hedged attempt about to start.
-type HedgeInfo struct {
-	Method  string
-	Attempt int           // the number of the hedged attempt (2 for the first hedge)
-	After   time.Duration // since the call started
+	Method  string // the gRPC full method, or "" for the plain API
+	Attempt int    // the number of the attempt about to start (2 for the first retry or hedge)
+	// Delay is a retry's wait before it, or how long after the call's start
+	// a hedge starts.
+	Delay time.Duration
+	Err   error         // a retry's: the previous attempt's error
+	Node  selector.Node // a retry's: the previous attempt's node, if known
 }
 
 // Hooks observe a Policy. Each may be nil; they run on the call's goroutine
 // and must not block.
 type Hooks struct {
 	OnRetry func(ctx context.Context, r RetryInfo)
-	OnHedge func(ctx context.Context, h HedgeInfo)
+	OnHedge func(ctx context.Context, h RetryInfo)
 }
 
 type config struct {

@@ -173,7 +173,7 @@ func TestHedgingCancelsTheSlowAttempt(t *testing.T) {
 	var slowStarted, slowCanceled atomic.Int64
 	var hedges atomic.Int64
 	p := mustPolicy(t, retry.WithIdempotent(unary), retry.WithHedging(20*time.Millisecond, unary),
-		retry.WithHooks(retry.Hooks{OnHedge: func(context.Context, retry.HedgeInfo) { hedges.Add(1) }}))
+		retry.WithHooks(retry.Hooks{OnHedge: func(context.Context, retry.RetryInfo) { hedges.Add(1) }}))
 	c := newClient(t, 3, `{"strategy":"round_robin"}`, p)
 	c.cluster.Nodes[0].SetFault(func(ctx context.Context, _ string) error {
 		slowStarted.Add(1)
@@ -461,7 +461,7 @@ func TestPlainCallHedgesAndReturnsWinnersValue(t *testing.T) {
 	}
 	var hedges atomic.Int64
 	p := mustPolicy(t, retry.WithIdempotent("/svc/*"), retry.WithHedging(10*time.Millisecond, "/svc/Get"),
-		retry.WithHooks(retry.Hooks{OnHedge: func(context.Context, retry.HedgeInfo) { hedges.Add(1) }}))
+		retry.WithHooks(retry.Hooks{OnHedge: func(context.Context, retry.RetryInfo) { hedges.Add(1) }}))
 	var slowCanceled atomic.Bool
 	v, err := retry.Call(context.Background(), p, sel, func(ctx context.Context, n selector.Node) (string, error) {
 		if n.ID == "slow" {

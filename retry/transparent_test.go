@@ -222,7 +222,7 @@ func TestStallingStreamNodeIsEjected(t *testing.T) {
 	p := mustPolicy(t, retry.WithIdempotent("*"), retry.WithPerAttemptTimeout(50*time.Millisecond))
 	cluster := testcluster.Start(t, 2)
 	var ejected atomic.Int32
-	hooks := selector.WithSelectorOptions(selector.WithHooks(selector.Hooks{OnEject: func(selector.Node, time.Duration) { ejected.Add(1) }}))
+	hooks := selector.WithHooks(selector.Hooks{OnEject: func(selector.Node, time.Duration) { ejected.Add(1) }})
 	cc := testcluster.Dial(t, "rpcguard:///echo", testcluster.Resolver(t, cluster.Source(t), hooks),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"rpcguard_selector":{"strategy":"round_robin","ejection":{"consecutiveFailures":2}}}]}`),
 		grpc.WithStreamInterceptor(p.StreamClientInterceptor()))

@@ -23,7 +23,7 @@ import (
 // BalancerName is the name under which the package registers its gRPC
 // balancer, once (the Go options the service config cannot carry, hooks
 // and a classifier, reach it from the client's resolver:
-// WithSelectorOptions). Choose it in the service config:
+// NewResolverBuilder's options). Choose it in the service config:
 //
 //	{"loadBalancingConfig": [{"rpcguard_selector": {
 //	    "strategy": "round_robin",
@@ -195,7 +195,7 @@ type grpcBalancer struct {
 	b       *builder
 	sel     *Selector
 	cfg     *lbConfig
-	selOpts *selectorOptions // the resolver's (WithSelectorOptions)
+	selOpts *selectorOptions // the resolver's (NewResolverBuilder's options)
 }
 
 func (gb *grpcBalancer) UpdateClientConnState(s balancer.ClientConnState) error {
@@ -214,7 +214,7 @@ func (gb *grpcBalancer) UpdateClientConnState(s balancer.ClientConnState) error 
 		}
 		sel, err := New(opts...)
 		if err != nil {
-			return err // ParseConfig and WithSelectorOptions validated them
+			return err // ParseConfig and NewResolverBuilder validated them
 		}
 		gb.sel, gb.cfg, gb.selOpts = sel, cfg, selOpts
 	}

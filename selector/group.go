@@ -13,8 +13,9 @@ import (
 // (WithName), so that an observer can tell them apart. It is safe for
 // concurrent use.
 type Group struct {
-	src  Source
-	opts []Option
+	src       Source
+	opts      []Option
+	onDropped func(service string, err error)
 
 	mu      sync.Mutex
 	members map[string]*member
@@ -32,10 +33,11 @@ func NewGroup(src Source, opts ...Option) (*Group, error) {
 	if isNil(src) {
 		return nil, fmt.Errorf("selector: NewGroup: nil Source")
 	}
-	if err := checkOptions(opts...); err != nil {
+	o, err := buildOptions(opts)
+	if err != nil {
 		return nil, fmt.Errorf("selector: NewGroup: %w", err)
 	}
-	return &Group{src: src, opts: slices.Clone(opts), members: map[string]*member{}}, nil
+	return &Group{src: src, opts: slices.Clone(opts), onDropped: o.onDropped(), members: map[string]*member{}}, nil
 }
 
 // Selector returns service's Selector, following src from its first use
@@ -84,7 +86,7 @@ func (g *Group) follow(service string) (*member, error) {
 	go func() {
 		defer close(done)
 		defer ready()
-		follow(ctx, w, service, func(service string, err error) { logger.Warningf("service %q: dropped a node entry: %v", service, err) },
+		follow(ctx, w, service, g.onDropped,
 			func(nodes []Node) { _ = sel.Update(nodes); ready() }, // filtered: valid
 			func(error) { ready() })                               // no valid node, or a failed watch: no use waiting
 	}()

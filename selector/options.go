@@ -107,6 +107,20 @@ type Hooks struct {
 	// OnUpdate runs once a new node set is in effect: picks that start after
 	// it see only these nodes.
 	OnUpdate func(nodes []Node)
+	// OnDropped runs for each node entry of a Source that is dropped (an
+	// invalid node, or an ID or address an earlier entry has), with the
+	// service and the reason, where a Source is followed: the resolver of
+	// NewResolverBuilder, a Group. It must not block. Default: a warning in
+	// gRPC's log.
+	OnDropped func(service string, err error)
+}
+
+// onDropped is o's OnDropped hook, or the default.
+func (o *options) onDropped() func(service string, err error) {
+	if o.hooks.OnDropped != nil {
+		return o.hooks.OnDropped
+	}
+	return func(service string, err error) { logger.Warningf("service %q: dropped a node entry: %v", service, err) }
 }
 
 type options struct {
@@ -122,7 +136,7 @@ type options struct {
 }
 
 // Option configures a Selector (New), the Selectors of a Group, or those
-// the gRPC balancer builds (WithSelectorOptions).
+// the gRPC balancer builds for a resolver's clients (NewResolverBuilder).
 type Option func(*options) error
 
 // WithStrategy sets the strategy. Default RoundRobin.
@@ -191,13 +205,6 @@ func WithOnNew(f func(*Selector)) Option {
 		o.onNew = f
 		return nil
 	}
-}
-
-// checkOptions reports whether opts are valid, as New would, without
-// building a Selector (so without running WithOnNew's function).
-func checkOptions(opts ...Option) error {
-	_, err := buildOptions(opts)
-	return err
 }
 
 // WithName names the Selector (Name), for observers: the service whose

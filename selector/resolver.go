@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 
@@ -26,49 +27,32 @@ const Scheme = "rpcguard"
 //
 // Every node set is filtered: a bad entry (an invalid address,
 // an ID or address another node already has) is dropped on its own and
-// reported (WithOnDropped; default: gRPC's log), and the rest is applied. A
+// reported (Hooks.OnDropped; default: gRPC's log), and the rest is applied. A
 // set with no valid node is reported to gRPC as a resolver error and the
 // last good set stays in use. Each update sets both Addresses and Endpoints,
 // and carries the Node (ID, metadata) to the rpcguard_selector balancer.
-func NewResolverBuilder(src Source, opts ...ResolverOption) (resolver.Builder, error) {
-	return newResolverBuilder(src, opts)
-}
-
-func newResolverBuilder(src Source, opts []ResolverOption) (*resolverBuilder, error) {
+//
+// opts are the Go options of the Selectors that the rpcguard_selector
+// balancer builds for this resolver's clients, those the service config
+// cannot carry (hooks, a classifier, WithOnNew); they reach the balancer in
+// the resolver's state (no balancer of its own is registered), and the
+// service config's fields override the options they name.
+func NewResolverBuilder(src Source, opts ...Option) (resolver.Builder, error) {
 	if isNil(src) {
 		return nil, fmt.Errorf("selector: NewResolverBuilder: nil Source")
 	}
-	b := &resolverBuilder{src: src, onDropped: func(service string, err error) {
-		logger.Warningf("service %q: dropped a node entry: %v", service, err)
-	}}
-	for _, o := range opts {
-		if o == nil {
-			return nil, fmt.Errorf("selector: NewResolverBuilder: nil ResolverOption")
-		}
-		if err := o(b); err != nil {
-			return nil, err
-		}
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("selector: NewResolverBuilder: %w", err)
+	}
+	b := &resolverBuilder{src: src, onDropped: o.onDropped()}
+	if len(opts) > 0 {
+		b.selOpts = &selectorOptions{opts: slices.Clone(opts)}
 	}
 	return b, nil
 }
 
 var logger = grpclog.Component("rpcguard")
-
-// ResolverOption configures NewResolverBuilder.
-type ResolverOption func(*resolverBuilder) error
-
-// WithOnDropped sets what runs for each node entry the resolver drops (an
-// invalid node, or an ID or address an earlier entry has), with the service and the reason. It runs on the resolver's
-// goroutine and must not block. Default: a warning in gRPC's log.
-func WithOnDropped(f func(service string, err error)) ResolverOption {
-	return func(b *resolverBuilder) error {
-		if f == nil {
-			return fmt.Errorf("selector: WithOnDropped: nil function")
-		}
-		b.onDropped = f
-		return nil
-	}
-}
 
 // isNil reports whether v is nil or an interface holding a nil pointer (a
 // nil *health.Memory passed as a Source, say).
@@ -95,24 +79,6 @@ type resolverBuilder struct {
 type selectorOptions struct{ opts []Option }
 
 type selectorOptionsKey struct{}
-
-// WithSelectorOptions gives the Selectors that the rpcguard_selector
-// balancer builds for this resolver's clients the Go options the service
-// config cannot carry: hooks, a classifier, WithOnNew. The balancer reads
-// them from the resolver's state (no balancer of its own is registered);
-// the service config's fields override the options they name.
-func WithSelectorOptions(opts ...Option) ResolverOption {
-	return func(b *resolverBuilder) error {
-		if err := checkOptions(opts...); err != nil {
-			return fmt.Errorf("selector: WithSelectorOptions: %w", err)
-		}
-		if b.selOpts == nil {
-			b.selOpts = &selectorOptions{}
-		}
-		b.selOpts.opts = append(b.selOpts.opts, opts...)
-		return nil
-	}
-}
 
 func (b *resolverBuilder) Scheme() string { return Scheme }
 

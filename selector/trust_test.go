@@ -39,10 +39,10 @@ func TestGRPCEjectionSurvivesConnectionCycling(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ejects, updates atomic.Int32
-	hooks := selector.WithSelectorOptions(selector.WithHooks(selector.Hooks{
+	hooks := selector.WithHooks(selector.Hooks{
 		OnEject:  func(selector.Node, time.Duration) { ejects.Add(1) },
 		OnUpdate: func([]selector.Node) { updates.Add(1) },
-	}))
+	})
 	cc := testcluster.Dial(t, "rpcguard:///echo", testcluster.Resolver(t, src, hooks), grpc.WithDefaultServiceConfig(
 		`{"loadBalancingConfig":[{"rpcguard_selector":{"strategy":"round_robin","ejection":{"consecutiveFailures":3,"baseTime":"60s"}}}]}`))
 	bad := servers[2]

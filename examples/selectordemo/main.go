@@ -63,9 +63,9 @@ func main() {
 	}
 
 	var ejections atomic.Int32
-	hooks := selector.WithSelectorOptions(selector.WithHooks(selector.Hooks{
+	hooks := selector.WithHooks(selector.Hooks{
 		OnEject: func(selector.Node, time.Duration) { ejections.Add(1) }, // counted per row below
-	}))
+	})
 
 	fmt.Printf("3 nodes on 127.0.0.1; %s answers every call with Unavailable; %d calls each run.\n\n", bad.ID, calls)
 	// One retry policy (and so one budget) per client.
@@ -115,7 +115,7 @@ func main() {
 }
 
 // run makes the calls through a fresh client and returns how many succeeded.
-func run(src selector.Source, hooks selector.ResolverOption, serviceConfig string, interceptor grpc.UnaryClientInterceptor) int {
+func run(src selector.Source, hooks selector.Option, serviceConfig string, interceptor grpc.UnaryClientInterceptor) int {
 	rb, err := selector.NewResolverBuilder(src, hooks) // the hooks reach the rpcguard_selector balancer
 	if err != nil {
 		log.Fatal(err)

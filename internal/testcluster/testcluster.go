@@ -82,7 +82,7 @@ func Dial(t testing.TB, target string, opts ...grpc.DialOption) *grpc.ClientConn
 
 // Resolver returns the dial option that resolves "rpcguard:///SERVICE"
 // through src, failing t if the resolver cannot be built.
-func Resolver(t testing.TB, src selector.Source, opts ...selector.ResolverOption) grpc.DialOption {
+func Resolver(t testing.TB, src selector.Source, opts ...selector.Option) grpc.DialOption {
 	t.Helper()
 	rb, err := selector.NewResolverBuilder(src, opts...)
 	if err != nil {
