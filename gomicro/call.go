@@ -7,29 +7,26 @@ import (
 	"go-micro.dev/v4/client"
 	"go-micro.dev/v4/registry"
 
+	"github.com/rpcguard/rpcguard/outcome"
 	"github.com/rpcguard/rpcguard/retry"
 	"github.com/rpcguard/rpcguard/selector"
 	"github.com/rpcguard/rpcguard/tracing"
 )
 
-// wrappedKey marks a go-micro call that is an attempt of NewClientWrapper's,
-// which has its attempt span already.
+// wrappedKey marks a go-micro call that is an attempt of NewClientWrapper's
+// (it has its attempt span already).
 type wrappedKey struct{}
 
 // NewCallWrapper returns a go-micro client.CallWrapper, which go-micro runs
-// for every attempt with the node it goes to: the client-side faults of
-// that node (WithFaults), and, when the call is not an attempt of
-// NewClientWrapper's (which has its own), an attempt span tagged with the
-// node, for clients that keep go-micro's own retry loop. The attempt's
-// outcome reaches the selector through go-micro's Selector.Mark (NewSelector
-// uses it). Put it with micro.WrapCall or client.WrapCall.
+// for every attempt with its node: that node's client-side faults
+// (WithFaults), and, unless the call is an attempt of NewClientWrapper's,
+// an attempt span tagged with the node, for clients that keep go-micro's
+// own retry loop. The outcome reaches the selector through go-micro's
+// Selector.Mark. Put it with micro.WrapCall or client.WrapCall.
 func NewCallWrapper(opts ...Option) (client.CallWrapper, error) {
-	c, err := buildWrapper(opts)
+	c, err := build(opts, forClient)
 	if err != nil {
 		return nil, err
-	}
-	if c.shed != nil {
-		return nil, errShedderOnClient
 	}
 	return func(next client.CallFunc) client.CallFunc {
 		return func(ctx context.Context, node *registry.Node, req client.Request, rsp interface{}, o client.CallOptions) error {
@@ -57,13 +54,10 @@ func (c *config) clientFaults(ctx context.Context, req client.Request, node stri
 		return nil
 	}
 	err := c.faults.Apply(ctx, req.Service(), req.Endpoint(), node, "")
-	if err == nil || ctx.Err() != nil {
-		return err // none, or a Hang or a Latency cut short by the deadline
+	var e *outcome.Error
+	if err == nil || ctx.Err() != nil || !errors.As(FromMicro(err), &e) {
+		return err // none, a Hang or a Latency cut short by the deadline
 	}
-	var e *Error
-	if !errors.As(FromMicro(err), &e) {
-		return err
-	}
-	e.unsent, e.cause = true, retry.NotSent(err)
+	e.Unsent, e.Errs = true, append(e.Errs, retry.NotSent(err))
 	return e
 }

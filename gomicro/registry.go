@@ -1,11 +1,13 @@
 package gomicro
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,36 +17,24 @@ import (
 	"github.com/rpcguard/rpcguard/selector"
 )
 
-// defaultRegisterTTL is the TTL a registration gets when go-micro gives none
-// (go-micro's server registers with 90 s by default).
-const defaultRegisterTTL = 90 * time.Second
-
 // endpointsKey is the node metadata key under which Registry keeps a
-// service's go-micro endpoints (JSON), since rpcguard's registries keep
-// nodes; GetService and Watch hand them back as the Service's Endpoints.
+// service's go-micro endpoints (JSON): rpcguard's registries keep nodes.
 const endpointsKey = "micro-endpoints"
 
-// Registry makes an rpcguard registry (health.NewMemory, or health/etcd's,
-// with its leases, resumed watches and re-lists) a go-micro
-// registry.Registry, with a health.Registrar keeping each registered node
-// alive in place of go-micro's own loop: renewals every third of the TTL
-// with jitter, backoff when the registry fails, and a check that
-// deregisters a failing node once and registers it again only when it
-// passes (go-micro's loop deregisters and registers again in the same
-// tick).
-//
-// Register starts a node's Registrar with the registration's TTL
-// (micro.RegisterTTL; 90 s without one) and the Registrar
-// options given to NewRegistry; go-micro's re-registrations of a node held
-// (micro.RegisterInterval) do nothing. Deregister stops the node's Registrar
-// (deregistered, then its drain). Give the check to NewRegistry
-// (health.WithCheck), not to micro.RegisterCheck. Everything go-micro
-// registers is kept: every node (go-micro's HTTP broker registers one per
-// subscription, all at one address), its metadata, and the service's
-// endpoints (in each node's metadata, under "micro-endpoints"). GetService
-// returns one *Service per version; Watch streams create, update and delete
-// events for one service (registry.WatchService is required). ListServices
-// is not supported: rpcguard's registries are read by service name.
+// Registry is an rpcguard registry (health.NewMemory, health/etcd's) as a
+// go-micro registry.Registry whose registered nodes a health.Keeper keeps
+// alive in place of go-micro's loop: renewals every third of the TTL with
+// jitter, backoff when the registry fails, a check (health.WithCheck, not
+// micro.RegisterCheck) that deregisters a failing node once and registers
+// it again only when it passes. Register starts a node's Registrar with
+// the registration's TTL (micro.RegisterTTL; 90 s without one), and
+// go-micro's re-registrations of a node held do nothing; Deregister stops
+// it (deregistered, then its drain). Every node go-micro registers is kept
+// with its metadata and the service's endpoints (in each node's metadata
+// under "micro-endpoints"; go-micro's HTTP broker registers a node per
+// subscription, all at one address). GetService returns a *Service per
+// version; Watch needs registry.WatchService; ListServices is not
+// supported (rpcguard's registries are read by service name).
 type Registry struct {
 	reg  health.Registry
 	keep *health.Keeper
@@ -57,8 +47,8 @@ var _ registry.Registry = (*Registry)(nil)
 
 // NewRegistry returns reg as a go-micro registry whose registrations are
 // kept by Registrars built with ropts (health.WithInterval, WithJitter,
-// WithCheck, WithDrain, WithRegistrarHooks; a health.WithTTL there wins
-// over go-micro's TTL), through a health.Keeper.
+// WithCheck, WithDrain, WithRegistrarHooks; a WithTTL there wins over
+// go-micro's TTL).
 func NewRegistry(reg health.Registry, ropts ...health.RegistrarOption) (*Registry, error) {
 	keep, err := health.NewKeeper(reg, ropts...)
 	if err != nil {
@@ -67,13 +57,11 @@ func NewRegistry(reg health.Registry, ropts ...health.RegistrarOption) (*Registr
 	return &Registry{reg: reg, keep: keep, opts: registry.Options{Context: context.Background(), Timeout: 10 * time.Second}}, nil
 }
 
-// Init applies go-micro registry options (Timeout bounds each registry call).
+// Init applies go-micro registry options (Timeout bounds each call).
 func (m *Registry) Init(opts ...registry.Option) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, o := range opts {
-		o(&m.opts)
-	}
+	apply(&m.opts, opts)
 	return nil
 }
 
@@ -87,6 +75,14 @@ func (m *Registry) Options() registry.Options {
 // String names the registry.
 func (m *Registry) String() string { return "rpcguard" }
 
+// apply applies go-micro's functional options to o.
+func apply[T any, F ~func(*T)](o *T, opts []F) *T {
+	for _, f := range opts {
+		f(o)
+	}
+	return o
+}
+
 // context bounds one registry call by the registry's timeout.
 func (m *Registry) context(ctx context.Context) (context.Context, context.CancelFunc) {
 	if ctx == nil {
@@ -98,20 +94,20 @@ func (m *Registry) context(ctx context.Context) (context.Context, context.Cancel
 	return context.WithCancel(ctx)
 }
 
-// Register starts a Registrar for each node of s that has none (one whose
-// address or metadata changed gets a new one); it returns the first
-// registration's errors, and the Registrars keep trying in the background.
+// Register holds each node of s (one whose address or metadata changed
+// gets a new Registrar) and returns the first registrations' errors; the
+// Registrars keep trying in the background.
 func (m *Registry) Register(s *registry.Service, opts ...registry.RegisterOption) error {
 	if s == nil {
 		return errors.New("gomicro: Register: nil service")
 	}
-	var ro registry.RegisterOptions
-	for _, o := range opts {
-		o(&ro)
+	ro := apply(&registry.RegisterOptions{}, opts)
+	if ro.TTL <= 0 {
+		ro.TTL = 90 * time.Second // go-micro's server's default
 	}
-	ttl := ro.TTL
-	if ttl <= 0 {
-		ttl = defaultRegisterTTL
+	eps, err := json.Marshal(s.Endpoints)
+	if err != nil {
+		return fmt.Errorf("gomicro: Register %q: endpoints: %w", s.Name, err)
 	}
 	ctx, cancel := m.context(ro.Context)
 	defer cancel()
@@ -123,35 +119,26 @@ func (m *Registry) Register(s *registry.Service, opts ...registry.RegisterOption
 		}
 		node := rpcguardNode(s.Version, n, true)
 		if len(s.Endpoints) > 0 {
-			b, err := json.Marshal(s.Endpoints)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("gomicro: Register %q: endpoints: %w", s.Name, err))
-				continue
-			}
 			if node.Metadata == nil {
 				node.Metadata = map[string]string{}
 			}
-			node.Metadata[endpointsKey] = string(b)
+			node.Metadata[endpointsKey] = string(eps)
 		}
-		if err := m.keep.Hold(ctx, s.Name, node, health.WithTTL(ttl)); err != nil {
+		if err := m.keep.Hold(ctx, s.Name, node, health.WithTTL(ro.TTL)); err != nil {
 			errs = append(errs, fmt.Errorf("gomicro: Register %q: %w", s.Name, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// Deregister stops the Registrars of s's nodes: each node is deregistered,
-// then its drain passes (health.WithDrain), so that clients stop sending
-// before go-micro's server stops accepting.
+// Deregister stops the Registrars of s's nodes: each is deregistered, then
+// its drain passes (health.WithDrain), so that clients stop sending before
+// go-micro's server stops accepting.
 func (m *Registry) Deregister(s *registry.Service, opts ...registry.DeregisterOption) error {
 	if s == nil {
 		return errors.New("gomicro: Deregister: nil service")
 	}
-	var do registry.DeregisterOptions
-	for _, o := range opts {
-		o(&do)
-	}
-	ctx, cancel := m.context(do.Context)
+	ctx, cancel := m.context(apply(&registry.DeregisterOptions{}, opts).Context)
 	defer cancel()
 	var errs []error
 	for _, n := range s.Nodes {
@@ -170,46 +157,26 @@ func (m *Registry) Close() error {
 }
 
 func (m *Registry) GetService(name string, opts ...registry.GetOption) ([]*registry.Service, error) {
-	var gopts registry.GetOptions
-	for _, o := range opts {
-		o(&gopts)
-	}
-	ctx, cancel := m.context(gopts.Context)
+	ctx, cancel := m.context(apply(&registry.GetOptions{}, opts).Context)
 	defer cancel()
 	nodes, err := m.reg.List(ctx, name)
-	if err != nil {
-		return nil, err
+	if err != nil || len(nodes) == 0 {
+		return nil, cmp.Or(err, registry.ErrNotFound)
 	}
-	if len(nodes) == 0 {
-		return nil, registry.ErrNotFound
-	}
-	return services(name, nodes), nil
-}
-
-// services groups nodes into one *Service per version.
-func services(name string, nodes []selector.Node) []*registry.Service {
-	byVersion := map[string]*registry.Service{}
-	var versions []string
+	var out []*registry.Service // one per version, in the order first seen
 	for _, n := range nodes {
-		v := n.Metadata["version"]
-		s, ok := byVersion[v]
-		if !ok {
-			s = &registry.Service{Name: name, Version: v}
-			byVersion[v] = s
-			versions = append(versions, v)
+		i := slices.IndexFunc(out, func(s *registry.Service) bool { return s.Version == n.Metadata["version"] })
+		if i < 0 {
+			out = append(out, &registry.Service{Name: name, Version: n.Metadata["version"]})
+			i = len(out) - 1
 		}
-		addNode(s, n)
+		addNode(out[i], n)
 	}
-	out := make([]*registry.Service, 0, len(versions))
-	for _, v := range versions {
-		out = append(out, byVersion[v])
-	}
-	return out
+	return out, nil
 }
 
 // addNode adds n to s as go-micro registered it: its endpoints, kept in
-// its metadata, become s's (if s has none yet), and the version rpcguard
-// keeps in its metadata is s's Version.
+// its metadata, become s's (if s has none yet), and its version is s's.
 func addNode(s *registry.Service, n selector.Node) {
 	md := maps.Clone(n.Metadata)
 	if v, ok := md["version"]; ok && v == s.Version {
@@ -229,26 +196,19 @@ func (m *Registry) ListServices(...registry.ListOption) ([]*registry.Service, er
 }
 
 func (m *Registry) Watch(opts ...registry.WatchOption) (registry.Watcher, error) {
-	var wo registry.WatchOptions
-	for _, o := range opts {
-		o(&wo)
-	}
+	wo := apply(&registry.WatchOptions{Context: context.Background()}, opts)
 	if wo.Service == "" {
 		return nil, errors.New("gomicro: Watch: name the service (registry.WatchService): rpcguard's registries are watched by service")
 	}
-	ctx := wo.Context
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	w, err := m.reg.Watch(ctx, wo.Service)
+	w, err := m.reg.Watch(cmp.Or(wo.Context, context.Background()), wo.Service)
 	if err != nil {
 		return nil, err
 	}
 	return &microWatcher{w: w, service: wo.Service}, nil
 }
 
-// microWatcher turns the complete node sets of an rpcguard watch into
-// go-micro's create, update and delete events (selector.Diff).
+// microWatcher turns the node sets of an rpcguard watch into go-micro's
+// create, update and delete events (selector.Diff).
 type microWatcher struct {
 	w       selector.Watcher
 	service string
@@ -261,8 +221,7 @@ func (mw *microWatcher) Next() (*registry.Result, error) {
 		nodes, err := mw.w.Next()
 		if errors.Is(err, selector.ErrClosed) {
 			return nil, registry.ErrWatcherStopped
-		}
-		if err != nil {
+		} else if err != nil {
 			return nil, err
 		}
 		added, changed, removed := selector.Diff(mw.last, nodes)

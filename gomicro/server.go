@@ -11,22 +11,19 @@ import (
 	"github.com/rpcguard/rpcguard/tracing"
 )
 
-// NewHandlerWrapper returns a go-micro server.HandlerWrapper: the server
-// stack (stack.Serve): a server span (child of the caller's attempt span,
-// from go-micro's metadata), the breaker per endpoint (a handler whose
-// dependency keeps failing sheds load: 503 when its circuit is open, 429
-// past a concurrency limit; with a Timeout, the handler's context ends at
-// it), and errors that leave as go-micro errors with the code of their
-// meaning (ToMicro); with WithFaults, the faults of the node it serves as,
-// before the handler. A panicking handler releases its slot, ends its span
-// and panics on. Circuits and spans are named by the endpoint go-micro
-// routed the request to ("Greeter.Hello", a handler the server registered),
-// never by the service name the client sent (mucp takes it from the
-// client's header: a remote client could make circuits at will). With a
-// server Router of your own, routing comes after the wrappers: name only
-// known endpoints there.
+// NewHandlerWrapper returns a go-micro server.HandlerWrapper running each
+// request through the server stack (stack.Serve): a server span under the
+// caller's attempt span, the breaker per endpoint (503 while its circuit is
+// open, 429 past its concurrency limit; its Timeout ends the handler's
+// context), WithFaults' faults before the handler, and errors as go-micro
+// errors with the code of their meaning (ToMicro). A panicking handler
+// frees its slot, ends its span and panics on. Circuits and spans are named
+// by the endpoint go-micro routed the request to, never by the service name
+// the client sent (a remote client could make circuits at will); with a
+// Router of your own, routing comes after the wrappers: name only known
+// endpoints there.
 func NewHandlerWrapper(opts ...Option) (server.HandlerWrapper, error) {
-	c, err := buildWrapper(opts)
+	c, err := build(opts, forServer)
 	if err != nil {
 		return nil, err
 	}
@@ -34,14 +31,11 @@ func NewHandlerWrapper(opts ...Option) (server.HandlerWrapper, error) {
 }
 
 // NewSubscriberWrapper returns a go-micro server.SubscriberWrapper: the
-// server stack (stack.Serve) for every message a subscriber handles: a
-// server span "subscribe TOPIC" (child of the publisher's span, from the
-// message's headers), the breaker per topic (the topics the server
-// subscribed to: go-micro routes no other to a subscriber), and, with
-// WithFaults, the faults of the node it serves as. The handler's error goes
-// back to go-micro as it returned it.
+// server stack for every message a subscriber handles, with a span
+// "subscribe TOPIC" under the publisher's and a circuit per topic (those
+// the server subscribed to). The handler's error goes back as it was.
 func NewSubscriberWrapper(opts ...Option) (server.SubscriberWrapper, error) {
-	c, err := buildWrapper(opts)
+	c, err := build(opts, forServer)
 	if err != nil {
 		return nil, err
 	}
@@ -66,11 +60,8 @@ func (c *config) handlerWrapper() server.HandlerWrapper {
 	}
 }
 
-// serve runs a handler or subscriber through the server stack as name (a
-// server span under the trace in go-micro's metadata, the breaker), after
-// the faults of the node it serves as for service and method, and after
-// WithShedder's Limiter admitted it; the handler's go-micro errors are read
-// by their code (FromMicro).
+// serve runs a handler as name through WithShedder's Limiter, then the
+// server stack and the faults for service and method.
 func (c *config) serve(ctx context.Context, name string, stream bool, service, method string, handle func(ctx context.Context) error) error {
 	if c.shed != nil {
 		var t shed.Token

@@ -13,14 +13,12 @@ import (
 )
 
 // Source makes a go-micro registry (memory, etcd, consul, ...) an rpcguard
-// selector.Source (selector.Poll), so that rpcguard's gRPC resolver
-// (rpcguard.NewClient), selector.NewGroup and NewSelector can take a go-micro
-// service's nodes: every version's nodes, the version in each node's
-// metadata ("version"). It lists the service on every event of the
+// selector.Source (selector.Poll) for rpcguard.NewClient, selector.NewGroup
+// and NewSelector: every version's nodes, each with its version in its
+// metadata ("version"). It lists a service on every event of the
 // registry's watch and every interval (every; 0 means 2 s: go-micro's
-// memory registry expires nodes without a watch event, and drops the events
-// a watcher does not take within 10 ms); the consumer drops bad entries
-// one by one and reports them.
+// memory registry expires nodes without an event, and drops events a
+// watcher does not take within 10 ms).
 func Source(reg registry.Registry, every time.Duration) (selector.Source, error) {
 	if reg == nil {
 		return nil, fmt.Errorf("gomicro: Source: nil registry")
@@ -29,8 +27,7 @@ func Source(reg registry.Registry, every time.Duration) (selector.Source, error)
 		svcs, err := reg.GetService(service)
 		if errors.Is(err, registry.ErrNotFound) {
 			return nil, nil // a service the registry does not know has no nodes
-		}
-		if err != nil {
+		} else if err != nil {
 			return nil, fmt.Errorf("gomicro: registry %s: get %q: %w", reg, service, err)
 		}
 		var out []selector.Node
@@ -43,32 +40,15 @@ func Source(reg registry.Registry, every time.Duration) (selector.Source, error)
 		}
 		return out, nil
 	}
-	return selector.Poll(selector.Poller{List: list, Trigger: watchTrigger(reg), Every: every})
-}
-
-// watchTrigger turns go-micro's blocking watch into the poller's trigger.
-func watchTrigger(reg registry.Registry) func(ctx context.Context, service string) (<-chan struct{}, error) {
-	return func(ctx context.Context, service string) (<-chan struct{}, error) {
+	trigger := func(ctx context.Context, service string) (func() error, error) {
 		w, err := reg.Watch(registry.WatchService(service))
 		if err != nil {
 			return nil, err
 		}
-		ch := make(chan struct{}, 1)
 		context.AfterFunc(ctx, w.Stop)
-		go func() {
-			defer close(ch)
-			for {
-				if _, err := w.Next(); err != nil {
-					return
-				}
-				select {
-				case ch <- struct{}{}:
-				default: // a list is due already
-				}
-			}
-		}()
-		return ch, nil
+		return func() error { _, err := w.Next(); return err }, nil
 	}
+	return selector.Poll(selector.Poller{List: list, Trigger: trigger, Every: every})
 }
 
 // rpcguardNode is a go-micro node as an rpcguard Node, with the service's

@@ -2,8 +2,9 @@
 // at the bottom of the layers so that every engine and every adapter (an
 // outside one too) reads results the same way: Default classifies an
 // error by its gRPC status (what a node's ejection and a circuit count),
-// and HTTPStatus, FromHTTP and MicroCode translate between gRPC codes, HTTP
-// statuses and go-micro's codes.
+// HTTPStatus, FromHTTP and MicroCode translate between gRPC codes, HTTP
+// statuses and go-micro's codes, and Error carries another transport's
+// error to the engines in gRPC's terms.
 package outcome
 
 import (
@@ -160,3 +161,30 @@ func MicroCode(c codes.Code) int32 {
 	}
 	return int32(HTTPStatus(c))
 }
+
+// Error is an error of another transport (go-micro's, an HTTP client's)
+// read in gRPC's terms, as an adapter hands it to the engines: status.Code
+// gives Code, and errors.Is and errors.As see every error in Errs. Errs[0]
+// is the transport's error as it returned it, for the adapter to give back
+// to its caller; the rest is what else it carries (the transport's parsed
+// error, a retry mark, a sentinel).
+type Error struct {
+	Errs   []error // at least one
+	Code   codes.Code
+	Msg    string // the status message
+	Unsent bool   // the request never left the client
+	Text   string // the error's text, for the transport's own parsers; "" for Errs[0]'s
+}
+
+func (e *Error) Error() string {
+	if e.Text != "" {
+		return e.Text
+	}
+	return e.Errs[0].Error()
+}
+
+// Unwrap returns Errs.
+func (e *Error) Unwrap() []error { return e.Errs }
+
+// GRPCStatus is the status of Code and Msg.
+func (e *Error) GRPCStatus() *status.Status { return status.New(e.Code, e.Msg) }

@@ -15,11 +15,13 @@ import (
 type Poller struct {
 	// List lists a service's nodes. Required.
 	List func(ctx context.Context, service string) ([]Node, error)
-	// Trigger, if set, tells the Source to list a service again before
-	// Every: a registry's watch, say. The channel it returns must stop
-	// sending, and whatever it started must end, when ctx ends. If it
-	// fails, the Source lists every Every only (and says so to OnError).
-	Trigger func(ctx context.Context, service string) (<-chan struct{}, error)
+	// Trigger, if set, starts a watch of a service (a registry's) and
+	// returns wait, which blocks until the registry says the service
+	// changed (the Source then lists it again, before Every) and returns an
+	// error once the watch ended; wait must return once ctx ends. If
+	// Trigger fails, the Source lists every Every only (and says so to
+	// OnError).
+	Trigger func(ctx context.Context, service string) (wait func() error, err error)
 	// Every is how often the Source lists a service again whatever Trigger
 	// says (a registry that expires nodes without telling, or drops
 	// events). Zero means 2 s.
@@ -98,9 +100,22 @@ func (p *poll) listed(ctx context.Context, service string) ([]Node, error) {
 func (p *poll) follow(ctx context.Context, f *feed.Feed[Node], service string, last []Node) {
 	var trigger <-chan struct{}
 	if p.Trigger != nil {
-		var err error
-		if trigger, err = p.Trigger(ctx, service); err != nil {
+		if wait, err := p.Trigger(ctx, service); err != nil {
 			p.OnError(service, fmt.Errorf("selector: trigger for %q: %w (listing every %v only)", service, err, p.Every))
+		} else {
+			ch, waited := make(chan struct{}, 1), make(chan struct{})
+			defer func() { <-waited }()
+			go func() {
+				defer close(waited)
+				defer close(ch)
+				for wait() == nil {
+					select {
+					case ch <- struct{}{}:
+					default: // a list is due already
+					}
+				}
+			}()
+			trigger = ch
 		}
 	}
 	tick := time.NewTicker(p.Every)

@@ -12,50 +12,39 @@ import (
 	"go-micro.dev/v5/registry"
 	mselector "go-micro.dev/v5/selector"
 
+	"github.com/rpcguard/rpcguard/outcome"
 	"github.com/rpcguard/rpcguard/selector"
 )
 
-// Selector is a go-micro selector backed by rpcguard's: a Selector per
-// service, fed from the go-micro registry (Source), so that each call's
-// attempts go to nodes the call has not tried (a per-call record behind
-// every Select), the strategies and outlier ejection apply, and Mark feeds
-// the outcome of every attempt back (go-micro's own selector ignores Mark).
-// Use it with client.Selector(sel), before client.Registry in the options
-// (go-micro's client.Registry re-initializes the selector it finds), and
-// Close it.
+// Selector is a go-micro selector backed by rpcguard's: a selector.Group
+// on the go-micro registry (Source), so that each call's attempts go to
+// nodes the call has not tried, the strategies and outlier ejection apply,
+// and Mark feeds every attempt's outcome back (go-micro's own selector
+// ignores Mark). Use it with client.Selector(sel) before client.Registry
+// (which re-initializes the selector it finds), and Close it.
 type Selector struct {
-	sopts []selector.Option
-
-	mu     sync.Mutex
-	opts   mselector.Options
-	group  *selector.Group
+	sopts  []selector.Option
 	picks  sync.Map // *registry.Node (each pick's own) -> pick
 	warned sync.Once
+
+	mu    sync.Mutex
+	opts  mselector.Options
+	group *selector.Group
 }
 
-// NewSelector returns a Selector on reg, with rpcguard selector options
-// (default: power of two choices and selector.DefaultEjection; options
-// given replace both, so name them too): a selector.Group on Source(reg),
-// each service's rpcguard Selector named after the service, which is how a
-// metrics.Observer's Selector option files it.
+// NewSelector returns a Selector on reg with rpcguard selector options
+// (default power of two choices and selector.DefaultEjection; options
+// given replace both). Each service's rpcguard Selector is named after the
+// service, which is how a metrics.Observer files it.
 func NewSelector(reg registry.Registry, opts ...selector.Option) (*Selector, error) {
 	if len(opts) == 0 {
 		opts = []selector.Option{selector.WithStrategy(selector.PowerOfTwo), selector.WithEjection(selector.DefaultEjection())}
 	}
-	s := &Selector{sopts: opts, opts: mselector.Options{Registry: reg, Context: context.Background()}}
-	var err error
-	if s.group, err = s.newGroup(reg); err != nil {
+	s := &Selector{sopts: opts, opts: mselector.Options{Context: context.Background()}}
+	if err := s.Init(mselector.Registry(reg)); err != nil {
 		return nil, fmt.Errorf("gomicro: NewSelector: %w", err)
 	}
 	return s, nil
-}
-
-func (s *Selector) newGroup(reg registry.Registry) (*selector.Group, error) {
-	src, err := Source(reg, 0)
-	if err != nil {
-		return nil, err
-	}
-	return selector.NewGroup(src, s.sopts...)
 }
 
 // Init applies go-micro selector options; a new registry takes effect for
@@ -64,17 +53,20 @@ func (s *Selector) Init(opts ...mselector.Option) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.opts.Registry
-	for _, o := range opts {
-		o(&s.opts)
-	}
-	if s.opts.Registry == nil || s.opts.Registry == old {
+	if apply(&s.opts, opts); s.group != nil && (s.opts.Registry == nil || s.opts.Registry == old) {
 		return nil
 	}
-	g, err := s.newGroup(s.opts.Registry)
+	src, err := Source(s.opts.Registry, 0)
 	if err != nil {
 		return err
 	}
-	_ = s.group.Close()
+	g, err := selector.NewGroup(src, s.sopts...)
+	if err != nil {
+		return err
+	}
+	if s.group != nil {
+		_ = s.group.Close()
+	}
 	s.group = g
 	return nil
 }
@@ -86,47 +78,43 @@ func (s *Selector) Options() mselector.Options {
 	return s.opts
 }
 
+// String names the selector.
+func (s *Selector) String() string { return "rpcguard" }
+
+func (s *Selector) grp() *selector.Group {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.group
+}
+
 // Select returns the Next of one call: each node it returns is one the call
-// has not tried (mselector.ErrNoneAvailable once all were), picked by the
-// service's rpcguard Selector. A SelectOptions.Context that carries a
-// per-call record (rpcguard's client wrapper passes each attempt's) makes
-// the picks join it, so attempts of one call across several go-micro calls
-// avoid each other's nodes; its deadline bounds the wait for a service's
-// first node set. Filters and strategies of go-micro's select options (the
-// roundrobin wrapper's) do not apply, rpcguard's selector options do: the
-// first Select given one says so in a warning (go-micro's logger).
+// has not tried (mselector.ErrNoneAvailable once all were). A
+// SelectOptions.Context with a per-call record (rpcguard's client wrapper
+// passes each attempt's) joins it, so that the attempts of one call avoid
+// each other's nodes; its deadline bounds the wait for a service's first
+// nodes. go-micro's select strategies and filters do not apply (the first
+// Select given one warns in go-micro's log); rpcguard's options do.
 func (s *Selector) Select(service string, opts ...mselector.SelectOption) (mselector.Next, error) {
-	var so mselector.SelectOptions
-	for _, o := range opts {
-		o(&so)
-	}
+	so := apply(&mselector.SelectOptions{Context: context.Background()}, opts)
 	if so.Strategy != nil || len(so.Filters) > 0 {
 		s.warned.Do(func() {
 			logger.Logf(logger.WarnLevel, "gomicro: Selector: go-micro select strategies and filters (the roundrobin wrapper, "+
 				"selector.WithFilter) do not apply; choose rpcguard's with gomicro.WithSelectorOptions or NewSelector's options")
 		})
 	}
-	ctx := so.Context
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	s.mu.Lock()
-	g := s.group
-	s.mu.Unlock()
-	sel, err := g.Selector(ctx, service)
+	sel, err := s.grp().Selector(so.Context, service)
 	if err != nil {
 		return nil, err
 	}
 	if len(sel.Nodes()) == 0 {
 		return nil, mselector.ErrNotFound
 	}
-	ctx = selector.JoinRecord(ctx) // the call's record
+	ctx := selector.JoinRecord(so.Context)
 	return func() (*registry.Node, error) {
 		pk, err := sel.Pick(ctx)
-		if err != nil {
-			if errors.Is(err, selector.ErrNoNodes) {
-				return nil, mselector.ErrNotFound
-			}
+		if errors.Is(err, selector.ErrNoNodes) {
+			return nil, mselector.ErrNotFound
+		} else if err != nil {
 			return nil, mselector.ErrNoneAvailable
 		}
 		n := &registry.Node{Id: pk.Node.ID, Address: pk.Node.Addr, Metadata: pk.Node.Metadata}
@@ -135,27 +123,27 @@ func (s *Selector) Select(service string, opts ...mselector.SelectOption) (msele
 	}, nil
 }
 
-// Mark reports the outcome of the attempt that went to node (the one Next
-// returned): its error, translated (FromMicro), decides success or failure
-// and whether it was sent.
+// pick is a node handed out by Next, until Mark reports on it.
+type pick struct {
+	service string
+	selector.Picked
+}
+
+// Mark reports the outcome of the attempt that went to node (as Next
+// returned it), read by FromMicro.
 func (s *Selector) Mark(_ string, node *registry.Node, err error) {
-	v, ok := s.picks.LoadAndDelete(node)
-	if !ok {
-		return
+	if v, ok := s.picks.LoadAndDelete(node); ok {
+		var e *outcome.Error
+		err = FromMicro(err)
+		v.(pick).Done(err, !errors.As(err, &e) || !e.Unsent)
 	}
-	err = FromMicro(err)
-	var e *Error
-	v.(pick).Done(err, !errors.As(err, &e) || !e.unsent)
 }
 
 // Reset forgets what was learned of the service's nodes (ejections,
-// latency): its next Select starts afresh.
+// latency) and its picks never marked.
 func (s *Selector) Reset(service string) {
-	s.mu.Lock()
-	g := s.group
-	s.mu.Unlock()
-	g.Reset(service)
-	s.picks.Range(func(k, v any) bool { // picks never marked: forgotten with the service
+	s.grp().Reset(service)
+	s.picks.Range(func(k, v any) bool {
 		if v.(pick).service == service {
 			s.picks.Delete(k)
 		}
@@ -163,23 +151,10 @@ func (s *Selector) Reset(service string) {
 	})
 }
 
-// pick is a node handed out by Next, until Mark reports on it.
-type pick struct {
-	service string
-	selector.Picked
-}
-
-// Close stops following the registry; Select fails after it. Picks never
-// marked are dropped.
+// Close stops following the registry; Select fails after it.
 func (s *Selector) Close() error {
-	s.mu.Lock()
-	g := s.group
-	s.mu.Unlock()
 	s.picks.Clear()
-	return g.Close()
+	return s.grp().Close()
 }
-
-// String names the selector.
-func (s *Selector) String() string { return "rpcguard" }
 
 var _ mselector.Selector = (*Selector)(nil)

@@ -10,24 +10,22 @@ import (
 )
 
 // ServiceOptions is the one line for a go-micro service, as
-// rpcguard.NewClient is for gRPC: an rpcguard selector on reg (NewSelector,
-// with WithSelectorOptions' options), the client wrapper (NewClientWrapper,
-// for calls, streams and publishing), the handler wrapper
-// (NewHandlerWrapper) and the subscriber wrapper (NewSubscriberWrapper),
-// sharing opts and one stack.
-// Pass them to micro.NewService after micro.Client, micro.Server and
-// micro.Registry (go-micro's options act on the client and server set
-// before them), and call close when the service ends:
+// rpcguard.NewClient is for gRPC: an rpcguard selector on reg (NewSelector
+// with WithSelectorOptions' options) and the client, handler and
+// subscriber wrappers, sharing opts and one stack. Pass them to
+// micro.NewService after micro.Client, micro.Server and micro.Registry
+// (go-micro's options act on the client and server set before them), and
+// call close when the service ends:
 //
 //	rg, closeRG, err := gomicro.ServiceOptions(reg, gomicro.WithRetry(policy))
 //	svc := micro.New(append([]micro.Option{micro.Name("greeter"),
 //		micro.Client(cli), micro.Server(srv), micro.Registry(reg)}, rg...)...)
 //	defer closeRG()
 //
-// A micro.Selector passed after them undoes rpcguard's selector: the
-// service says so in a warning (go-micro's logger) when it starts.
+// A micro.Selector after them undoes rpcguard's selector: the service
+// warns of it (go-micro's logger) when it starts.
 func ServiceOptions(reg registry.Registry, opts ...Option) (_ []micro.Option, close func() error, _ error) {
-	c, err := build(opts)
+	c, err := build(opts, forService)
 	if err != nil {
 		return nil, nil, err
 	}
