@@ -169,17 +169,17 @@ func TestConcurrencyLimitWaitsAtMostEightAttempts(t *testing.T) {
 	})
 }
 
-// Waiters for a slot are served in arrival order while the queue holds at
-// most 4 rounds of the limit (callers in a closed loop, a burst: each is
-// served well within the wait bound), and newest first past that (more
-// calls come than the fleet serves: the oldest would be refused by the
-// bound anyway, and the newest has the most time left).
-func TestConcurrencyLimitServesOldestFirstUntilTheQueueIsLong(t *testing.T) {
+// Waiters for a slot are served in arrival order; once a wait ran out in
+// the last second (more calls come than the fleet serves) and more than a
+// round of the limit waits, the newest goes first: the oldest would be
+// refused by the bound anyway, and the newest has the most time left.
+func TestConcurrencyLimitServesNewestFirstOnceWaitsRunOut(t *testing.T) {
 	for _, tc := range []struct {
-		waiters   int
+		name      string
+		runOut    bool
 		wantFirst int
-	}{{4, 0}, {6, 5}} {
-		t.Run(fmt.Sprint(tc.waiters, " waiters"), func(t *testing.T) {
+	}{{"waits move", false, 0}, {"a wait ran out", true, 5}} {
+		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				p := mustPolicy(t, retry.WithMaxAttempts(1))
 				sel := plainSelector(t, 1)
@@ -191,9 +191,14 @@ func TestConcurrencyLimitServesOldestFirstUntilTheQueueIsLong(t *testing.T) {
 					_ = p.Do(context.Background(), sel, func(context.Context, selector.Node) error { <-release; return failed })
 				}()
 				synctest.Wait()
+				if tc.runOut {
+					if err := p.Do(context.Background(), sel, func(context.Context, selector.Node) error { return nil }); !errors.Is(err, retry.ErrFleetFull) {
+						t.Fatalf("a wait behind a held slot: %v, want ErrFleetFull", err)
+					}
+				}
 				var mu sync.Mutex
 				var order []int
-				for i := range tc.waiters {
+				for i := range 6 {
 					go func() {
 						_ = p.Do(context.Background(), sel, func(context.Context, selector.Node) error {
 							mu.Lock()
@@ -206,7 +211,7 @@ func TestConcurrencyLimitServesOldestFirstUntilTheQueueIsLong(t *testing.T) {
 				}
 				close(release)
 				synctest.Wait()
-				if len(order) != tc.waiters || order[0] != tc.wantFirst {
+				if len(order) != 6 || order[0] != tc.wantFirst {
 					t.Fatalf("served %v, want waiter %d first", order, tc.wantFirst)
 				}
 			})

@@ -14,11 +14,11 @@ import (
 // in flight, grows by one for every limit's worth of successes, and drops
 // by 10% again at the next refusal of an attempt that started after that
 // decrease (one decrease per round of attempts). Attempts past
-// the limit wait in FIFO order, within their caller's deadline, instead of
+// the limit wait (in order, newest first under overload: see release), within their caller's deadline, instead of
 // being refused by the servers and retried at once (which starves the
 // callers that wait and multiplies attempts); but none waits longer than
-// maxWaitRounds attempts' time (the average attempt under the limit, at
-// least minWait): a queue that does not move faster than that is one the
+// maxWaitRounds attempts' time (the average answered attempt under the
+// limit, at least minWait; firstWait before the first answer): a queue that does not move faster than that is one the
 // fleet cannot serve, and calls that kept waiting would grow it until
 // every call waits to its deadline (open-loop arrivals at 2× what a
 // shedding server serves: answered calls' p50 0.6 s of a 1 s deadline).
@@ -34,11 +34,11 @@ type limiter struct {
 	lastDrop   time.Time
 	lastSignal time.Time
 	avg        time.Duration // an attempt's duration under the limit, refusals aside, averaged
+	lastFull   time.Time     // when a wait last ran out (ErrFleetFull)
 }
 
 const (
 	maxWaitRounds = 8                      // attempts' time an attempt may wait for a slot
-	lifoRounds    = maxWaitRounds / 2      // the queue's work, in rounds of the limit, past which the newest goes first
 	minWait       = 10 * time.Millisecond  // the shortest such wait
 	firstWait     = 100 * time.Millisecond // the wait before any attempt under the limit ended
 	quietAfter    = 5 * time.Second
@@ -86,6 +86,9 @@ func (l *limiter) acquire(ctx context.Context) error {
 		err = ErrFleetFull
 	}
 	l.mu.Lock()
+	if err == ErrFleetFull {
+		l.lastFull = time.Now()
+	}
 	for i, w := range l.waiters {
 		if w.ch == ch {
 			l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
@@ -141,15 +144,16 @@ func (l *limiter) release(overloaded, ok bool, took time.Duration) {
 		l.limit += 1 / l.limit
 	}
 	for len(l.waiters) > 0 && (!l.limited.Load() || float64(l.inflight.Load()) < l.limit) {
-		// First come, first served while the queue holds less than
-		// lifoRounds rounds of the limit (it then moves in well under the
-		// wait bound: callers in a closed loop, a burst); past that, more
-		// calls come than the fleet serves, and the newest goes first
-		// (adaptive LIFO): it has the most time left, and the oldest are
-		// the ones the wait bound refuses anyway. Served in arrival order,
-		// every call would then wait nearly the whole bound.
+		// First come, first served, while the queue moves. Once waits ran
+		// out (ErrFleetFull) in the last second with more than a round
+		// of the limit waiting, more calls come than the fleet serves, and
+		// the newest goes first (adaptive LIFO): it has the most time left,
+		// and the oldest are the ones the wait bound refuses anyway (served
+		// in arrival order, every call then waited nearly the whole bound).
+		// A closed loop of callers, whose queue is less than a round, stays
+		// in order: there, serving the newest would starve the oldest.
 		i := 0
-		if float64(len(l.waiters)) > lifoRounds*l.limit {
+		if float64(len(l.waiters)) > l.limit && !l.lastFull.IsZero() && now.Sub(l.lastFull) < time.Second {
 			i = len(l.waiters) - 1
 		}
 		ch := l.waiters[i].ch
