@@ -224,10 +224,11 @@ func (c *config) outgoing(ctx context.Context) context.Context {
 // the error its client returned for the last attempt, the caller's context
 // ending as its 408, and rpcguard's refusals as *errors.Error.
 func toCaller(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
 	var oe *outcome.Error
 	switch {
-	case err == nil:
-		return nil
 	case errors.As(err, &oe):
 		return oe.Errs[0]
 	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):

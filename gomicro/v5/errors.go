@@ -31,8 +31,10 @@ import (
 // Unavailable; a cancel that go-micro reports as 408, Canceled; an error
 // with a gRPC status that go-micro did not make keeps its code.
 func FromMicro(err error) error {
-	var oe *outcome.Error
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &oe) {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if oe := (*outcome.Error)(nil); errors.As(err, &oe) {
 		return err
 	}
 	// Only an error the client made itself can say the request never left:
