@@ -196,7 +196,7 @@ func (m *Registry) ListServices(...registry.ListOption) ([]*registry.Service, er
 }
 
 func (m *Registry) Watch(opts ...registry.WatchOption) (registry.Watcher, error) {
-	wo := apply(&registry.WatchOptions{Context: context.Background()}, opts)
+	wo := apply(&registry.WatchOptions{}, opts)
 	if wo.Service == "" {
 		return nil, errors.New("gomicro: Watch: name the service (registry.WatchService): rpcguard's registries are watched by service")
 	}

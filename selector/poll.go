@@ -83,8 +83,13 @@ type pollWatcher struct {
 func (w *pollWatcher) Stop() { w.Watcher.Stop(); w.stop() }
 
 // listed lists service's nodes, in the one order.
-func (p *poll) listed(ctx context.Context, service string) ([]Node, error) {
-	nodes, err := p.List(ctx, service)
+func (p *poll) listed(ctx context.Context, service string) (nodes []Node, err error) {
+	defer func() {
+		if v := recover(); v != nil { // the registry's code: a panic is a failed listing, not a crash
+			nodes, err = nil, fmt.Errorf("selector: listing %q panicked: %v", service, v)
+		}
+	}()
+	nodes, err = p.List(ctx, service)
 	if err != nil {
 		return nil, err
 	}
@@ -108,6 +113,11 @@ func (p *poll) follow(ctx context.Context, f *feed.Feed[Node], service string, l
 			go func() {
 				defer close(waited)
 				defer close(ch)
+				defer func() {
+					if v := recover(); v != nil { // the registry's code: the watch ends, polling goes on
+						p.OnError(service, fmt.Errorf("selector: trigger for %q panicked: %v (listing every %v only)", service, v, p.Every))
+					}
+				}()
 				for wait() == nil {
 					select {
 					case ch <- struct{}{}:

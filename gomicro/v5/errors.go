@@ -34,7 +34,8 @@ func FromMicro(err error) error {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	if oe := (*outcome.Error)(nil); errors.As(err, &oe) {
+	var oe *outcome.Error // declared past the nil check: its address escapes
+	if errors.As(err, &oe) {
 		return err
 	}
 	// Only an error the client made itself can say the request never left:
