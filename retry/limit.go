@@ -30,7 +30,7 @@ type limiter struct {
 
 	mu         sync.Mutex
 	limit      float64
-	waiters    []waiter // in arrival order
+	waiters    []chan struct{} // attempts waiting for a slot, in arrival order
 	lastDrop   time.Time
 	lastSignal time.Time
 	avg        time.Duration // an attempt's duration under the limit, refusals aside, averaged
@@ -43,12 +43,6 @@ const (
 	firstWait     = 100 * time.Millisecond // the wait before any attempt under the limit ended
 	quietAfter    = 5 * time.Second
 )
-
-// waiter is an attempt waiting for a slot.
-type waiter struct {
-	ch    chan struct{}
-	since time.Time
-}
 
 // acquire takes a slot for an attempt, waiting for one while the limit is
 // on; it fails with ctx's error, or ErrFleetFull when no slot came in
@@ -68,7 +62,7 @@ func (l *limiter) acquire(ctx context.Context) error {
 		return nil
 	}
 	ch := make(chan struct{})
-	l.waiters = append(l.waiters, waiter{ch: ch, since: time.Now()})
+	l.waiters = append(l.waiters, ch)
 	bound := firstWait
 	if l.avg > 0 {
 		bound = max(minWait, maxWaitRounds*l.avg)
@@ -90,7 +84,7 @@ func (l *limiter) acquire(ctx context.Context) error {
 		l.lastFull = time.Now()
 	}
 	for i, w := range l.waiters {
-		if w.ch == ch {
+		if w == ch {
 			l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
 			l.mu.Unlock()
 			return err
@@ -156,7 +150,7 @@ func (l *limiter) release(overloaded, ok bool, took time.Duration) {
 		if float64(len(l.waiters)) > l.limit && !l.lastFull.IsZero() && now.Sub(l.lastFull) < time.Second {
 			i = len(l.waiters) - 1
 		}
-		ch := l.waiters[i].ch
+		ch := l.waiters[i]
 		l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
 		l.inflight.Add(1)
 		close(ch)
