@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"reflect"
 	"time"
 
@@ -114,21 +115,10 @@ func (g *guardClient) op(ctx context.Context, req client.Request, opts []client.
 	if g.c.stack.Tracing().Enabled() { // the closure costs an allocation; the no-op tracer needs none
 		o.Span = tracing.SpanInfo{Component: component, PeerService: req.Service(), Parent: func(yield func(k, v string) bool) {
 			md, _ := metadata.FromContext(ctx)
-			pairs(md)(yield)
+			maps.All(md)(yield)
 		}}
 	}
 	return o, decide
-}
-
-// pairs yields go-micro metadata as header pairs.
-func pairs(md metadata.Metadata) func(yield func(k, v string) bool) {
-	return func(yield func(k, v string) bool) {
-		for k, v := range md {
-			if !yield(k, v) {
-				return
-			}
-		}
-	}
 }
 
 // retryKey carries WithCallOptions' options in go-micro's call options.

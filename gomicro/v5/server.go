@@ -4,6 +4,7 @@ package gomicro
 
 import (
 	"context"
+	"maps"
 
 	"go-micro.dev/v5/metadata"
 	"go-micro.dev/v5/server"
@@ -79,7 +80,7 @@ func (c *config) serve(ctx context.Context, name string, stream bool, service, m
 		defer t.Release()
 	}
 	md, _ := metadata.FromContext(ctx)
-	return c.stack.Serve(ctx, stack.ServerOp{Name: name, Stream: stream, Span: tracing.SpanInfo{Component: component, Parent: pairs(md)}},
+	return c.stack.Serve(ctx, stack.ServerOp{Name: name, Stream: stream, Span: tracing.SpanInfo{Component: component, Parent: maps.All(md)}},
 		func(ctx context.Context) error {
 			if c.faults != nil {
 				if err := c.faults.Apply(ctx, service, method, c.node, ""); err != nil {
