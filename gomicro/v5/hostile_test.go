@@ -17,6 +17,7 @@ import (
 	merrors "go-micro.dev/v5/errors"
 	"go-micro.dev/v5/metadata"
 	"go-micro.dev/v5/registry"
+	mselector "go-micro.dev/v5/selector"
 	"go-micro.dev/v5/server"
 
 	"github.com/rpcguard/rpcguard/breaker"
@@ -67,8 +68,9 @@ func TestNoNodeServiceNeverWedgesTheSelector(t *testing.T) {
 }
 
 // Close stops the selector for good: Select fails after it (it used to
-// start following the registry again and leak its goroutines), and a
-// second Close is harmless.
+// start following the registry again and leak its goroutines), Init with
+// another registry does not bring it back (it did: go-micro's
+// client.Registry calls Init), and a second Close is harmless.
 func TestSelectorUseAfterClose(t *testing.T) {
 	f := newFleet(t, 1, nil)
 	sel, err := gomicro.NewSelector(f.reg)
@@ -81,6 +83,12 @@ func TestSelectorUseAfterClose(t *testing.T) {
 	within(t, "Close", func() { _ = sel.Close() })
 	if _, err := sel.Select("greeter"); !errors.Is(err, selector.ErrClosed) {
 		t.Fatalf("Select after Close: %v, want selector.ErrClosed", err)
+	}
+	if err := sel.Init(mselector.Registry(newFleet(t, 1, nil).reg)); !errors.Is(err, selector.ErrClosed) {
+		t.Fatalf("Init with another registry after Close: %v, want selector.ErrClosed", err)
+	}
+	if _, err := sel.Select("greeter"); !errors.Is(err, selector.ErrClosed) {
+		t.Fatalf("Select after Close and Init: %v, want selector.ErrClosed", err)
 	}
 	if err := sel.Close(); err != nil {
 		t.Fatalf("a second Close: %v", err)

@@ -27,9 +27,10 @@ type Selector struct {
 	picks  sync.Map // *registry.Node (each pick's own) -> pick
 	warned sync.Once
 
-	mu    sync.Mutex
-	opts  mselector.Options
-	group *selector.Group
+	mu     sync.Mutex
+	opts   mselector.Options
+	group  *selector.Group
+	closed bool
 }
 
 // NewSelector returns a Selector on reg with rpcguard selector options
@@ -48,10 +49,13 @@ func NewSelector(reg registry.Registry, opts ...selector.Option) (*Selector, err
 }
 
 // Init applies go-micro selector options; a new registry takes effect for
-// every service from then on.
+// every service from then on. After Close it fails (selector.ErrClosed).
 func (s *Selector) Init(opts ...mselector.Option) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return selector.ErrClosed
+	}
 	old := s.opts.Registry
 	if apply(&s.opts, opts); s.group != nil && (s.opts.Registry == nil || s.opts.Registry == old) {
 		return nil
@@ -151,10 +155,15 @@ func (s *Selector) Reset(service string) {
 	})
 }
 
-// Close stops following the registry; Select fails after it.
+// Close stops following the registry for good; Select and Init fail
+// after it.
 func (s *Selector) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	g := s.group
+	s.mu.Unlock()
 	s.picks.Clear()
-	return s.grp().Close()
+	return g.Close()
 }
 
 var _ mselector.Selector = (*Selector)(nil)
