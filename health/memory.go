@@ -60,8 +60,9 @@ func NewMemory(opts ...MemoryOption) (*Memory, error) {
 	return m, nil
 }
 
-// Close stops the expiry goroutine and ends every watch. Closing again
-// does nothing.
+// Close stops the expiry goroutine and ends every watch; Register and
+// Watch fail after it (selector.ErrClosed: nothing would expire), List
+// and Deregister still answer. Closing again does nothing.
 func (m *Memory) Close() error {
 	m.closed.Do(func() { close(m.stop) })
 	<-m.done
@@ -107,6 +108,9 @@ func (m *Memory) Register(_ context.Context, service string, node selector.Node,
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closedLocked() {
+		return fmt.Errorf("health: Register(%q): %w", service, selector.ErrClosed)
+	}
 	nodes := m.services[service]
 	if nodes == nil {
 		nodes = map[string]memEntry{}
@@ -159,6 +163,9 @@ func (m *Memory) Watch(ctx context.Context, service string) (selector.Watcher, e
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closedLocked() {
+		return nil, fmt.Errorf("health: Watch(%q): %w", service, selector.ErrClosed)
+	}
 	f := m.feeds[service]
 	if f == nil {
 		f = &feed.Feed[selector.Node]{}
@@ -166,6 +173,17 @@ func (m *Memory) Watch(ctx context.Context, service string) (selector.Watcher, e
 		m.feeds[service] = f
 	}
 	return f.Watch(ctx), nil
+}
+
+// closedLocked reports whether Close began: Close ends the watches under
+// mu, so a watch opened before that is ended too.
+func (m *Memory) closedLocked() bool {
+	select {
+	case <-m.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 func (m *Memory) snapshotLocked(service string) []selector.Node {

@@ -2,6 +2,7 @@ package health_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -212,9 +213,25 @@ func TestEtcdSkipsEntriesWithBadIDs(t *testing.T) {
 	}
 }
 
-func TestMemoryCloseTwiceIsANoOp(t *testing.T) {
+// A closed memory registry: a second Close is harmless; Register and
+// Watch fail (a node registered then would never expire, a watch never
+// end: both were accepted); a watch opened before Close ends; List and
+// Deregister still answer.
+func TestMemoryUseAfterClose(t *testing.T) {
 	m, err := health.NewMemory()
 	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	node := selector.Node{ID: "a", Addr: "127.0.0.1:1"}
+	if err := m.Register(ctx, "svc", node, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	w, err := m.Watch(ctx, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Next(); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Close(); err != nil {
@@ -222,6 +239,21 @@ func TestMemoryCloseTwiceIsANoOp(t *testing.T) {
 	}
 	if err := m.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := w.Next(); !errors.Is(err, selector.ErrClosed) {
+		t.Fatalf("a watch opened before Close: %v, want selector.ErrClosed", err)
+	}
+	if err := m.Register(ctx, "other", node, time.Minute); !errors.Is(err, selector.ErrClosed) {
+		t.Fatalf("Register after Close: %v, want selector.ErrClosed", err)
+	}
+	if _, err := m.Watch(ctx, "other"); !errors.Is(err, selector.ErrClosed) {
+		t.Fatalf("Watch after Close: %v, want selector.ErrClosed", err)
+	}
+	if nodes, err := m.List(ctx, "svc"); err != nil || len(nodes) != 1 {
+		t.Fatalf("List after Close: %v, %v; want the one node", nodes, err)
+	}
+	if err := m.Deregister(ctx, "svc", "a"); err != nil {
+		t.Fatalf("Deregister after Close: %v", err)
 	}
 }
 
