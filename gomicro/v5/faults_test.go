@@ -66,6 +66,14 @@ func TestBlackHoledNode(t *testing.T) {
 }
 
 func blackHoled(t *testing.T, k kind) {
+	if k.name == mucp.name && testcluster.RaceDetector {
+		// go-micro's mucp client reads a reply on one goroutine while its
+		// call, timed out, closes the stream's buffer on another (client
+		// rpc_codec.go, v4.11 and v5.30): the race detector flags it when the
+		// server's answer at its deadline meets the attempt's timeout. Not
+		// ours to fix; .ci/run runs this test without -race too.
+		t.Skip("go-micro's mucp client races when an attempt times out as its answer arrives: run without -race")
+	}
 	var holed atomic.Int64
 	inj, err := faultinject.New(1, []faultinject.Rule{{Name: "black hole", Node: "greeter-greeter-2", Rate: 1, Hang: true}},
 		faultinject.WithHooks(faultinject.Hooks{OnFault: func(string, string, string, string) { holed.Add(1) }}))
